@@ -1,0 +1,541 @@
+//! Experiment files: TOML parsed into a raw, serde-shaped [`RawExperiment`], then validated
+//! into a checked [`Experiment`] (defaults filled, grid expanded) that everything downstream
+//! takes. Unknown keys and wrong types are rejected by serde with the file, line and key;
+//! semantic errors name the file, the key and the value.
+
+use std::path::{Path, PathBuf};
+
+use data::mnist::LoadOptions;
+use data::split::ForgetSpec;
+use methods::{Method, MiUnlearn, Supervised};
+use model::MlpSpec;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        problem: String,
+    },
+}
+
+/// A value or a list of values: `gamma = 4` or `gamma = [1, 2, 4]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, expecting = "a value or a list of values")]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    /// Names the output folder `results/<name>/`; defaults to the file's stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub seeds: Vec<u64>,
+    #[serde(default)]
+    pub data: RawData,
+    pub forget: RawForget,
+    #[serde(default)]
+    pub model: RawModel,
+    pub methods: RawMethods,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Folder of the IDX files; relative paths are relative to the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Keep only the first N training images (quick tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForget {
+    pub class: u8,
+    pub fraction: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethods {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<RawOriginal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrain: Option<RawSupervised>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<RawSupervised>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mi_unlearn: Option<RawMiUnlearn>,
+}
+
+/// The original model: one parameter set, shared by every method that starts from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOriginal {
+    pub epochs: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSupervised {
+    pub epochs: OneOrMany<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMiUnlearn {
+    pub gamma: OneOrMany<f64>,
+    pub epochs: OneOrMany<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remain_batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+}
+
+/// A checked experiment: defaults filled in, the grid expanded (seeds apart).
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub name: String,
+    pub source: PathBuf,
+    pub seeds: Vec<u64>,
+    pub data_dir: PathBuf,
+    pub load: LoadOptions,
+    pub forget: ForgetSpec,
+    pub model: MlpSpec,
+    /// Every method and parameter set, `original` first when present.
+    pub methods: Vec<Method>,
+    /// The configuration with every default written out, as TOML.
+    pub resolved: String,
+}
+
+impl Experiment {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `text`; `path` is used in messages and for the default name.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawExperiment = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        validate(raw, path)
+    }
+}
+
+fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigError> {
+    let invalid = |key: &str, problem: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        problem,
+    };
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("experiment");
+    let name = raw.name.clone().unwrap_or_else(|| stem.to_owned());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.starts_with('.')
+    {
+        return Err(invalid(
+            "name",
+            format!(
+                "is {name:?}; use letters, digits, '-', '_' and '.' (it names the results folder)"
+            ),
+        ));
+    }
+    raw.name = Some(name.clone());
+
+    if raw.seeds.is_empty() {
+        return Err(invalid(
+            "seeds",
+            "is empty; list at least one seed, e.g. seeds = [0, 1, 2]".into(),
+        ));
+    }
+    check_unique(&raw.seeds, |s| s.to_string())
+        .map_err(|dup| invalid("seeds", format!("lists {dup} twice")))?;
+
+    let data = &mut raw.data;
+    let dataset = data.dataset.get_or_insert_with(|| "mnist".into());
+    if dataset != "mnist" {
+        return Err(invalid(
+            "data.dataset",
+            format!("is {dataset:?}; the supported dataset is \"mnist\""),
+        ));
+    }
+    let data_dir = data
+        .dir
+        .get_or_insert_with(|| PathBuf::from("data/MNIST/raw"))
+        .clone();
+    for (key, limit) in [
+        ("data.train_limit", data.train_limit),
+        ("data.test_limit", data.test_limit),
+    ] {
+        if limit == Some(0) {
+            return Err(invalid(
+                key,
+                "is 0; leave it out to use every sample".into(),
+            ));
+        }
+    }
+    let load = LoadOptions {
+        train_limit: data.train_limit,
+        test_limit: data.test_limit,
+    };
+
+    let forget = ForgetSpec {
+        class: raw.forget.class,
+        fraction: raw.forget.fraction,
+    };
+    if forget.class >= data::mnist::CLASSES {
+        return Err(invalid(
+            "forget.class",
+            format!("is {}; MNIST classes are 0 to 9", forget.class),
+        ));
+    }
+    if !(forget.fraction > 0.0 && forget.fraction <= 1.0) {
+        return Err(invalid(
+            "forget.fraction",
+            format!("is {}; it must be in (0, 1]", forget.fraction),
+        ));
+    }
+
+    let hidden = raw
+        .model
+        .hidden
+        .get_or_insert_with(|| MlpSpec::default().hidden)
+        .clone();
+    if hidden.contains(&0) {
+        return Err(invalid(
+            "model.hidden",
+            format!("is {hidden:?}; layer sizes must be positive"),
+        ));
+    }
+    let model = MlpSpec {
+        hidden,
+        ..MlpSpec::default()
+    };
+
+    let mut methods = Vec::new();
+    let m = &mut raw.methods;
+    let defaults = Supervised::default();
+    let positive = |key: &str, v: usize| {
+        if v == 0 {
+            Err(invalid(key, "is 0; it must be at least 1".into()))
+        } else {
+            Ok(v)
+        }
+    };
+    let rate = |key: &str, lr: f64| {
+        if lr.is_finite() && lr > 0.0 {
+            Ok(lr)
+        } else {
+            Err(invalid(
+                key,
+                format!("is {lr}; a learning rate must be positive"),
+            ))
+        }
+    };
+    if let Some(o) = &mut m.original {
+        let s = Supervised {
+            epochs: positive("methods.original.epochs", o.epochs)?,
+            batch_size: positive(
+                "methods.original.batch_size",
+                *o.batch_size.get_or_insert(defaults.batch_size),
+            )?,
+            lr: rate("methods.original.lr", *o.lr.get_or_insert(defaults.lr))?,
+        };
+        methods.push(Method::Original(s));
+    }
+    for (name, section, wrap) in [
+        (
+            "retrain",
+            &mut m.retrain,
+            Method::Retrain as fn(Supervised) -> Method,
+        ),
+        ("finetune", &mut m.finetune, Method::Finetune),
+    ] {
+        let Some(s) = section else { continue };
+        let key = |k: &str| format!("methods.{name}.{k}");
+        let batch_size = positive(
+            &key("batch_size"),
+            *s.batch_size.get_or_insert(defaults.batch_size),
+        )?;
+        let lr = rate(&key("lr"), *s.lr.get_or_insert(defaults.lr))?;
+        for epochs in grid(&s.epochs, &key("epochs"), &invalid)? {
+            methods.push(wrap(Supervised {
+                epochs: positive(&key("epochs"), epochs)?,
+                batch_size,
+                lr,
+            }));
+        }
+    }
+    if let Some(s) = &mut m.mi_unlearn {
+        let d = MiUnlearn::default();
+        let remain_batch_size = positive(
+            "methods.mi_unlearn.remain_batch_size",
+            *s.remain_batch_size.get_or_insert(d.remain_batch_size),
+        )?;
+        let forget_batch_size = positive(
+            "methods.mi_unlearn.forget_batch_size",
+            *s.forget_batch_size.get_or_insert(d.forget_batch_size),
+        )?;
+        let lr = rate("methods.mi_unlearn.lr", *s.lr.get_or_insert(d.lr))?;
+        let gammas = grid(&s.gamma, "methods.mi_unlearn.gamma", &invalid)?;
+        if let Some(g) = gammas.iter().find(|g| !(g.is_finite() && **g >= 0.0)) {
+            return Err(invalid(
+                "methods.mi_unlearn.gamma",
+                format!("contains {g}; gamma must be a finite number >= 0"),
+            ));
+        }
+        for epochs in grid(&s.epochs, "methods.mi_unlearn.epochs", &invalid)? {
+            for &gamma in &gammas {
+                let epochs = positive("methods.mi_unlearn.epochs", epochs)?;
+                methods.push(Method::MiUnlearn(MiUnlearn {
+                    gamma,
+                    epochs,
+                    remain_batch_size,
+                    forget_batch_size,
+                    lr,
+                }));
+            }
+        }
+    }
+    if methods.is_empty() {
+        return Err(invalid("methods", "is empty; add at least one of [methods.original], [methods.retrain], [methods.finetune], [methods.mi_unlearn]".into()));
+    }
+    if let Some(needs) = methods.iter().find(|m| m.needs_original())
+        && m.original.is_none()
+    {
+        return Err(invalid(
+            &format!("methods.{}", needs.name()),
+            "starts from the original model; add a [methods.original] section with its epochs"
+                .into(),
+        ));
+    }
+    methods.sort_by_key(|m| {
+        ["original", "retrain", "finetune", "mi_unlearn"]
+            .iter()
+            .position(|n| *n == m.name())
+    });
+
+    let resolved = toml::to_string_pretty(&raw).expect("a parsed experiment serialises");
+    Ok(Experiment {
+        name,
+        source: path.to_owned(),
+        seeds: raw.seeds,
+        data_dir,
+        load,
+        forget,
+        model,
+        methods,
+        resolved,
+    })
+}
+
+fn grid<T: Clone + PartialEq + std::fmt::Display>(
+    values: &OneOrMany<T>,
+    key: &str,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<T>, ConfigError> {
+    let values = values.to_vec();
+    if values.is_empty() {
+        return Err(invalid(
+            key,
+            "is an empty list; give at least one value".into(),
+        ));
+    }
+    check_unique(&values, |v| v.to_string())
+        .map_err(|dup| invalid(key, format!("lists {dup} twice")))?;
+    Ok(values)
+}
+
+fn check_unique<T: PartialEq>(values: &[T], show: impl Fn(&T) -> String) -> Result<(), String> {
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(show(v));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+seeds = [0, 1]
+[forget]
+class = 3
+fraction = 0.75
+[methods.original]
+epochs = 100
+[methods.retrain]
+epochs = 100
+[methods.finetune]
+epochs = [10, 100]
+[methods.mi_unlearn]
+gamma = [1, 2.5, 4]
+epochs = 5
+"#;
+
+    fn parse(text: &str) -> Result<Experiment, String> {
+        Experiment::parse(text, Path::new("experiments/x.toml")).map_err(|e| e.to_string())
+    }
+
+    #[track_caller]
+    fn check_err(text: &str, expected: &[&str]) {
+        let err = parse(text).expect_err("expected an error");
+        for e in expected {
+            assert!(err.contains(e), "{err}\n--- lacks: {e}");
+        }
+    }
+
+    #[test]
+    fn expands_the_grid_with_defaults() {
+        let exp = parse(MINIMAL).unwrap();
+        assert_eq!(exp.name, "x");
+        assert_eq!(exp.data_dir, PathBuf::from("data/MNIST/raw"));
+        let names: Vec<_> = exp
+            .methods
+            .iter()
+            .map(|m| (m.name(), m.gamma(), m.epochs()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("original", None, 100),
+                ("retrain", None, 100),
+                ("finetune", None, 10),
+                ("finetune", None, 100),
+                ("mi_unlearn", Some(1.0), 5),
+                ("mi_unlearn", Some(2.5), 5),
+                ("mi_unlearn", Some(4.0), 5),
+            ]
+        );
+        assert_eq!(exp.methods[6], Method::MiUnlearn(MiUnlearn::default()));
+        assert!(
+            exp.resolved.contains("forget_batch_size = 16")
+                && exp.resolved.contains("name = \"x\""),
+            "{}",
+            exp.resolved
+        );
+        // The resolved configuration is itself a valid experiment with the same plan.
+        assert_eq!(parse(&exp.resolved).unwrap().methods, exp.methods);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_wrong_types_with_line_and_file() {
+        check_err(
+            &MINIMAL.replace("gamma =", "gama ="),
+            &["experiments/x.toml", "line 13", "unknown field `gama`"],
+        );
+        check_err(
+            &MINIMAL.replace("class = 3", "class = \"three\""),
+            &["experiments/x.toml", "line 4", "class"],
+        );
+        check_err(
+            &MINIMAL.replace("epochs = 5", "epochs = \"5\""),
+            &["line 14", "a value or a list of values"],
+        );
+        check_err(
+            &format!("{MINIMAL}\n[methods.sisa]\nshards = 4\n"),
+            &["unknown field `sisa`"],
+        );
+        check_err("seeds = [0]", &["missing field `forget`"]);
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_key() {
+        check_err(
+            &MINIMAL.replace("fraction = 0.75", "fraction = 1.5"),
+            &["experiments/x.toml: `forget.fraction` is 1.5"],
+        );
+        check_err(
+            &MINIMAL.replace("class = 3", "class = 12"),
+            &["`forget.class` is 12"],
+        );
+        check_err(
+            &MINIMAL.replace("[1, 2.5, 4]", "[1, -2]"),
+            &["`methods.mi_unlearn.gamma` contains -2"],
+        );
+        check_err(
+            &MINIMAL.replace("[1, 2.5, 4]", "[1, 1]"),
+            &["`methods.mi_unlearn.gamma` lists 1 twice"],
+        );
+        check_err(
+            &MINIMAL.replace("[1, 2.5, 4]", "[]"),
+            &["`methods.mi_unlearn.gamma` is an empty list"],
+        );
+        check_err(
+            &MINIMAL.replace("seeds = [0, 1]", "seeds = []"),
+            &["`seeds` is empty"],
+        );
+        check_err(
+            &MINIMAL.replace("[10, 100]", "[0]"),
+            &["`methods.finetune.epochs` is 0"],
+        );
+        check_err(
+            &MINIMAL.replace("[methods.original]\nepochs = 100\n", ""),
+            &["`methods.finetune` starts from the original model"],
+        );
+        check_err(
+            &format!("name = \"../x\"\n{MINIMAL}"),
+            &["`name` is \"../x\""],
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The experiment runner: reads a TOML experiment ([`config`]), expands it into jobs with
+//! content-hashed keys ([`plan`]), trains what the model [`cache`] lacks, in parallel and
+//! dependencies first ([`run`]), and writes CSV tables ([`report`]).
+//!
+//! ```no_run
+//! let exp = harness::config::Experiment::load("experiments/paper_table.toml".as_ref())?;
+//! let opts = harness::run::RunOptions { jobs: 2, threads: 1, cache: "cache".into(), quiet: false };
+//! let outcome = harness::run::execute(&exp, &opts)?;
+//! let summary = harness::report::write("results/paper_table".as_ref(), &outcome, &exp.resolved)?;
+//! print!("{}", harness::report::table(&summary));
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod cache;
+pub mod config;
+mod fsutil;
+pub mod plan;
+pub mod report;
+pub mod run;

@@ -1,0 +1,238 @@
+//! From a checked experiment to jobs with cache keys.
+//!
+//! A job is one method, one parameter set, one seed. Its key is the SHA-256 of an explicit,
+//! ordered, line-based description of everything that determines the trained model, and only
+//! that (never a derived `Hash`, a path or a time):
+//!
+//! | line       | content                                                      | in the key of          |
+//! |------------|--------------------------------------------------------------|------------------------|
+//! | `schema`   | [`SCHEMA`], bumped whenever training code changes its output | every job              |
+//! | `data`     | the four files' SHA-256 and any sample limits                | every job              |
+//! | `model`    | architecture and initialisation scheme                       | every job              |
+//! | `device`   | where it is trained                                          | every job              |
+//! | `method`   | method name                                                  | every job              |
+//! | `param`    | each parameter, in the method's fixed order                  | every job              |
+//! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
+//! | `split`    | forget class and fraction (drawn from the seed)              | jobs that use the split|
+//! | `upstream` | the original model's key                                     | finetune, mi_unlearn   |
+//!
+//! So changing gamma changes only MI-unlearn keys, and changing the forget set leaves the
+//! original models cached.
+
+use methods::Method;
+use sha2::{Digest, Sha256};
+
+use crate::config::Experiment;
+
+/// Bump to invalidate every cached model (and say why in the commit).
+pub const SCHEMA: u32 = 1;
+
+/// One trained model to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub method: Method,
+    pub seed: u64,
+    pub key: String,
+    /// The key of the original model this job starts from.
+    pub upstream: Option<String>,
+    /// What the key hashes, kept next to the model in the cache for humans.
+    pub description: String,
+}
+
+impl Job {
+    /// `mi_unlearn gamma=4 epochs=5 seed=0`, for logs.
+    pub fn label(&self) -> String {
+        let gamma = self
+            .method
+            .gamma()
+            .map(|g| format!(" gamma={g}"))
+            .unwrap_or_default();
+        format!(
+            "{}{gamma} epochs={} seed={}",
+            self.method.name(),
+            self.method.epochs(),
+            self.seed
+        )
+    }
+}
+
+/// The jobs of an experiment, upstream jobs before the jobs that need them, grouped in
+/// [`Plan::levels`] of mutually independent jobs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub jobs: Vec<Job>,
+}
+
+impl Plan {
+    pub fn new(exp: &Experiment, data_fingerprint: &str) -> Self {
+        let mut jobs = Vec::new();
+        for &seed in &exp.seeds {
+            let original = exp
+                .methods
+                .iter()
+                .find(|m| matches!(m, Method::Original(_)))
+                .map(|m| job(exp, data_fingerprint, m, seed, None));
+            let upstream = original.as_ref().map(|o| o.key.clone());
+            jobs.extend(original);
+            for m in exp
+                .methods
+                .iter()
+                .filter(|m| !matches!(m, Method::Original(_)))
+            {
+                let up = m
+                    .needs_original()
+                    .then(|| upstream.clone().expect("validated: original present"));
+                jobs.push(job(exp, data_fingerprint, m, seed, up));
+            }
+        }
+        Self { jobs }
+    }
+
+    /// Jobs with no upstream, then the jobs that depend on them.
+    pub fn levels(&self) -> [Vec<&Job>; 2] {
+        let (first, second) = self.jobs.iter().partition(|j| j.upstream.is_none());
+        [first, second]
+    }
+}
+
+/// The key of the forget / remain split of a seed, for caching evaluations.
+pub fn split_key(exp: &Experiment, data_fingerprint: &str, seed: u64) -> String {
+    sha256_hex(&format!(
+        "schema {SCHEMA}\ndata {data_fingerprint}\nsplit {}\nseed {seed}\n",
+        split_line(exp)
+    ))
+}
+
+fn split_line(exp: &Experiment) -> String {
+    format!(
+        "class={} fraction={:?}",
+        exp.forget.class, exp.forget.fraction
+    )
+}
+
+fn job(
+    exp: &Experiment,
+    data_fingerprint: &str,
+    method: &Method,
+    seed: u64,
+    upstream: Option<String>,
+) -> Job {
+    let mut d = format!(
+        "schema {SCHEMA}\ndata {data_fingerprint}\nmodel {} init=torch-linear-uniform\ndevice cpu\nmethod {}\n",
+        exp.model.describe(),
+        method.name()
+    );
+    for (name, value) in method.params() {
+        d += &format!("param {name}={value}\n");
+    }
+    d += &format!("seed {seed}\n");
+    if method.uses_split() {
+        d += &format!("split {}\n", split_line(exp));
+    }
+    if let Some(up) = &upstream {
+        d += &format!("upstream {up}\n");
+    }
+    Job {
+        method: method.clone(),
+        seed,
+        key: sha256_hex(&d),
+        upstream,
+        description: d,
+    }
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn plan(gammas: &str, fraction: &str) -> Plan {
+        let text = format!(
+            "seeds = [0, 1]\n[forget]\nclass = 3\nfraction = {fraction}\n[methods.original]\nepochs = 2\n\
+             [methods.retrain]\nepochs = 2\n[methods.finetune]\nepochs = 1\n\
+             [methods.mi_unlearn]\ngamma = {gammas}\nepochs = 1\n"
+        );
+        Plan::new(
+            &Experiment::parse(&text, Path::new("t.toml")).unwrap(),
+            "mnist test",
+        )
+    }
+
+    fn keys(p: &Plan, name: &str) -> Vec<String> {
+        p.jobs
+            .iter()
+            .filter(|j| j.method.name() == name)
+            .map(|j| j.key.clone())
+            .collect()
+    }
+
+    #[test]
+    fn one_job_per_method_and_seed_upstream_first() {
+        let p = plan("[1, 4]", "0.75");
+        assert_eq!(p.jobs.len(), 2 * 5);
+        let labels: Vec<_> = p.jobs.iter().take(5).map(Job::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "original epochs=2 seed=0",
+                "retrain epochs=2 seed=0",
+                "finetune epochs=1 seed=0",
+                "mi_unlearn gamma=1 epochs=1 seed=0",
+                "mi_unlearn gamma=4 epochs=1 seed=0"
+            ]
+        );
+        let [first, second] = p.levels();
+        assert_eq!(first.len(), 4);
+        assert!(
+            second.iter().all(
+                |j| j.upstream.as_deref() == Some(&keys(&p, "original")[(j.seed) as usize][..])
+            )
+        );
+        let mut unique = p.jobs.iter().map(|j| &j.key).collect::<Vec<_>>();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), p.jobs.len());
+    }
+
+    #[test]
+    fn keys_are_stable_and_change_only_where_they_must() {
+        let base = plan("[1, 4]", "0.75");
+        assert_eq!(base.jobs, plan("[1, 4]", "0.75").jobs);
+        // A pinned key: if this changes, every cache entry is invalidated; bump SCHEMA on purpose.
+        assert_eq!(
+            keys(&base, "original")[0],
+            sha256_hex(&base.jobs[0].description)
+        );
+        assert!(
+            base.jobs[0]
+                .description
+                .starts_with("schema 1\ndata mnist test\nmodel mlp 784-128-64-10 relu")
+        );
+
+        let gamma = plan("[1, 5]", "0.75");
+        for name in ["original", "retrain", "finetune"] {
+            assert_eq!(keys(&base, name), keys(&gamma, name), "{name}");
+        }
+        let (a, b) = (keys(&base, "mi_unlearn"), keys(&gamma, "mi_unlearn"));
+        assert_eq!(
+            (a[0] == b[0], a[1] == b[1]),
+            (true, false),
+            "only gamma 4 -> 5 changed"
+        );
+
+        let split = plan("[1, 4]", "0.5");
+        assert_eq!(
+            keys(&base, "original"),
+            keys(&split, "original"),
+            "the original ignores the split"
+        );
+        assert_ne!(keys(&base, "retrain"), keys(&split, "retrain"));
+    }
+}

@@ -1,0 +1,223 @@
+//! Runs a plan: upstream models first, then their dependants, each level's jobs in parallel
+//! on a rayon pool; every model comes from the cache when it is there and goes into it when
+//! it is trained.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use data::Mnist;
+use data::split::forget_split;
+use methods::{Data, Method, eval::evaluate};
+use rayon::prelude::*;
+
+use crate::cache::{Accuracy, Cache, EpochRecord, Record};
+use crate::config::Experiment;
+use crate::plan::{Job, Plan, split_key};
+
+/// How to run (none of it changes the results).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Jobs trained at once.
+    pub jobs: usize,
+    /// libtorch threads per job.
+    pub threads: usize,
+    pub cache: std::path::PathBuf,
+    pub quiet: bool,
+}
+
+/// One finished run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub job: Job,
+    pub record: Record,
+    pub accuracy: Accuracy,
+    /// Whether this invocation trained it (rather than the cache holding it).
+    pub trained: bool,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub plan: Plan,
+    /// In plan order.
+    pub results: Vec<RunResult>,
+}
+
+impl Outcome {
+    pub fn trained(&self) -> usize {
+        self.results.iter().filter(|r| r.trained).count()
+    }
+}
+
+struct Shared<'a> {
+    exp: &'a Experiment,
+    cache: Cache,
+    fingerprint: String,
+    mnist: Mutex<Option<Arc<Mnist>>>,
+    done: AtomicUsize,
+    total: usize,
+    quiet: bool,
+}
+
+impl Shared<'_> {
+    /// The dataset, loaded by the first job that needs it.
+    fn mnist(&self) -> anyhow::Result<Arc<Mnist>> {
+        let mut slot = self.mnist.lock().expect("no job panics while loading");
+        if let Some(m) = &*slot {
+            return Ok(m.clone());
+        }
+        let t0 = Instant::now();
+        let m = Arc::new(data::mnist::load(&self.exp.data_dir, &self.exp.load)?);
+        self.log(format_args!(
+            "loaded MNIST ({} train / {} test images, SHA-256 verified) from {} in {:.1}s",
+            m.train.len(),
+            m.test.len(),
+            self.exp.data_dir.display(),
+            t0.elapsed().as_secs_f64()
+        ));
+        *slot = Some(m.clone());
+        Ok(m)
+    }
+
+    fn log(&self, msg: std::fmt::Arguments<'_>) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// Runs every job of `exp`.
+pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
+    let fingerprint = data::mnist::fingerprint(&exp.load);
+    let plan = Plan::new(exp, &fingerprint);
+    let threads = opts.threads.max(1);
+    tch::set_num_threads(threads as i32);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .thread_name(|i| format!("job-{i}"))
+        // libtorch's thread count is per OS thread: set it in every worker.
+        .start_handler(move |_| tch::set_num_threads(threads as i32))
+        .build()
+        .context("cannot start the worker threads")?;
+    let shared = Shared {
+        exp,
+        cache: Cache::open(&opts.cache)?,
+        fingerprint,
+        mnist: Mutex::new(None),
+        done: AtomicUsize::new(0),
+        total: plan.jobs.len(),
+        quiet: opts.quiet,
+    };
+    let mut results = Vec::with_capacity(plan.jobs.len());
+    for level in plan.levels() {
+        let level_results: anyhow::Result<Vec<RunResult>> =
+            pool.install(|| level.par_iter().map(|job| run_job(job, &shared)).collect());
+        results.extend(level_results?);
+    }
+    // Back to plan order (levels reorder the jobs).
+    let position = |key: &str| {
+        plan.jobs
+            .iter()
+            .position(|j| j.key == key)
+            .expect("a planned job")
+    };
+    results.sort_by_key(|r| position(&r.job.key));
+    Ok(Outcome { plan, results })
+}
+
+fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
+    let exp = s.exp;
+    let split_key = split_key(exp, &s.fingerprint, job.seed);
+    let record = s.cache.record(&job.key)?;
+    if let Some(record) = &record
+        && let Some(accuracy) = s.cache.eval(&job.key, &split_key)
+    {
+        finish(s, job, "cached", &accuracy);
+        return Ok(RunResult {
+            job: job.clone(),
+            record: record.clone(),
+            accuracy,
+            trained: false,
+        });
+    }
+
+    let mnist = s.mnist()?;
+    let split = forget_split(
+        &mnist.train.labels,
+        &exp.forget,
+        &mut data::rng::stream(job.seed, "split"),
+    )?;
+    let data = Data::new(&mnist, &split, tch::Device::Cpu);
+    let (model, record, trained) = match record {
+        Some(record) => (s.cache.load_model(&job.key, &exp.model)?, record, false),
+        None => {
+            let original =
+                match &job.upstream {
+                    Some(key) => Some(s.cache.load_model(key, &exp.model).with_context(|| {
+                        format!("loading the original model for {}", job.label())
+                    })?),
+                    None => None,
+                };
+            let ctx = methods::Context {
+                data: &data,
+                spec: &exp.model,
+                seed: job.seed,
+                device: tch::Device::Cpu,
+            };
+            // MI-unlearn runs are short and their trajectory is the point: evaluate every epoch.
+            let per_epoch = matches!(job.method, Method::MiUnlearn(_));
+            let mut history = Vec::with_capacity(job.method.epochs());
+            let t0 = Instant::now();
+            let model = methods::run(
+                &job.method,
+                &ctx,
+                original.as_ref(),
+                &mut |epoch, m, stats| {
+                    history.push(EpochRecord {
+                        epoch,
+                        loss: stats.loss,
+                        ce: stats.ce,
+                        mi: stats.mi,
+                        metrics: per_epoch.then(|| evaluate(m, &data).into()),
+                    });
+                },
+            );
+            let record = Record {
+                key: job.key.clone(),
+                label: job.label(),
+                description: job.description.clone(),
+                seconds: t0.elapsed().as_secs_f64(),
+                history,
+            };
+            s.cache.store(&model, &record)?;
+            (model, record, true)
+        }
+    };
+    let accuracy: Accuracy = evaluate(&model, &data).into();
+    s.cache.store_eval(&job.key, &split_key, &accuracy)?;
+    let how = if trained {
+        format!("trained in {:.1}s", record.seconds)
+    } else {
+        "evaluated".to_owned()
+    };
+    finish(s, job, &how, &accuracy);
+    Ok(RunResult {
+        job: job.clone(),
+        record,
+        accuracy,
+        trained,
+    })
+}
+
+fn finish(s: &Shared<'_>, job: &Job, how: &str, a: &Accuracy) {
+    let n = s.done.fetch_add(1, Ordering::Relaxed) + 1;
+    s.log(format_args!(
+        "[{n}/{}] {}: {how} (remain {:.2}, forget {:.2}, test {:.2})",
+        s.total,
+        job.label(),
+        a.remain,
+        a.forget,
+        a.test
+    ));
+}

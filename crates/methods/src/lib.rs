@@ -1,0 +1,406 @@
+//! The training and unlearning methods, exactly as the notebook runs them, over data held as
+//! tensors once per job ([`Data`]).
+//!
+//! - [`Method`]: `original`, `retrain`, `finetune` and `mi_unlearn`, with their parameters and
+//!   [`run`] to train one;
+//! - [`mi::mutual_information`]: the plug-in estimate of `I(Y_hat; Z)` that MI-unlearn
+//!   penalises;
+//! - [`eval::evaluate`]: accuracy (%) on the remain, forget and test sets.
+//!
+//! Every random draw comes from a stream of [`data::rng`] named after the method and the seed,
+//! so a run is the same whichever thread runs it and whatever else runs beside it.
+
+pub mod eval;
+pub mod mi;
+mod tensors;
+mod train;
+
+use model::{Mlp, MlpSpec};
+use tch::Device;
+
+pub use eval::Metrics;
+pub use tensors::Data;
+pub use train::EpochStats;
+
+/// A method and all the parameters that determine its result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// Trains from a fresh initialisation on all training data: the model to unlearn from.
+    Original(Supervised),
+    /// Trains from a fresh initialisation on the remain set: the gold standard.
+    Retrain(Supervised),
+    /// Continues training a copy of the original on the remain set, with a fresh optimiser.
+    Finetune(Supervised),
+    /// Fine-tunes a copy of the original with loss `CE(remain) + gamma * I(Y_hat; Z)`.
+    MiUnlearn(MiUnlearn),
+}
+
+/// Adam on mini-batches reshuffled every epoch (the notebook's `train_model`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Supervised {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+}
+
+impl Default for Supervised {
+    /// The notebook's settings: 100 epochs, batch 64, Adam with lr 1e-3.
+    fn default() -> Self {
+        Self {
+            epochs: 100,
+            batch_size: 64,
+            lr: 1e-3,
+        }
+    }
+}
+
+/// The notebook's `train_unlearn_model`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiUnlearn {
+    pub gamma: f64,
+    pub epochs: usize,
+    pub remain_batch_size: usize,
+    pub forget_batch_size: usize,
+    pub lr: f64,
+}
+
+impl Default for MiUnlearn {
+    /// The notebook's settings: gamma 4, 5 epochs, remain batch 64 with forget batch 16, lr 1e-3.
+    fn default() -> Self {
+        Self {
+            gamma: 4.0,
+            epochs: 5,
+            remain_batch_size: 64,
+            forget_batch_size: 16,
+            lr: 1e-3,
+        }
+    }
+}
+
+impl Method {
+    /// The name used in configs and CSV files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Original(_) => "original",
+            Method::Retrain(_) => "retrain",
+            Method::Finetune(_) => "finetune",
+            Method::MiUnlearn(_) => "mi_unlearn",
+        }
+    }
+
+    /// Whether the method starts from the original model of the same seed.
+    pub fn needs_original(&self) -> bool {
+        matches!(self, Method::Finetune(_) | Method::MiUnlearn(_))
+    }
+
+    /// Whether the trained model depends on the forget / remain split.
+    pub fn uses_split(&self) -> bool {
+        !matches!(self, Method::Original(_))
+    }
+
+    pub fn epochs(&self) -> usize {
+        match self {
+            Method::Original(s) | Method::Retrain(s) | Method::Finetune(s) => s.epochs,
+            Method::MiUnlearn(m) => m.epochs,
+        }
+    }
+
+    pub fn gamma(&self) -> Option<f64> {
+        match self {
+            Method::MiUnlearn(m) => Some(m.gamma),
+            _ => None,
+        }
+    }
+
+    /// Every parameter as `(name, value)`, in a fixed order, floats in Rust's shortest
+    /// round-trip form: the canonical encoding for cache keys.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Method::Original(s) | Method::Retrain(s) | Method::Finetune(s) => vec![
+                ("epochs", s.epochs.to_string()),
+                ("batch_size", s.batch_size.to_string()),
+                ("lr", format!("{:?}", s.lr)),
+                ("optimizer", "adam".into()),
+            ],
+            Method::MiUnlearn(m) => vec![
+                ("gamma", format!("{:?}", m.gamma)),
+                ("epochs", m.epochs.to_string()),
+                ("remain_batch_size", m.remain_batch_size.to_string()),
+                ("forget_batch_size", m.forget_batch_size.to_string()),
+                ("lr", format!("{:?}", m.lr)),
+                ("optimizer", "adam".into()),
+                ("mi_estimator", "plugin-softmax-clamp1e-10".into()),
+            ],
+        }
+    }
+}
+
+/// What a run needs besides its method.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub data: &'a Data,
+    pub spec: &'a MlpSpec,
+    pub seed: u64,
+    pub device: Device,
+}
+
+/// Trains `method`, starting from `original` where the method needs it, calling `on_epoch`
+/// after each epoch with the epoch number (from 1), the model and that epoch's statistics.
+///
+/// # Panics
+/// If the method needs the original model and `original` is `None` (a planning bug).
+pub fn run(
+    method: &Method,
+    ctx: &Context<'_>,
+    original: Option<&Mlp>,
+    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+) -> Mlp {
+    let start = || {
+        original
+            .unwrap_or_else(|| panic!("{} needs the original model", method.name()))
+            .duplicate()
+    };
+    let stream = |purpose: &str| data::rng::stream(ctx.seed, purpose);
+    let data = ctx.data;
+    match method {
+        Method::Original(s) => {
+            let model = Mlp::init(ctx.spec, &mut stream("init/original"), ctx.device);
+            train::supervised(
+                &model,
+                data,
+                &data.all_train(),
+                s,
+                &mut stream("shuffle/original"),
+                on_epoch,
+            );
+            model
+        }
+        Method::Retrain(s) => {
+            let model = Mlp::init(ctx.spec, &mut stream("init/retrain"), ctx.device);
+            train::supervised(
+                &model,
+                data,
+                data.remain(),
+                s,
+                &mut stream("shuffle/retrain"),
+                on_epoch,
+            );
+            model
+        }
+        Method::Finetune(s) => {
+            let model = start();
+            train::supervised(
+                &model,
+                data,
+                data.remain(),
+                s,
+                &mut stream("shuffle/finetune"),
+                on_epoch,
+            );
+            model
+        }
+        Method::MiUnlearn(m) => {
+            // One stream for every gamma: runs of a sweep that differ only in gamma see the
+            // same batches, and a longer run extends a shorter one.
+            let model = start();
+            train::mi_unlearn(&model, data, m, &mut stream("shuffle/mi_unlearn"), on_epoch);
+            model
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use data::split::{ForgetSpec, forget_split};
+    use data::{Dataset, Mnist};
+    use rand::Rng as _;
+
+    /// Three well-separated Gaussian blobs in 4 dimensions, labels 0, 1, 2 in turn.
+    fn blobs(n: usize, seed: u64) -> Dataset {
+        let mut rng = data::rng::stream(seed, "blobs");
+        let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        let features = labels
+            .iter()
+            .flat_map(|&l| {
+                let noise: Vec<f32> = (0..4).map(|_| rng.random_range(-0.5..0.5)).collect();
+                (0..4).map(move |d| if d == l as usize { 2.0 } else { 0.0 } + noise[d])
+            })
+            .collect();
+        Dataset {
+            features,
+            labels,
+            dim: 4,
+        }
+    }
+
+    fn fixture(n_train: usize, fraction: f64) -> (Data, MlpSpec) {
+        let mnist = Mnist {
+            train: blobs(n_train, 0),
+            test: blobs(90, 1),
+            fingerprint: String::new(),
+        };
+        let split = forget_split(
+            &mnist.train.labels,
+            &ForgetSpec { class: 1, fraction },
+            &mut data::rng::stream(0, "split"),
+        )
+        .unwrap();
+        let spec = MlpSpec {
+            input: 4,
+            hidden: vec![16, 8],
+            classes: 3,
+        };
+        (Data::new(&mnist, &split, Device::Cpu), spec)
+    }
+
+    fn train(
+        method: &Method,
+        data: &Data,
+        spec: &MlpSpec,
+        original: Option<&Mlp>,
+    ) -> (Mlp, Vec<EpochStats>) {
+        let ctx = Context {
+            data,
+            spec,
+            seed: 7,
+            device: Device::Cpu,
+        };
+        let mut history = Vec::new();
+        let model = run(method, &ctx, original, &mut |_, _, s| history.push(*s));
+        (model, history)
+    }
+
+    fn supervised(epochs: usize) -> Supervised {
+        Supervised {
+            epochs,
+            batch_size: 16,
+            lr: 1e-2,
+        }
+    }
+
+    #[test]
+    fn original_learns_and_counts_partial_batches() {
+        let (data, spec) = fixture(300, 0.5);
+        let (model, history) = train(&Method::Original(supervised(5)), &data, &spec, None);
+        assert_eq!(history.len(), 5);
+        assert!(
+            history.iter().all(|s| s.steps == 19),
+            "300 / 16 -> 18 full batches + 1 partial"
+        );
+        assert!(history[4].loss < history[0].loss);
+        let m = eval::evaluate(&model, &data);
+        assert!(m.remain > 95.0 && m.forget > 95.0 && m.test > 95.0, "{m:?}");
+    }
+
+    #[test]
+    fn runs_are_reproducible_per_seed() {
+        let (data, spec) = fixture(120, 0.5);
+        let a = train(&Method::Original(supervised(2)), &data, &spec, None).0;
+        let b = train(&Method::Original(supervised(2)), &data, &spec, None).0;
+        assert_eq!(a.flat_parameters(), b.flat_parameters());
+        let r = train(&Method::Retrain(supervised(2)), &data, &spec, None).0;
+        assert_ne!(
+            a.flat_parameters(),
+            r.flat_parameters(),
+            "retrain draws its own init"
+        );
+    }
+
+    #[test]
+    fn mi_unlearn_steps_follow_the_shorter_stream() {
+        // 100 samples of class 1; 75 of them forgotten: remain 225, forget 75.
+        let (data, spec) = fixture(300, 0.75);
+        assert_eq!((data.remain().len(), data.forget().len()), (225, 75));
+        let (original, _) = train(&Method::Original(supervised(3)), &data, &spec, None);
+        let mi = |remain_batch_size, forget_batch_size| MiUnlearn {
+            gamma: 4.0,
+            epochs: 2,
+            remain_batch_size,
+            forget_batch_size,
+            lr: 1e-3,
+        };
+        // Forget stream shorter: ceil(75 / 16) = 5 steps (last forget batch 11), remain cut short.
+        let (_, h) = train(
+            &Method::MiUnlearn(mi(64 / 4, 16)),
+            &data,
+            &spec,
+            Some(&original),
+        );
+        assert_eq!(h.iter().map(|s| s.steps).collect::<Vec<_>>(), vec![5, 5]);
+        assert!(
+            h.iter()
+                .all(|s| s.mi.unwrap() >= 0.0 && s.mi.unwrap() < std::f64::consts::LN_2)
+        );
+        // Remain stream shorter: ceil(225 / 64) = 4 steps.
+        let (_, h) = train(&Method::MiUnlearn(mi(64, 2)), &data, &spec, Some(&original));
+        assert_eq!(h[0].steps, 4);
+    }
+
+    #[test]
+    fn mi_unlearn_with_gamma_zero_is_finetuning_on_remain_batches() {
+        let (data, spec) = fixture(300, 0.75);
+        let (original, _) = train(&Method::Original(supervised(3)), &data, &spec, None);
+        let cfg = MiUnlearn {
+            gamma: 0.0,
+            epochs: 1,
+            remain_batch_size: 16,
+            forget_batch_size: 16,
+            lr: 1e-3,
+        };
+        let (model, h) = train(&Method::MiUnlearn(cfg), &data, &spec, Some(&original));
+        assert!(
+            (h[0].loss - h[0].ce).abs() < 1e-12,
+            "gamma 0: loss is the CE alone"
+        );
+        assert_ne!(model.flat_parameters(), original.flat_parameters());
+        assert!(h[0].mi.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn strong_mi_penalty_lowers_forget_accuracy() {
+        let (data, spec) = fixture(600, 0.75);
+        let (original, _) = train(&Method::Original(supervised(10)), &data, &spec, None);
+        let before = eval::evaluate(&original, &data);
+        let cfg = MiUnlearn {
+            gamma: 50.0,
+            epochs: 30,
+            remain_batch_size: 32,
+            forget_batch_size: 8,
+            lr: 1e-2,
+        };
+        let (model, h) = train(&Method::MiUnlearn(cfg), &data, &spec, Some(&original));
+        let after = eval::evaluate(&model, &data);
+        assert!(h.last().unwrap().mi.unwrap() < h[0].mi.unwrap(), "{h:?}");
+        assert!(
+            after.forget < before.forget - 20.0,
+            "{before:?} -> {after:?}"
+        );
+        // The remaining quarter of class 1 goes with the forgotten three quarters (at most
+        // 50 of 450 remain samples); the other classes stay.
+        assert!(after.remain > 85.0, "{after:?}");
+    }
+
+    #[test]
+    fn keys_name_every_parameter() {
+        let m = Method::MiUnlearn(MiUnlearn::default());
+        let names: Vec<_> = m.params().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            names,
+            [
+                "gamma",
+                "epochs",
+                "remain_batch_size",
+                "forget_batch_size",
+                "lr",
+                "optimizer",
+                "mi_estimator"
+            ]
+        );
+        assert_eq!(m.params()[0].1, "4.0");
+        assert!(m.needs_original() && m.uses_split());
+        let o = Method::Original(Supervised::default());
+        assert!(!o.needs_original() && !o.uses_split());
+        assert_eq!((o.name(), o.epochs(), o.gamma()), ("original", 100, None));
+    }
+}
