@@ -131,12 +131,24 @@ pub struct RawSupervised {
 pub struct RawMiUnlearn {
     pub gamma: OneOrMany<f64>,
     pub epochs: OneOrMany<usize>,
+    /// How the `gamma` and `epochs` lists combine: every pair (`product`, the default) or
+    /// element by element (`zip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<GridMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remain_batch_size: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forget_batch_size: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GridMode {
+    #[default]
+    Product,
+    Zip,
 }
 
 /// A checked experiment: defaults filled in, the grid expanded (seeds apart).
@@ -335,24 +347,66 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
             *s.forget_batch_size.get_or_insert(d.forget_batch_size),
         )?;
         let lr = rate("methods.mi_unlearn.lr", *s.lr.get_or_insert(d.lr))?;
-        let gammas = grid(&s.gamma, "methods.mi_unlearn.gamma", &invalid)?;
+        let key = |k: &str| format!("methods.mi_unlearn.{k}");
+        let gammas = s.gamma.to_vec();
+        let epochs_list = s.epochs.to_vec();
+        for (k, n) in [("gamma", gammas.len()), ("epochs", epochs_list.len())] {
+            if n == 0 {
+                return Err(invalid(
+                    &key(k),
+                    "is an empty list; give at least one value".into(),
+                ));
+            }
+        }
         if let Some(g) = gammas.iter().find(|g| !(g.is_finite() && **g >= 0.0)) {
             return Err(invalid(
-                "methods.mi_unlearn.gamma",
+                &key("gamma"),
                 format!("contains {g}; gamma must be a finite number >= 0"),
             ));
         }
-        for epochs in grid(&s.epochs, "methods.mi_unlearn.epochs", &invalid)? {
-            for &gamma in &gammas {
-                let epochs = positive("methods.mi_unlearn.epochs", epochs)?;
-                methods.push(Method::MiUnlearn(MiUnlearn {
-                    gamma,
-                    epochs,
-                    remain_batch_size,
-                    forget_batch_size,
-                    lr,
-                }));
+        for &e in &epochs_list {
+            positive(&key("epochs"), e)?;
+        }
+        let pairs: Vec<(f64, usize)> = match *s.grid.get_or_insert_default() {
+            GridMode::Product => {
+                check_unique(&gammas, |v| v.to_string())
+                    .map_err(|d| invalid(&key("gamma"), format!("lists {d} twice")))?;
+                check_unique(&epochs_list, |v| v.to_string())
+                    .map_err(|d| invalid(&key("epochs"), format!("lists {d} twice")))?;
+                epochs_list
+                    .iter()
+                    .flat_map(|&e| gammas.iter().map(move |&g| (g, e)))
+                    .collect()
             }
+            GridMode::Zip => {
+                if gammas.len() != epochs_list.len() {
+                    return Err(invalid(
+                        &key("grid"),
+                        format!(
+                            "is \"zip\", which pairs gamma and epochs element by element, but gamma has {} values and epochs {}",
+                            gammas.len(),
+                            epochs_list.len()
+                        ),
+                    ));
+                }
+                let pairs: Vec<_> = gammas
+                    .iter()
+                    .copied()
+                    .zip(epochs_list.iter().copied())
+                    .collect();
+                check_unique(&pairs, |(g, e)| format!("(gamma {g}, epochs {e})"))
+                    .map_err(|d| invalid(&key("grid"), format!("pairs {d} twice")))?;
+                pairs
+            }
+        };
+        for (gamma, epochs) in pairs {
+            methods.push(Method::MiUnlearn(MiUnlearn {
+                gamma,
+                epochs,
+                remain_batch_size,
+                forget_batch_size,
+                lr,
+            }));
         }
     }
     if methods.is_empty() {
@@ -479,6 +533,26 @@ epochs = 5
     }
 
     #[test]
+    fn zip_pairs_gammas_with_epochs() {
+        let text = MINIMAL.replace(
+            "gamma = [1, 2.5, 4]\nepochs = 5",
+            "gamma = [1.5, 3.5, 3.5, 5]\nepochs = [20, 5, 20, 2]\ngrid = \"zip\"",
+        );
+        let exp = parse(&text).unwrap();
+        let mi: Vec<_> = exp
+            .methods
+            .iter()
+            .filter_map(|m| Some((m.gamma()?, m.epochs())))
+            .collect();
+        assert_eq!(mi, vec![(1.5, 20), (3.5, 5), (3.5, 20), (5.0, 2)]);
+        let dup = text.replace("[20, 5, 20, 2]", "[20, 5, 5, 2]");
+        check_err(
+            &dup,
+            &["`methods.mi_unlearn.grid` pairs (gamma 3.5, epochs 5) twice"],
+        );
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_wrong_types_with_line_and_file() {
         check_err(
             &MINIMAL.replace("gamma =", "gama ="),
@@ -516,6 +590,17 @@ epochs = 5
         check_err(
             &MINIMAL.replace("[1, 2.5, 4]", "[1, 1]"),
             &["`methods.mi_unlearn.gamma` lists 1 twice"],
+        );
+        check_err(
+            &MINIMAL.replace("epochs = 5", "epochs = 5\ngrid = \"zip\""),
+            &[
+                "`methods.mi_unlearn.grid` is \"zip\"",
+                "gamma has 3 values and epochs 1",
+            ],
+        );
+        check_err(
+            &MINIMAL.replace("epochs = 5", "epochs = 5\ngrid = \"pairs\""),
+            &["line 15", "unknown variant `pairs`"],
         );
         check_err(
             &MINIMAL.replace("[1, 2.5, 4]", "[]"),

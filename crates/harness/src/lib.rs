@@ -1,10 +1,11 @@
 //! The experiment runner: reads a TOML experiment ([`config`]), expands it into jobs with
 //! content-hashed keys ([`plan`]), trains what the model [`cache`] lacks, in parallel and
-//! dependencies first ([`run`]), and writes CSV tables ([`report`]).
+//! dependencies first ([`run`]), and writes CSV tables ([`report`]) and figures ([`plot`]).
 //!
 //! ```no_run
 //! let exp = harness::config::Experiment::load("experiments/paper_table.toml".as_ref())?;
-//! let opts = harness::run::RunOptions { jobs: 2, threads: 1, cache: "cache".into(), quiet: false };
+//! let opts = harness::run::RunOptions { jobs: 2, threads: 1, cache: "cache".into(),
+//!     verbosity: harness::progress::Verbosity::Normal };
 //! let outcome = harness::run::execute(&exp, &opts)?;
 //! let summary = harness::report::write("results/paper_table".as_ref(), &outcome, &exp.resolved)?;
 //! print!("{}", harness::report::table(&summary));
@@ -15,5 +16,7 @@ pub mod cache;
 pub mod config;
 mod fsutil;
 pub mod plan;
+pub mod plot;
+pub mod progress;
 pub mod report;
 pub mod run;

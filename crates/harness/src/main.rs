@@ -1,35 +1,75 @@
-//! `harness EXPERIMENT.toml [--jobs N] [--cache DIR] [--out DIR]`: see the README.
+//! The `harness` command line: see the README, or `harness --help`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use harness::config::Experiment;
+use harness::progress::Verbosity;
 use harness::run::{RunOptions, execute};
 
-/// Runs a machine-unlearning experiment grid and writes its CSV tables.
+/// Runs machine-unlearning experiment grids, caching every trained model, and writes CSV
+/// tables and figures.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The experiment file, e.g. experiments/gamma_sweep.toml.
-    experiment: PathBuf,
-    /// Jobs trained at once [default: the number of cores].
+    #[arg(required = true)]
+    experiment: Option<PathBuf>,
+    /// Output folder [default: results/<experiment name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Print only the summary table.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Also print every epoch's losses and accuracies.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Redraw the figures of a results folder from its CSV files alone (trains nothing).
+    Plot {
+        /// A results folder, e.g. results/gamma_sweep.
+        dir: PathBuf,
+    },
+    /// Run every experiment file under a folder and rewrite its results folder, reusing the
+    /// cache.
+    Regenerate {
+        /// Where the experiment files are (searched recursively for *.toml).
+        #[arg(default_value = "experiments")]
+        experiments: PathBuf,
+        /// Where the results folders go.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
+    /// Jobs trained at once [default: the number of cores divided by --threads].
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// libtorch threads per job. Results are reproducible for a given value; 1 is fastest for
-    /// this small model when jobs fill the cores.
+    /// libtorch threads per job. Results are reproducible for a given value; 1 is fastest
+    /// for this small model when jobs fill the cores.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// The model cache folder.
     #[arg(long, env = "UNLEARN_BENCH_CACHE", default_value = "cache")]
     cache: PathBuf,
-    /// Output folder [default: results/<experiment name>].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Print only the summary table.
-    #[arg(short, long)]
-    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -44,37 +84,112 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let exp = Experiment::load(&cli.experiment)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = cli.jobs.unwrap_or((cores / cli.threads.max(1)).max(1));
-    anyhow::ensure!(
-        jobs >= 1 && cli.threads >= 1,
-        "--jobs and --threads must be at least 1"
-    );
-    let out = cli
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
-    let opts = RunOptions {
-        jobs,
-        threads: cli.threads,
-        cache: cli.cache.clone(),
-        quiet: cli.quiet,
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
     };
-    if !cli.quiet {
+    match &cli.command {
+        None => {
+            let path = cli
+                .experiment
+                .as_ref()
+                .expect("clap requires it without a subcommand");
+            let exp = Experiment::load(path)?;
+            let out = cli
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+            run_experiment(path, &exp, &options(&cli.run, verbosity)?, &out)
+        }
+        Some(Command::Plot { dir }) => {
+            let written = harness::plot::plot_dir(dir)?;
+            anyhow::ensure!(
+                !written.is_empty(),
+                "{}: these runs call for no figure (see `harness plot --help`)",
+                dir.display()
+            );
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Some(Command::Regenerate {
+            experiments,
+            results,
+            run,
+        }) => {
+            let opts = options(run, verbosity)?;
+            // Parse them all first: a typo in the last file should not surface after an hour.
+            let mut all = Vec::new();
+            for entry in walkdir::WalkDir::new(experiments).sort_by_file_name() {
+                let entry =
+                    entry.with_context(|| format!("cannot list {}", experiments.display()))?;
+                if entry.file_type().is_file()
+                    && entry.path().extension().is_some_and(|e| e == "toml")
+                {
+                    all.push((entry.path().to_owned(), Experiment::load(entry.path())?));
+                }
+            }
+            anyhow::ensure!(
+                !all.is_empty(),
+                "{}: no experiment files (*.toml) found",
+                experiments.display()
+            );
+            if let Some(dup) = all.iter().enumerate().find_map(|(i, (p, e))| {
+                all[..i]
+                    .iter()
+                    .find(|(_, o)| o.name == e.name)
+                    .map(|(o, _)| (o.clone(), p.clone(), e.name.clone()))
+            }) {
+                anyhow::bail!(
+                    "{} and {} both write results/{}: give one a different `name`",
+                    dup.0.display(),
+                    dup.1.display(),
+                    dup.2
+                );
+            }
+            for (path, exp) in &all {
+                run_experiment(path, exp, &opts, &results.join(&exp.name))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn options(args: &RunArgs, verbosity: Verbosity) -> anyhow::Result<RunOptions> {
+    anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
+    anyhow::ensure!(args.jobs != Some(0), "--jobs must be at least 1");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(RunOptions {
+        jobs: args.jobs.unwrap_or((cores / args.threads).max(1)),
+        threads: args.threads,
+        cache: args.cache.clone(),
+        verbosity,
+    })
+}
+
+fn run_experiment(
+    path: &Path,
+    exp: &Experiment,
+    opts: &RunOptions,
+    out: &Path,
+) -> anyhow::Result<()> {
+    if opts.verbosity > Verbosity::Quiet {
         eprintln!(
-            "{}: {} jobs ({} seeds), {jobs} at a time x {} libtorch thread(s), cache {}",
-            cli.experiment.display(),
+            "{}: {} jobs ({} seeds), {} at a time x {} libtorch thread(s), cache {}",
+            path.display(),
             exp.methods.len() * exp.seeds.len(),
             exp.seeds.len(),
-            cli.threads,
-            cli.cache.display()
+            opts.jobs,
+            opts.threads,
+            opts.cache.display()
         );
     }
     let t0 = std::time::Instant::now();
-    let outcome =
-        execute(&exp, &opts).with_context(|| format!("running {}", cli.experiment.display()))?;
-    let summary = harness::report::write(&out, &outcome, &exp.resolved)?;
+    let outcome = execute(exp, opts).with_context(|| format!("running {}", path.display()))?;
+    let summary = harness::report::write(out, &outcome, &exp.resolved)?;
+    let figures = harness::plot::plot_dir(out)?;
     print!("{}", harness::report::table(&summary));
     let trained = outcome.trained();
     let from_cache = if trained == 0 {
@@ -83,10 +198,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         format!(" ({trained} trained)")
     };
     eprintln!(
-        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs.csv,summary.csv,config.toml}}",
+        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
         outcome.results.len(),
         t0.elapsed().as_secs_f64(),
-        out.display()
+        out.display(),
+        figures.len()
     );
     Ok(())
 }

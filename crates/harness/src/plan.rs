@@ -201,11 +201,16 @@ mod tests {
         assert_eq!(unique.len(), p.jobs.len());
     }
 
+    const PINNED_ORIGINAL_KEY: &str =
+        "cd6b8207ff2752e0e77eec6a1998d1afb280340d1b7aeeba20021f3c88120283";
+
     #[test]
     fn keys_are_stable_and_change_only_where_they_must() {
         let base = plan("[1, 4]", "0.75");
         assert_eq!(base.jobs, plan("[1, 4]", "0.75").jobs);
-        // A pinned key: if this changes, every cache entry is invalidated; bump SCHEMA on purpose.
+        // Pinned: if this changes, every cache entry is orphaned. Change it only together with
+        // SCHEMA, on purpose.
+        assert_eq!(keys(&base, "original")[0], PINNED_ORIGINAL_KEY);
         assert_eq!(
             keys(&base, "original")[0],
             sha256_hex(&base.jobs[0].description)

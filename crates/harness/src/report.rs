@@ -5,6 +5,8 @@
 //!   epoch's mean training CE and MI, training seconds, and the cache key of the model;
 //! - `summary.csv`: one row per method and parameter set, means and sample standard deviations
 //!   (n - 1; empty for a single seed) over seeds;
+//! - `history.csv`: one row per unlearning run (every method but `original`) per epoch: the
+//!   accuracies after that epoch and its mean training loss, CE and MI;
 //! - `config.toml`: the experiment with every default written out.
 
 use std::path::Path;
@@ -23,6 +25,21 @@ pub const RUNS_HEADER: [&str; 11] = [
     "ce",
     "mi",
     "seconds",
+    "checkpoint",
+];
+
+pub const HISTORY_HEADER: [&str; 12] = [
+    "method",
+    "gamma",
+    "epochs",
+    "seed",
+    "epoch",
+    "remain_acc",
+    "forget_acc",
+    "test_acc",
+    "loss",
+    "ce",
+    "mi",
     "checkpoint",
 ];
 
@@ -148,6 +165,31 @@ pub fn runs_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     )
 }
 
+pub fn history_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
+    csv_bytes(
+        &HISTORY_HEADER,
+        results.iter().flat_map(|r| {
+            r.record.history.iter().filter_map(move |e| {
+                let m = e.metrics?;
+                Some(vec![
+                    r.job.method.name().to_owned(),
+                    opt(r.job.method.gamma()),
+                    r.job.method.epochs().to_string(),
+                    r.job.seed.to_string(),
+                    e.epoch.to_string(),
+                    m.remain.to_string(),
+                    m.forget.to_string(),
+                    m.test.to_string(),
+                    e.loss.to_string(),
+                    e.ce.to_string(),
+                    opt(e.mi),
+                    r.job.key.clone(),
+                ])
+            })
+        }),
+    )
+}
+
 pub fn summary_csv(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
     csv_bytes(
         &SUMMARY_HEADER,
@@ -172,7 +214,8 @@ pub fn summary_csv(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
     )
 }
 
-/// Writes `runs.csv`, `summary.csv` and `config.toml` into `out`, each atomically.
+/// Writes `runs.csv`, `history.csv`, `summary.csv` and `config.toml` into `out`, each
+/// atomically.
 pub fn write(
     out: &Path,
     outcome: &Outcome,
@@ -180,6 +223,7 @@ pub fn write(
 ) -> anyhow::Result<Vec<SummaryRow>> {
     let summary = summarize(&outcome.results);
     write_atomic(&out.join("runs.csv"), &runs_csv(&outcome.results)?)?;
+    write_atomic(&out.join("history.csv"), &history_csv(&outcome.results)?)?;
     write_atomic(&out.join("summary.csv"), &summary_csv(&summary)?)?;
     let header = "# The experiment as run, every default written out (written by harness).\n";
     write_atomic(

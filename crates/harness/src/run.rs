@@ -9,12 +9,13 @@ use std::time::Instant;
 use anyhow::Context as _;
 use data::Mnist;
 use data::split::forget_split;
-use methods::{Data, Method, eval::evaluate};
+use methods::{Data, eval::evaluate};
 use rayon::prelude::*;
 
 use crate::cache::{Accuracy, Cache, EpochRecord, Record};
 use crate::config::Experiment;
 use crate::plan::{Job, Plan, split_key};
+use crate::progress::{Progress, Verbosity};
 
 /// How to run (none of it changes the results).
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub struct RunOptions {
     /// libtorch threads per job.
     pub threads: usize,
     pub cache: std::path::PathBuf,
-    pub quiet: bool,
+    pub verbosity: Verbosity,
 }
 
 /// One finished run.
@@ -57,7 +58,7 @@ struct Shared<'a> {
     mnist: Mutex<Option<Arc<Mnist>>>,
     done: AtomicUsize,
     total: usize,
-    quiet: bool,
+    progress: Progress,
 }
 
 impl Shared<'_> {
@@ -69,7 +70,7 @@ impl Shared<'_> {
         }
         let t0 = Instant::now();
         let m = Arc::new(data::mnist::load(&self.exp.data_dir, &self.exp.load)?);
-        self.log(format_args!(
+        self.progress.log(format_args!(
             "loaded MNIST ({} train / {} test images, SHA-256 verified) from {} in {:.1}s",
             m.train.len(),
             m.test.len(),
@@ -78,12 +79,6 @@ impl Shared<'_> {
         ));
         *slot = Some(m.clone());
         Ok(m)
-    }
-
-    fn log(&self, msg: std::fmt::Arguments<'_>) {
-        if !self.quiet {
-            eprintln!("{msg}");
-        }
     }
 }
 
@@ -107,14 +102,15 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         mnist: Mutex::new(None),
         done: AtomicUsize::new(0),
         total: plan.jobs.len(),
-        quiet: opts.quiet,
+        progress: Progress::new(plan.jobs.len(), opts.verbosity),
     };
     let mut results = Vec::with_capacity(plan.jobs.len());
     for level in plan.levels() {
         let level_results: anyhow::Result<Vec<RunResult>> =
             pool.install(|| level.par_iter().map(|job| run_job(job, &shared)).collect());
-        results.extend(level_results?);
+        results.extend(level_results.inspect_err(|_| shared.progress.finish())?);
     }
+    shared.progress.finish();
     // Back to plan order (levels reorder the jobs).
     let position = |key: &str| {
         plan.jobs
@@ -165,24 +161,34 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 seed: job.seed,
                 device: tch::Device::Cpu,
             };
-            // MI-unlearn runs are short and their trajectory is the point: evaluate every epoch.
-            let per_epoch = matches!(job.method, Method::MiUnlearn(_));
+            // Unlearning runs are evaluated after every epoch (their trajectory is the point).
+            // The original is not: its key leaves out the split, so its record must too.
+            let per_epoch = job.method.uses_split();
             let mut history = Vec::with_capacity(job.method.epochs());
+            let bar = s.progress.job(&job.label(), job.method.epochs());
             let t0 = Instant::now();
             let model = methods::run(
                 &job.method,
                 &ctx,
                 original.as_ref(),
                 &mut |epoch, m, stats| {
-                    history.push(EpochRecord {
+                    let record = EpochRecord {
                         epoch,
                         loss: stats.loss,
                         ce: stats.ce,
                         mi: stats.mi,
                         metrics: per_epoch.then(|| evaluate(m, &data).into()),
-                    });
+                    };
+                    let label = job.label();
+                    s.progress.detail(format_args!(
+                        "  {label} epoch {epoch}: {}",
+                        describe(&record)
+                    ));
+                    history.push(record);
+                    bar.epoch_done();
                 },
             );
+            drop(bar);
             let record = Record {
                 key: job.key.clone(),
                 label: job.label(),
@@ -212,7 +218,8 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
 
 fn finish(s: &Shared<'_>, job: &Job, how: &str, a: &Accuracy) {
     let n = s.done.fetch_add(1, Ordering::Relaxed) + 1;
-    s.log(format_args!(
+    s.progress.job_done();
+    s.progress.log(format_args!(
         "[{n}/{}] {}: {how} (remain {:.2}, forget {:.2}, test {:.2})",
         s.total,
         job.label(),
@@ -220,4 +227,18 @@ fn finish(s: &Shared<'_>, job: &Job, how: &str, a: &Accuracy) {
         a.forget,
         a.test
     ));
+}
+
+fn describe(e: &EpochRecord) -> String {
+    let mut out = format!("loss {:.4}, CE {:.4}", e.loss, e.ce);
+    if let Some(mi) = e.mi {
+        out += &format!(", MI {mi:.4}");
+    }
+    if let Some(m) = &e.metrics {
+        out += &format!(
+            "; remain {:.2}, forget {:.2}, test {:.2}",
+            m.remain, m.forget, m.test
+        );
+    }
+    out
 }

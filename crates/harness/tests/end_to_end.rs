@@ -37,7 +37,8 @@ epochs = 2
 "#,
         mnist_dir().display()
     );
-    let path = dir.join("slice.toml");
+    std::fs::create_dir_all(dir.join("experiments")).unwrap();
+    let path = dir.join("experiments/slice.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -120,6 +121,45 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
         }
         assert_eq!(r[10].len(), 64, "checkpoint key");
     }
+    // history.csv: every unlearning run (not the original) x its epochs, epochs 1..E, and the
+    // last epoch's evaluation equals the run's final numbers.
+    let history = read_csv(&tmp.path().join("out1/history.csv"));
+    let unlearning: Vec<_> = runs.iter().filter(|r| &r[0] != "original").collect();
+    let expected_rows: usize = unlearning
+        .iter()
+        .map(|r| r[2].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(history.len(), expected_rows);
+    for run in &unlearning {
+        let rows: Vec<_> = history.iter().filter(|h| h[11] == run[10]).collect();
+        let epochs: Vec<usize> = rows.iter().map(|h| h[4].parse().unwrap()).collect();
+        assert_eq!(
+            epochs,
+            (1..=run[2].parse().unwrap()).collect::<Vec<_>>(),
+            "{run:?}"
+        );
+        let last = rows.last().unwrap();
+        assert_eq!(
+            (&last[5], &last[6], &last[7]),
+            (&run[4], &run[5], &run[6]),
+            "{run:?}"
+        );
+        assert_eq!(&last[9], &run[7], "final CE");
+        assert_eq!(&last[10], &run[8], "final MI");
+    }
+    for ext in ["svg", "png"] {
+        for stem in ["mi_acc_gamma0_epochs2", "mi_acc_gamma4_epochs2"] {
+            let path = tmp.path().join(format!("out1/{stem}.{ext}"));
+            assert!(
+                std::fs::metadata(&path)
+                    .map(|m| m.len() > 1000)
+                    .unwrap_or(false),
+                "{}",
+                path.display()
+            );
+        }
+    }
+
     let summary = read_csv(&tmp.path().join("out1/summary.csv"));
     assert_eq!(summary.len(), 5);
     assert!(summary.iter().all(|s| &s[3] == "2"));
@@ -133,6 +173,31 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
     assert_eq!(
         std::fs::read(tmp.path().join("out1/runs.csv")).unwrap(),
         std::fs::read(tmp.path().join("out1b/runs.csv")).unwrap()
+    );
+
+    // Figures come back from the CSV files alone.
+    for ext in ["svg", "png"] {
+        std::fs::remove_file(tmp.path().join(format!("out1/mi_acc_gamma4_epochs2.{ext}"))).unwrap();
+    }
+    let (ok, stdout, stderr) = harness(&["plot", &p("out1")]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert!(tmp.path().join("out1/mi_acc_gamma4_epochs2.png").exists());
+
+    // `regenerate` runs every experiment of a folder into <results>/<name>, from the cache.
+    let (ok, _, stderr) = harness(&[
+        "regenerate",
+        &p("experiments"),
+        "--results",
+        &p("results"),
+        "--cache",
+        &p("cache1"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("(everything from the cache)"), "{stderr}");
+    assert_eq!(
+        numbers(&tmp.path().join("out1/runs.csv")),
+        numbers(&tmp.path().join("results/slice/runs.csv"))
     );
 
     // Two jobs at a time on a fresh cache: the same numbers.

@@ -316,11 +316,11 @@ mod tests {
         };
         let mlp = Mlp::zeros(&spec, Device::Cpu);
         tch::no_grad(|| {
-            let _ = mlp.layers[0]
+            mlp.layers[0]
                 .ws
                 .shallow_clone()
                 .copy_(&Tensor::from_slice(&[1f32, 0., 0., -1.]).view([2, 2]));
-            let _ = mlp.layers[1]
+            mlp.layers[1]
                 .ws
                 .shallow_clone()
                 .copy_(&Tensor::from_slice(&[1f32, 1.]).view([1, 2]));

@@ -1,0 +1,743 @@
+//! Figures drawn from the CSV files alone (never from the cache or libtorch), each written as
+//! SVG and PNG with the same layout. Text in PNGs is rendered with DejaVu Sans embedded in the
+//! binary (`assets/`), so no fontconfig or system font is needed.
+//!
+//! Which figures an output folder gets follows from its runs:
+//! - `gamma_sweep`: when MI-unlearn ran at three or more gammas with the same epochs (one
+//!   figure per such epochs value, suffixed `_epochs<E>` if there are several): forget, remain
+//!   and test accuracy against gamma with ±1 std bands over seeds, retrain's and finetune's
+//!   forget accuracy as horizontal reference bands, and the final MI on a second panel;
+//! - `mi_acc_gamma<g>_epochs<E>`: for each MI-unlearn parameter set with at least two epochs,
+//!   when there are at most [`MAX_HISTORY_FIGURES`] of them (the paper's figure: MI on the left
+//!   axis, accuracies on the right, against epoch, means with ±1 std bands).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{Context as _, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::Deserialize;
+
+use crate::report::Stat;
+
+pub const MAX_HISTORY_FIGURES: usize = 8;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            if plotters::style::register_font(FAMILY, style, FONT).is_err() {
+                panic!("the embedded font does not parse");
+            }
+        }
+    });
+}
+
+// Colours after the paper's figures (seaborn's "colorblind" palette).
+const MI_COLOUR: RGBColor = RGBColor(1, 115, 178);
+const FORGET_COLOUR: RGBColor = RGBColor(222, 143, 5);
+const REMAIN_COLOUR: RGBColor = RGBColor(2, 158, 115);
+const TEST_COLOUR: RGBColor = RGBColor(204, 120, 188);
+const RETRAIN_COLOUR: RGBColor = RGBColor(86, 86, 86);
+const FINETUNE_COLOUR: RGBColor = RGBColor(120, 70, 160);
+
+const GRID: RGBColor = RGBColor(225, 225, 225);
+
+const SIZE: (u32, u32) = (1200, 820);
+
+/// Writes `<stem>.svg` and `<stem>.png` atomically, evaluating to the paths written. A macro
+/// because the drawing function is generic over the backend: each expansion of the `$draw`
+/// closure is typed for its own backend.
+macro_rules! render {
+    ($dir:expr, $stem:expr, $draw:expr) => {{
+        register_font();
+        let dir: &Path = $dir;
+        let stem: &str = $stem;
+        let svg = dir.join(format!("{stem}.svg"));
+        let png = dir.join(format!("{stem}.png"));
+        let svg_tmp = dir.join(format!(".{stem}.tmp-{}.svg", std::process::id()));
+        let png_tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
+        let drawn = {
+            let root = SVGBackend::new(&svg_tmp, SIZE).into_drawing_area();
+            $draw(&root)
+                .and_then(|()| root.present())
+                .map_err(|e| anyhow!("{e:?}"))
+        }
+        .and_then(|()| {
+            let root = BitMapBackend::new(&png_tmp, SIZE).into_drawing_area();
+            $draw(&root)
+                .and_then(|()| root.present())
+                .map_err(|e| anyhow!("{e:?}"))
+        })
+        .and_then(|()| {
+            std::fs::rename(&svg_tmp, &svg)?;
+            std::fs::rename(&png_tmp, &png)?;
+            Ok(vec![svg.clone(), png.clone()])
+        });
+        if drawn.is_err() {
+            let _ = std::fs::remove_file(&svg_tmp);
+            let _ = std::fs::remove_file(&png_tmp);
+        }
+        drawn.with_context(|| format!("cannot draw {}", svg.display()))
+    }};
+}
+
+/// A row of `runs.csv` (columns this module does not use are ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunRow {
+    pub method: String,
+    pub gamma: Option<f64>,
+    pub epochs: usize,
+    pub seed: u64,
+    pub remain_acc: f64,
+    pub forget_acc: f64,
+    pub test_acc: f64,
+    pub mi: Option<f64>,
+}
+
+/// A row of `history.csv`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryRow {
+    pub method: String,
+    pub gamma: Option<f64>,
+    pub epochs: usize,
+    pub seed: u64,
+    pub epoch: usize,
+    pub remain_acc: f64,
+    pub forget_acc: f64,
+    pub test_acc: f64,
+    pub mi: Option<f64>,
+}
+
+pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| row.with_context(|| format!("{}: malformed row {}", path.display(), i + 2)))
+        .collect()
+}
+
+/// Draws every figure the runs in `dir` call for; returns the files written.
+pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let runs: Vec<RunRow> = read_csv(&dir.join("runs.csv"))?;
+    let history_path = dir.join("history.csv");
+    let history: Vec<HistoryRow> = if history_path.exists() {
+        read_csv(&history_path)?
+    } else {
+        Vec::new()
+    };
+    let mut written = Vec::new();
+
+    let mi_runs: Vec<&RunRow> = runs.iter().filter(|r| r.method == "mi_unlearn").collect();
+    let mut sweep_epochs: Vec<usize> = Vec::new();
+    for r in &mi_runs {
+        let gammas = distinct(
+            mi_runs
+                .iter()
+                .filter(|o| o.epochs == r.epochs)
+                .filter_map(|o| o.gamma),
+        );
+        if gammas.len() >= 3 && !sweep_epochs.contains(&r.epochs) {
+            sweep_epochs.push(r.epochs);
+        }
+    }
+    sweep_epochs.sort_unstable();
+    for &epochs in &sweep_epochs {
+        let sweep = Sweep::new(&runs, epochs);
+        let stem = if sweep_epochs.len() == 1 {
+            "gamma_sweep".to_owned()
+        } else {
+            format!("gamma_sweep_epochs{epochs}")
+        };
+        written.extend(render!(dir, &stem, |root| draw_sweep(root, &sweep))?);
+    }
+
+    let mut sets: Vec<(f64, usize)> = Vec::new();
+    for r in &mi_runs {
+        let set = (r.gamma.unwrap_or(0.0), r.epochs);
+        if r.epochs >= 2 && !sets.contains(&set) {
+            sets.push(set);
+        }
+    }
+    if !history.is_empty() && sets.len() <= MAX_HISTORY_FIGURES {
+        for (gamma, epochs) in sets {
+            let rows: Vec<&HistoryRow> = history
+                .iter()
+                .filter(|h| {
+                    h.method == "mi_unlearn" && h.gamma == Some(gamma) && h.epochs == epochs
+                })
+                .collect();
+            let h = History::new(&rows, gamma, epochs).with_context(|| {
+                format!(
+                    "{}: MI-unlearn gamma {gamma}, {epochs} epochs",
+                    history_path.display()
+                )
+            })?;
+            written.extend(render!(
+                dir,
+                &format!("mi_acc_gamma{gamma}_epochs{epochs}"),
+                |root| draw_history(root, &h)
+            )?);
+        }
+    }
+    Ok(written)
+}
+
+fn distinct(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Mean and ±1 std of the values at each x.
+#[derive(Debug, Clone)]
+struct Curve {
+    points: Vec<(f64, Stat)>,
+}
+
+impl Curve {
+    fn from_groups(groups: Vec<(f64, Vec<f64>)>) -> Self {
+        Self {
+            points: groups
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(x, v)| (x, Stat::of(&v)))
+                .collect(),
+        }
+    }
+
+    fn mean(&self) -> Vec<(f64, f64)> {
+        self.points.iter().map(|(x, s)| (*x, s.mean)).collect()
+    }
+
+    /// The ±1 std band as a closed polygon.
+    fn band(&self) -> Vec<(f64, f64)> {
+        let sd = |s: &Stat| s.std.unwrap_or(0.0);
+        let upper = self.points.iter().map(|(x, s)| (*x, s.mean + sd(s)));
+        let lower = self.points.iter().rev().map(|(x, s)| (*x, s.mean - sd(s)));
+        upper.chain(lower).collect()
+    }
+
+    fn range(&self) -> Option<Range<f64>> {
+        let band = self.band();
+        let lo = band.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = band.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        (lo <= hi).then_some(lo..hi)
+    }
+}
+
+struct Sweep {
+    epochs: usize,
+    seeds: usize,
+    forget: Curve,
+    remain: Curve,
+    test: Curve,
+    mi: Curve,
+    retrain: Option<(Stat, usize)>,
+    finetune: Option<(Stat, usize)>,
+}
+
+impl Sweep {
+    fn new(runs: &[RunRow], epochs: usize) -> Self {
+        let mi_runs: Vec<&RunRow> = runs
+            .iter()
+            .filter(|r| r.method == "mi_unlearn" && r.epochs == epochs)
+            .collect();
+        let gammas = distinct(mi_runs.iter().filter_map(|r| r.gamma));
+        let curve = |f: &dyn Fn(&RunRow) -> Option<f64>| {
+            Curve::from_groups(
+                gammas
+                    .iter()
+                    .map(|&g| {
+                        (
+                            g,
+                            mi_runs
+                                .iter()
+                                .filter(|r| r.gamma == Some(g))
+                                .filter_map(|r| f(r))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        // The reference with the most epochs, if a method ran at several.
+        let reference = |method: &str| {
+            let rows: Vec<&RunRow> = runs.iter().filter(|r| r.method == method).collect();
+            let epochs = rows.iter().map(|r| r.epochs).max()?;
+            let forget: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.epochs == epochs)
+                .map(|r| r.forget_acc)
+                .collect();
+            Some((Stat::of(&forget), epochs))
+        };
+        let mut seeds: Vec<u64> = mi_runs.iter().map(|r| r.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        Self {
+            epochs,
+            seeds: seeds.len(),
+            forget: curve(&|r| Some(r.forget_acc)),
+            remain: curve(&|r| Some(r.remain_acc)),
+            test: curve(&|r| Some(r.test_acc)),
+            mi: curve(&|r| r.mi),
+            retrain: reference("retrain"),
+            finetune: reference("finetune"),
+        }
+    }
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    (FAMILY, size).into_font().color(&BLACK)
+}
+
+fn padded(r: Range<f64>, frac: f64, min_span: f64) -> Range<f64> {
+    let span = (r.end - r.start).max(min_span);
+    let mid = (r.start + r.end) / 2.0;
+    (mid - span / 2.0 * (1.0 + frac))..(mid + span / 2.0 * (1.0 + frac))
+}
+
+fn union(ranges: impl IntoIterator<Item = Option<Range<f64>>>) -> Option<Range<f64>> {
+    ranges
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))
+}
+
+#[derive(Clone, Copy)]
+enum Line {
+    Solid,
+    Dashed,
+    Band,
+}
+
+/// A legend in its own strip, so it never covers data.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(&str, RGBColor, Line)],
+) -> DrawResult<DB> {
+    let (w, h) = area.dim_in_pixel();
+    let slot = w as i32 / entries.len() as i32;
+    let y = h as i32 / 2;
+    for (i, (label, colour, line)) in entries.iter().enumerate() {
+        let x = i as i32 * slot + 20;
+        match line {
+            Line::Solid => area.draw(&PathElement::new(
+                vec![(x, y), (x + 44, y)],
+                colour.stroke_width(4),
+            ))?,
+            Line::Dashed => {
+                for k in 0..3 {
+                    area.draw(&PathElement::new(
+                        vec![(x + k * 16, y), (x + k * 16 + 10, y)],
+                        colour.stroke_width(4),
+                    ))?;
+                }
+            }
+            Line::Band => area.draw(&Rectangle::new(
+                [(x, y - 9), (x + 44, y + 9)],
+                colour.mix(0.3).filled(),
+            ))?,
+        }
+        area.draw(&Text::new(
+            label.to_string(),
+            (x + 54, y),
+            font(21.0).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
+    Ok(())
+}
+
+fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let title = format!(
+        "MI-unlearn against gamma ({} epochs, mean ± 1 std over {} seeds)",
+        s.epochs, s.seeds
+    );
+    let root = root.titled(&title, font(28.0))?;
+    let (plots, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 100);
+    let (top, bottom) = plots.split_vertically(plots.dim_in_pixel().1 * 62 / 100);
+    let gammas = s.forget.points.iter().map(|p| p.0);
+    let (gmin, gmax) = gammas
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), g| {
+            (a.min(g), b.max(g))
+        });
+    let x = padded(gmin..gmax, 0.06, 1.0);
+
+    let refs = [s.retrain.map(|r| r.0), s.finetune.map(|r| r.0)];
+    let ref_range = |st: &Stat| st.mean - st.std.unwrap_or(0.0)..st.mean + st.std.unwrap_or(0.0);
+    let acc = union(
+        [s.forget.range(), s.remain.range(), s.test.range()]
+            .into_iter()
+            .chain(refs.iter().map(|r| r.as_ref().map(ref_range))),
+    )
+    .unwrap_or(0.0..100.0);
+    let y = (acc.start - 2.0).max(0.0).floor()..100.5;
+
+    let mut chart = ChartBuilder::on(&top)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.clone(), y.clone())?;
+    chart
+        .configure_mesh()
+        .y_desc("accuracy (%)")
+        .label_style(font(18.0))
+        .axis_desc_style(font(22.0))
+        .bold_line_style(GRID)
+        .light_line_style(WHITE)
+        .draw()?;
+    for (reference, colour) in [(s.retrain, RETRAIN_COLOUR), (s.finetune, FINETUNE_COLOUR)] {
+        if let Some((st, _)) = reference {
+            let sd = st.std.unwrap_or(0.0);
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x.start, st.mean - sd), (x.end, st.mean + sd)],
+                colour.mix(0.18).filled(),
+            )))?;
+            chart.draw_series(DashedLineSeries::new(
+                vec![(x.start, st.mean), (x.end, st.mean)],
+                12,
+                8,
+                colour.stroke_width(2),
+            ))?;
+        }
+    }
+    for (curve, colour) in [
+        (&s.forget, FORGET_COLOUR),
+        (&s.remain, REMAIN_COLOUR),
+        (&s.test, TEST_COLOUR),
+    ] {
+        chart.draw_series(std::iter::once(Polygon::new(
+            curve.band(),
+            colour.mix(0.22).filled(),
+        )))?;
+        chart.draw_series(LineSeries::new(curve.mean(), colour.stroke_width(3)))?;
+        chart.draw_series(
+            curve
+                .mean()
+                .into_iter()
+                .map(|p| Circle::new(p, 5, colour.filled())),
+        )?;
+    }
+
+    let mi_y = padded(s.mi.range().unwrap_or(0.0..0.05), 0.1, 1e-4);
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(12)
+        .x_label_area_size(56)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x, mi_y)?;
+    chart
+        .configure_mesh()
+        .x_desc("gamma (weight of the MI penalty)")
+        .y_desc("final MI (nats)")
+        .y_label_formatter(&|v| format!("{v:.3}"))
+        .label_style(font(18.0))
+        .axis_desc_style(font(22.0))
+        .bold_line_style(GRID)
+        .light_line_style(WHITE)
+        .draw()?;
+    chart.draw_series(std::iter::once(Polygon::new(
+        s.mi.band(),
+        MI_COLOUR.mix(0.22).filled(),
+    )))?;
+    chart.draw_series(LineSeries::new(s.mi.mean(), MI_COLOUR.stroke_width(3)))?;
+    chart.draw_series(
+        s.mi.mean()
+            .into_iter()
+            .map(|p| Circle::new(p, 5, MI_COLOUR.filled())),
+    )?;
+
+    let retrain = s.retrain.map(|(_, e)| format!("retrain forget ({e} ep.)"));
+    let finetune = s
+        .finetune
+        .map(|(_, e)| format!("finetune forget ({e} ep.)"));
+    let mut entries = vec![
+        ("forget", FORGET_COLOUR, Line::Solid),
+        ("remain", REMAIN_COLOUR, Line::Solid),
+        ("test", TEST_COLOUR, Line::Solid),
+        ("MI", MI_COLOUR, Line::Solid),
+    ];
+    let (rows_top, rows_bottom) = legend_area.split_vertically(50);
+    legend(&rows_top, &entries)?;
+    entries.clear();
+    if let Some(r) = &retrain {
+        entries.push((r.as_str(), RETRAIN_COLOUR, Line::Dashed));
+    }
+    if let Some(f) = &finetune {
+        entries.push((f.as_str(), FINETUNE_COLOUR, Line::Dashed));
+    }
+    entries.push(("±1 std", RETRAIN_COLOUR, Line::Band));
+    legend(&rows_bottom, &entries)
+}
+
+struct History {
+    gamma: f64,
+    epochs: usize,
+    seeds: usize,
+    mi: Curve,
+    forget: Curve,
+    remain: Curve,
+    test: Curve,
+}
+
+impl History {
+    fn new(rows: &[&HistoryRow], gamma: f64, epochs: usize) -> anyhow::Result<Self> {
+        let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        anyhow::ensure!(
+            rows.len() == seeds.len() * epochs,
+            "{} rows for {} seeds x {epochs} epochs",
+            rows.len(),
+            seeds.len()
+        );
+        let curve = |f: &dyn Fn(&HistoryRow) -> Option<f64>| {
+            Curve::from_groups(
+                (1..=epochs)
+                    .map(|e| {
+                        (
+                            e as f64,
+                            rows.iter()
+                                .filter(|r| r.epoch == e)
+                                .filter_map(|r| f(r))
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        Ok(Self {
+            gamma,
+            epochs,
+            seeds: seeds.len(),
+            mi: curve(&|r| r.mi),
+            forget: curve(&|r| Some(r.forget_acc)),
+            remain: curve(&|r| Some(r.remain_acc)),
+            test: curve(&|r| Some(r.test_acc)),
+        })
+    }
+}
+
+fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let title = format!(
+        "Mutual information & accuracy vs. epochs (gamma = {}, mean ± 1 std over {} seeds)",
+        h.gamma, h.seeds
+    );
+    let root = root.titled(&title, font(26.0))?;
+    let (plot, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 60);
+    let x = if h.epochs == 1 {
+        0.5..1.5
+    } else {
+        1.0..h.epochs as f64
+    };
+    let mi_y = padded(h.mi.range().unwrap_or(0.0..0.05), 0.1, 1e-4);
+    let acc = union([h.forget.range(), h.remain.range(), h.test.range()]).unwrap_or(0.0..100.0);
+    let acc_y = (acc.start - 2.0).max(0.0).floor()..100.5;
+
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(16)
+        .x_label_area_size(60)
+        .y_label_area_size(100)
+        .right_y_label_area_size(90)
+        .build_cartesian_2d(x.clone(), mi_y)?
+        .set_secondary_coord(x, acc_y);
+    chart
+        .configure_mesh()
+        .x_desc("epoch of unlearning")
+        .y_desc("mutual information I(Y_hat; Z) (nats)")
+        .y_label_formatter(&|v| format!("{v:.4}"))
+        .x_label_formatter(&|v| {
+            if v.fract() == 0.0 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .label_style(font(18.0))
+        .axis_desc_style(font(22.0))
+        .bold_line_style(GRID)
+        .light_line_style(WHITE)
+        .draw()?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("accuracy (%)")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(font(18.0))
+        .axis_desc_style(font(22.0))
+        .draw()?;
+    for (curve, colour) in [
+        (&h.forget, FORGET_COLOUR),
+        (&h.remain, REMAIN_COLOUR),
+        (&h.test, TEST_COLOUR),
+    ] {
+        chart.draw_secondary_series(std::iter::once(Polygon::new(
+            curve.band(),
+            colour.mix(0.2).filled(),
+        )))?;
+        chart.draw_secondary_series(DashedLineSeries::new(
+            curve.mean(),
+            14,
+            8,
+            colour.stroke_width(3),
+        ))?;
+    }
+    chart.draw_series(std::iter::once(Polygon::new(
+        h.mi.band(),
+        MI_COLOUR.mix(0.2).filled(),
+    )))?;
+    chart.draw_series(LineSeries::new(h.mi.mean(), MI_COLOUR.stroke_width(3)))?;
+    legend(
+        &legend_area,
+        &[
+            ("mutual information (left)", MI_COLOUR, Line::Solid),
+            ("forget acc.", FORGET_COLOUR, Line::Dashed),
+            ("remain acc.", REMAIN_COLOUR, Line::Dashed),
+            ("test acc.", TEST_COLOUR, Line::Dashed),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MI-unlearn at gammas 0, 1, 2 for 3 epochs over 2 seeds, with retrain and finetune.
+    fn fixture(dir: &Path) {
+        let mut runs = String::from(
+            "method,gamma,epochs,seed,remain_acc,forget_acc,test_acc,ce,mi,seconds,checkpoint\n",
+        );
+        let mut history = String::from(
+            "method,gamma,epochs,seed,epoch,remain_acc,forget_acc,test_acc,loss,ce,mi,checkpoint\n",
+        );
+        for seed in 0..2 {
+            let s = seed as f64;
+            runs += &format!("retrain,,100,{seed},99.9,{},97.7,0.01,,1.0,k\n", 92.0 + s);
+            runs += &format!("finetune,,100,{seed},99.9,{},97.8,0.01,,1.0,k\n", 97.5 + s);
+            for gamma in [0.0, 1.0, 2.0] {
+                let forget = |e: f64| 99.0 - gamma * e * 2.0 - s;
+                let mi = |e: f64| 0.048 - gamma * e * 0.001;
+                runs += &format!(
+                    "mi_unlearn,{gamma},3,{seed},99.8,{},97.5,0.02,{},0.5,k\n",
+                    forget(3.0),
+                    mi(3.0)
+                );
+                for epoch in 1..=3 {
+                    let e = epoch as f64;
+                    history += &format!(
+                        "mi_unlearn,{gamma},3,{seed},{epoch},99.8,{},97.5,0.2,0.02,{},k\n",
+                        forget(e),
+                        mi(e)
+                    );
+                }
+            }
+        }
+        std::fs::write(dir.join("runs.csv"), runs).unwrap();
+        std::fs::write(dir.join("history.csv"), history).unwrap();
+    }
+
+    #[test]
+    fn draws_well_formed_svg_and_png_with_text() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path());
+        let written = plot_dir(dir.path()).unwrap();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "gamma_sweep.svg",
+                "gamma_sweep.png",
+                "mi_acc_gamma0_epochs3.svg",
+                "mi_acc_gamma0_epochs3.png",
+                "mi_acc_gamma1_epochs3.svg",
+                "mi_acc_gamma1_epochs3.png",
+                "mi_acc_gamma2_epochs3.svg",
+                "mi_acc_gamma2_epochs3.png",
+            ]
+        );
+        for path in &written {
+            if path.extension().unwrap() == "svg" {
+                let svg = std::fs::read_to_string(path).unwrap();
+                assert!(
+                    svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+                    "{}",
+                    path.display()
+                );
+                assert!(
+                    svg.contains("accuracy (%)") && svg.contains("<polygon"),
+                    "{}",
+                    path.display()
+                );
+            } else {
+                let img = image::open(path).unwrap().to_rgb8();
+                assert_eq!(img.dimensions(), SIZE);
+                // The title strip holds rendered text: dark pixels on white.
+                let dark = (0..SIZE.0)
+                    .flat_map(|x| (0..40).map(move |y| (x, y)))
+                    .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&c| c < 100))
+                    .count();
+                assert!(
+                    dark > 500,
+                    "{}: {dark} dark pixels in the title",
+                    path.display()
+                );
+            }
+        }
+        let svg = std::fs::read_to_string(dir.path().join("gamma_sweep.svg")).unwrap();
+        assert!(svg.contains("retrain forget (100 ep.)") && svg.contains("over 2 seeds"));
+        let svg = std::fs::read_to_string(dir.path().join("mi_acc_gamma2_epochs3.svg")).unwrap();
+        assert!(svg.contains("gamma = 2,"));
+        // No temporary files left behind.
+        let stray: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.starts_with('.').then_some(name)
+            })
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
+    }
+
+    #[test]
+    fn curves_have_means_and_bands() {
+        let c = Curve::from_groups(vec![(1.0, vec![1.0, 3.0]), (2.0, vec![5.0])]);
+        assert_eq!(c.mean(), vec![(1.0, 2.0), (2.0, 5.0)]);
+        let sd = 2f64.sqrt();
+        assert_eq!(
+            c.band(),
+            vec![(1.0, 2.0 + sd), (2.0, 5.0), (2.0, 5.0), (1.0, 2.0 - sd)]
+        );
+        assert_eq!(c.range(), Some(2.0 - sd..5.0));
+    }
+
+    #[test]
+    fn malformed_csv_names_file_and_row() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("runs.csv"),
+            "method,gamma,epochs,seed,remain_acc,forget_acc,test_acc,mi\nmi_unlearn,1,x,0,1,1,1,\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", plot_dir(dir.path()).unwrap_err());
+        assert!(err.contains("runs.csv: malformed row 2"), "{err}");
+        let err = format!("{:#}", plot_dir(&dir.path().join("missing")).unwrap_err());
+        assert!(err.contains("runs.csv"), "{err}");
+    }
+}
