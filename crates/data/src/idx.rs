@@ -30,19 +30,16 @@ pub struct Images {
 
 /// Reads a whole file, decompressing it if it is gzip.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| DataError::Io { path: path.to_owned(), source };
     let raw = std::fs::read(path).map_err(io)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Format {
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
+            DataError::Format {
                 path: path.to_owned(),
                 problem: format!("corrupt gzip stream: {e}"),
-            })?;
+            }
+        })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -51,18 +48,14 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
 
 /// Reads and validates an image file.
 pub fn read_images(path: &Path) -> Result<Images, DataError> {
-    parse_images(&read_bytes(path)?).map_err(|problem| DataError::Format {
-        path: path.to_owned(),
-        problem,
-    })
+    parse_images(&read_bytes(path)?)
+        .map_err(|problem| DataError::Format { path: path.to_owned(), problem })
 }
 
 /// Reads and validates a label file whose labels must be below `classes`.
 pub fn read_labels(path: &Path, classes: u8) -> Result<Vec<u8>, DataError> {
-    parse_labels(&read_bytes(path)?, classes).map_err(|problem| DataError::Format {
-        path: path.to_owned(),
-        problem,
-    })
+    parse_labels(&read_bytes(path)?, classes)
+        .map_err(|problem| DataError::Format { path: path.to_owned(), problem })
 }
 
 /// Parses the bytes of an (uncompressed) image file.
@@ -75,12 +68,7 @@ pub fn parse_images(bytes: &[u8]) -> Result<Images, String> {
         .and_then(|n| n.checked_mul(cols))
         .ok_or_else(|| format!("dimensions {count} x {rows} x {cols} overflow"))?;
     check_len(data.len(), expected, "pixel")?;
-    Ok(Images {
-        count,
-        rows,
-        cols,
-        pixels: data.to_vec(),
-    })
+    Ok(Images { count, rows, cols, pixels: data.to_vec() })
 }
 
 /// Parses the bytes of an (uncompressed) label file.
@@ -114,9 +102,7 @@ fn header(bytes: &[u8], magic: u32, ndims: usize, kind: &str) -> Result<Vec<usiz
             LABELS_MAGIC => " (this is a labels file)",
             _ => "",
         };
-        return Err(format!(
-            "magic number {found}, expected {magic} for {kind}{hint}"
-        ));
+        return Err(format!("magic number {found}, expected {magic} for {kind}{hint}"));
     }
     Ok((1..=ndims).map(|i| word(i) as usize).collect())
 }
@@ -124,9 +110,9 @@ fn header(bytes: &[u8], magic: u32, ndims: usize, kind: &str) -> Result<Vec<usiz
 fn check_len(found: usize, expected: usize, what: &str) -> Result<(), String> {
     match found.cmp(&expected) {
         std::cmp::Ordering::Equal => Ok(()),
-        std::cmp::Ordering::Less => Err(format!(
-            "truncated: {found} {what} bytes after the header, expected {expected}"
-        )),
+        std::cmp::Ordering::Less => {
+            Err(format!("truncated: {found} {what} bytes after the header, expected {expected}"))
+        }
         std::cmp::Ordering::Greater => Err(format!(
             "oversized: {found} {what} bytes after the header, expected {expected} ({} extra)",
             found - expected
@@ -164,37 +150,20 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_valid_files() {
-        let images = parse_images(&images_bytes(
-            2,
-            2,
-            3,
-            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255],
-        ))
-        .unwrap();
+        let images =
+            parse_images(&images_bytes(2, 2, 3, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255])).unwrap();
         assert_eq!((images.count, images.rows, images.cols), (2, 2, 3));
         assert_eq!(images.pixels[11], 255);
-        assert_eq!(
-            parse_labels(&labels_bytes(&[0, 9, 3]), 10).unwrap(),
-            vec![0, 9, 3]
-        );
+        assert_eq!(parse_labels(&labels_bytes(&[0, 9, 3]), 10).unwrap(), vec![0, 9, 3]);
         assert!(parse_labels(&labels_bytes(&[]), 10).unwrap().is_empty());
     }
 
     #[test]
     fn rejects_corrupt_files() {
         let valid = images_bytes(2, 2, 2, &[1; 8]);
-        check_err(
-            parse_images(&valid[..valid.len() - 1]),
-            "truncated: 7 pixel bytes",
-        );
-        check_err(
-            parse_images(&[valid.clone(), vec![0]].concat()),
-            "oversized: 9 pixel",
-        );
-        check_err(
-            parse_images(&valid[..10]),
-            "shorter than the 16-byte images header",
-        );
+        check_err(parse_images(&valid[..valid.len() - 1]), "truncated: 7 pixel bytes");
+        check_err(parse_images(&[valid.clone(), vec![0]].concat()), "oversized: 9 pixel");
+        check_err(parse_images(&valid[..10]), "shorter than the 16-byte images header");
         check_err(
             parse_images(&labels_bytes(&[1; 12])),
             "magic number 2049, expected 2051 for images (this is a labels file)",
@@ -202,25 +171,12 @@ pub(crate) mod tests {
         let mut bad_magic = valid.clone();
         bad_magic[3] = 0x07;
         check_err(parse_images(&bad_magic), "magic number 2055");
-        check_err(
-            parse_labels(&labels_bytes(&[1, 10, 2]), 10),
-            "label 10 at index 1",
-        );
-        check_err(
-            parse_labels(&labels_bytes(&[1, 2])[..9], 10),
-            "truncated: 1 label",
-        );
-        check_err(
-            parse_labels(&valid, 10),
-            "expected 2049 for labels (this is an images file)",
-        );
+        check_err(parse_labels(&labels_bytes(&[1, 10, 2]), 10), "label 10 at index 1");
+        check_err(parse_labels(&labels_bytes(&[1, 2])[..9], 10), "truncated: 1 label");
+        check_err(parse_labels(&valid, 10), "expected 2049 for labels (this is an images file)");
         check_err(
             parse_images(&images_bytes(u32::MAX, u32::MAX, u32::MAX, &[])),
-            if usize::BITS > 64 {
-                "truncated"
-            } else {
-                "overflow"
-            },
+            if usize::BITS > 64 { "truncated" } else { "overflow" },
         );
     }
 

@@ -27,10 +27,7 @@ pub use mnist::{Dataset, Mnist};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: missing; run scripts/setup to fetch MNIST, or set data.dir in the experiment")]
     Missing { path: PathBuf },
     #[error("{path}: invalid IDX file: {problem}")]
@@ -38,18 +35,9 @@ pub enum DataError {
     #[error(
         "{path}: SHA-256 is {actual}, expected {expected}; the file is corrupt or not MNIST: delete it and re-run scripts/setup"
     )]
-    Hash {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    Hash { path: PathBuf, expected: String, actual: String },
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels")]
-    CountMismatch {
-        images: PathBuf,
-        n_images: usize,
-        labels: PathBuf,
-        n_labels: usize,
-    },
+    CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
     #[error("forget set: {0}")]
     Split(String),
 }

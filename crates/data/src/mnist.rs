@@ -48,16 +48,8 @@ impl Dataset {
 
     /// Decodes `u8` images into normalised `f32` rows.
     pub fn from_idx(images: &idx::Images, labels: Vec<u8>) -> Self {
-        let features = images
-            .pixels
-            .iter()
-            .map(|&p| (p as f32 / 255.0 - MEAN) / STD)
-            .collect();
-        Self {
-            features,
-            labels,
-            dim: images.rows * images.cols,
-        }
+        let features = images.pixels.iter().map(|&p| (p as f32 / 255.0 - MEAN) / STD).collect();
+        Self { features, labels, dim: images.rows * images.cols }
     }
 }
 
@@ -125,11 +117,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<Mnist, DataError> {
         test.truncate(n);
     }
     let fingerprint = fingerprint(options);
-    Ok(Mnist {
-        train,
-        test,
-        fingerprint,
-    })
+    Ok(Mnist { train, test, fingerprint })
 }
 
 /// What identifies the loaded data: the verified hashes of the four files and the limits.
@@ -165,19 +153,12 @@ pub fn verify(path: &Path, bytes: &[u8], expected: &str) -> Result<(), DataError
     if actual == expected {
         Ok(())
     } else {
-        Err(DataError::Hash {
-            path: path.to_owned(),
-            expected: expected.to_owned(),
-            actual,
-        })
+        Err(DataError::Hash { path: path.to_owned(), expected: expected.to_owned(), actual })
     }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -186,19 +167,11 @@ mod tests {
 
     #[test]
     fn normalises_like_torchvision() {
-        let images = idx::Images {
-            count: 1,
-            rows: 1,
-            cols: 3,
-            pixels: vec![0, 255, 128],
-        };
+        let images = idx::Images { count: 1, rows: 1, cols: 3, pixels: vec![0, 255, 128] };
         let d = Dataset::from_idx(&images, vec![7]);
         // Values from PyTorch 2.13: (uint8.float().div(255) - 0.1307) / 0.3081 in float32,
         // which is what ToTensor() then Normalize((0.1307,), (0.3081,)) compute.
-        assert_eq!(
-            d.features,
-            vec![-0.424_212_96_f32, 2.821_486_7, 1.205_001_1]
-        );
+        assert_eq!(d.features, vec![-0.424_212_96_f32, 2.821_486_7, 1.205_001_1]);
         assert_eq!((d.dim, d.len()), (3, 1));
     }
 
@@ -211,13 +184,8 @@ mod tests {
 
     #[test]
     fn missing_directory_says_to_run_setup() {
-        let msg = load(Path::new("/nonexistent"), &LoadOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("train-images-idx3-ubyte: missing; run scripts/setup"),
-            "{msg}"
-        );
+        let msg = load(Path::new("/nonexistent"), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("train-images-idx3-ubyte: missing; run scripts/setup"), "{msg}");
     }
 
     #[test]
@@ -226,10 +194,7 @@ mod tests {
         assert!(
             all.contains("ba891046e6505d7a") && all.ends_with("train_limit=all test_limit=all")
         );
-        let some = fingerprint(&LoadOptions {
-            train_limit: Some(1000),
-            test_limit: None,
-        });
+        let some = fingerprint(&LoadOptions { train_limit: Some(1000), test_limit: None });
         assert_ne!(all, some);
     }
 }

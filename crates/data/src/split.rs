@@ -26,14 +26,9 @@ pub fn forget_split(
     rng: &mut Rng,
 ) -> Result<ForgetSplit, DataError> {
     if !(spec.fraction > 0.0 && spec.fraction <= 1.0) {
-        return Err(DataError::Split(format!(
-            "fraction {} is outside (0, 1]",
-            spec.fraction
-        )));
+        return Err(DataError::Split(format!("fraction {} is outside (0, 1]", spec.fraction)));
     }
-    let of_class: Vec<usize> = (0..labels.len())
-        .filter(|&i| labels[i] == spec.class)
-        .collect();
+    let of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == spec.class).collect();
     let k = (spec.fraction * of_class.len() as f64).floor() as usize;
     if k == 0 {
         return Err(DataError::Split(format!(
@@ -43,10 +38,8 @@ pub fn forget_split(
             spec.fraction
         )));
     }
-    let mut forget: Vec<usize> = index::sample(rng, of_class.len(), k)
-        .into_iter()
-        .map(|j| of_class[j])
-        .collect();
+    let mut forget: Vec<usize> =
+        index::sample(rng, of_class.len(), k).into_iter().map(|j| of_class[j]).collect();
     forget.sort_unstable();
     let mut is_forget = vec![false; labels.len()];
     for &i in &forget {
@@ -68,10 +61,7 @@ mod tests {
     #[test]
     fn sizes_disjointness_and_class() {
         let labels = labels();
-        let spec = ForgetSpec {
-            class: 3,
-            fraction: 0.75,
-        };
+        let spec = ForgetSpec { class: 3, fraction: 0.75 };
         let s = forget_split(&labels, &spec, &mut stream(0, "split")).unwrap();
         assert_eq!((s.forget.len(), s.remain.len()), (75, 925));
         assert!(s.forget.iter().all(|&i| labels[i] == 3));
@@ -84,10 +74,7 @@ mod tests {
     #[test]
     fn floor_of_fraction() {
         let labels = labels(); // 100 samples of each class
-        let spec = ForgetSpec {
-            class: 5,
-            fraction: 0.333,
-        };
+        let spec = ForgetSpec { class: 5, fraction: 0.333 };
         let s = forget_split(&labels, &spec, &mut stream(0, "split")).unwrap();
         assert_eq!(s.forget.len(), 33);
     }
@@ -95,10 +82,7 @@ mod tests {
     #[test]
     fn deterministic_per_seed() {
         let labels = labels();
-        let spec = ForgetSpec {
-            class: 3,
-            fraction: 0.5,
-        };
+        let spec = ForgetSpec { class: 3, fraction: 0.5 };
         let draw = |seed| forget_split(&labels, &spec, &mut stream(seed, "split")).unwrap();
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1).forget, draw(2).forget);
@@ -108,13 +92,9 @@ mod tests {
     fn rejects_empty_and_bad_fractions() {
         let labels = labels();
         let err = |class, fraction| {
-            forget_split(
-                &labels,
-                &ForgetSpec { class, fraction },
-                &mut stream(0, "split"),
-            )
-            .unwrap_err()
-            .to_string()
+            forget_split(&labels, &ForgetSpec { class, fraction }, &mut stream(0, "split"))
+                .unwrap_err()
+                .to_string()
         };
         assert!(err(3, 0.001).contains("forgets none"));
         assert!(err(3, 1.5).contains("outside (0, 1]"));

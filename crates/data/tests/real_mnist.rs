@@ -14,49 +14,27 @@ fn mnist() -> data::Mnist {
 #[test]
 fn loads_verified_mnist_with_the_published_label_counts() {
     let m = mnist();
-    assert_eq!(
-        (m.train.len(), m.test.len(), m.train.dim),
-        (60_000, 10_000, 784)
-    );
+    assert_eq!((m.train.len(), m.test.len(), m.train.dim), (60_000, 10_000, 784));
     let mut counts = [0usize; 10];
     for &l in &m.train.labels {
         counts[l as usize] += 1;
     }
-    assert_eq!(
-        counts,
-        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    );
+    assert_eq!(counts, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
     // Normalised pixels: background is (0 - 0.1307) / 0.3081.
-    let min = m
-        .train
-        .features
-        .iter()
-        .copied()
-        .fold(f32::INFINITY, f32::min);
-    let max = m
-        .train
-        .features
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
+    let min = m.train.features.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = m.train.features.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     assert_eq!((min, max), (-0.424_212_96, 2.821_486_7));
 }
 
 #[test]
 fn the_default_split_forgets_4598_threes() {
     let m = mnist();
-    let spec = ForgetSpec {
-        class: 3,
-        fraction: 0.75,
-    };
+    let spec = ForgetSpec { class: 3, fraction: 0.75 };
     let split = |seed| forget_split(&m.train.labels, &spec, &mut stream(seed, "split")).unwrap();
     let s = split(0);
     assert_eq!((s.forget.len(), s.remain.len()), (4598, 55_402));
     assert!(s.forget.iter().all(|&i| m.train.labels[i] == 3));
-    assert_eq!(
-        s.remain.iter().filter(|&&i| m.train.labels[i] == 3).count(),
-        6131 - 4598
-    );
+    assert_eq!(s.remain.iter().filter(|&&i| m.train.labels[i] == 3).count(), 6131 - 4598);
     assert_eq!(split(0), s);
     assert_ne!(split(1).forget, s.forget);
 }

@@ -44,11 +44,7 @@ pub struct Accuracy {
 
 impl From<Metrics> for Accuracy {
     fn from(m: Metrics) -> Self {
-        Self {
-            remain: m.remain,
-            forget: m.forget,
-            test: m.test,
-        }
+        Self { remain: m.remain, forget: m.forget, test: m.test }
     }
 }
 
@@ -117,10 +113,7 @@ impl Cache {
             std::fs::create_dir_all(&tmp)?;
             model.save(&tmp.join("model.safetensors"))?;
             std::fs::File::open(tmp.join("model.safetensors"))?.sync_all()?;
-            write_atomic(
-                &tmp.join("record.json"),
-                &serde_json::to_vec_pretty(record)?,
-            )?;
+            write_atomic(&tmp.join("record.json"), &serde_json::to_vec_pretty(record)?)?;
             match std::fs::rename(&tmp, &entry) {
                 Ok(()) => Ok(()),
                 Err(_) if entry.join("record.json").exists() => Ok(()),
@@ -147,9 +140,6 @@ impl Cache {
         split_key: &str,
         acc: &Accuracy,
     ) -> anyhow::Result<()> {
-        write_atomic(
-            &self.eval_path(model_key, split_key),
-            &serde_json::to_vec(acc)?,
-        )
+        write_atomic(&self.eval_path(model_key, split_key), &serde_json::to_vec(acc)?)
     }
 }

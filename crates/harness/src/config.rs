@@ -14,18 +14,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: `{key}` {problem}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        problem: String,
-    },
+    Invalid { path: PathBuf, key: String, problem: String },
 }
 
 /// A value or a list of values: `gamma = 4` or `gamma = [1, 2, 4]`.
@@ -61,6 +54,9 @@ pub struct RawExperiment {
     #[serde(default)]
     pub model: RawModel,
     pub methods: RawMethods,
+    /// What `harness check` compares with a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<RawCheck>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -143,6 +139,32 @@ pub struct RawMiUnlearn {
     pub lr: Option<f64>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// Summary metrics to compare, e.g. `["forget_gap", "test_gap"]`.
+    pub metrics: Vec<String>,
+    /// Absolute tolerance for every metric, in its unit (percentage points for accuracies and
+    /// gaps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    /// Per-metric absolute tolerances, overriding `tolerance`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tolerances: std::collections::BTreeMap<String, f64>,
+    /// Tolerance in standard errors of the difference of the two means over seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard_errors: Option<f64>,
+}
+
+/// A checked `[check]` section: a metric passes when `|now - baseline|` is at most the larger
+/// of its absolute tolerance and `standard_errors * sqrt(s_now^2 / n_now + s_base^2 / n_base)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    /// Each checked metric with its absolute tolerance, if any.
+    pub metrics: Vec<(&'static str, Option<f64>)>,
+    pub standard_errors: Option<f64>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GridMode {
@@ -163,16 +185,15 @@ pub struct Experiment {
     pub model: MlpSpec,
     /// Every method and parameter set, `original` first when present.
     pub methods: Vec<Method>,
+    pub check: Option<CheckSpec>,
     /// The configuration with every default written out, as TOML.
     pub resolved: String,
 }
 
 impl Experiment {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
@@ -192,15 +213,10 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         key: key.to_owned(),
         problem,
     };
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("experiment");
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("experiment");
     let name = raw.name.clone().unwrap_or_else(|| stem.to_owned());
     if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         || name.starts_with('.')
     {
         return Err(invalid(
@@ -229,30 +245,17 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
             format!("is {dataset:?}; the supported dataset is \"mnist\""),
         ));
     }
-    let data_dir = data
-        .dir
-        .get_or_insert_with(|| PathBuf::from("data/MNIST/raw"))
-        .clone();
-    for (key, limit) in [
-        ("data.train_limit", data.train_limit),
-        ("data.test_limit", data.test_limit),
-    ] {
+    let data_dir = data.dir.get_or_insert_with(|| PathBuf::from("data/MNIST/raw")).clone();
+    for (key, limit) in
+        [("data.train_limit", data.train_limit), ("data.test_limit", data.test_limit)]
+    {
         if limit == Some(0) {
-            return Err(invalid(
-                key,
-                "is 0; leave it out to use every sample".into(),
-            ));
+            return Err(invalid(key, "is 0; leave it out to use every sample".into()));
         }
     }
-    let load = LoadOptions {
-        train_limit: data.train_limit,
-        test_limit: data.test_limit,
-    };
+    let load = LoadOptions { train_limit: data.train_limit, test_limit: data.test_limit };
 
-    let forget = ForgetSpec {
-        class: raw.forget.class,
-        fraction: raw.forget.fraction,
-    };
+    let forget = ForgetSpec { class: raw.forget.class, fraction: raw.forget.fraction };
     if forget.class >= data::mnist::CLASSES {
         return Err(invalid(
             "forget.class",
@@ -266,40 +269,26 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         ));
     }
 
-    let hidden = raw
-        .model
-        .hidden
-        .get_or_insert_with(|| MlpSpec::default().hidden)
-        .clone();
+    let hidden = raw.model.hidden.get_or_insert_with(|| MlpSpec::default().hidden).clone();
     if hidden.contains(&0) {
         return Err(invalid(
             "model.hidden",
             format!("is {hidden:?}; layer sizes must be positive"),
         ));
     }
-    let model = MlpSpec {
-        hidden,
-        ..MlpSpec::default()
-    };
+    let model = MlpSpec { hidden, ..MlpSpec::default() };
 
     let mut methods = Vec::new();
     let m = &mut raw.methods;
     let defaults = Supervised::default();
     let positive = |key: &str, v: usize| {
-        if v == 0 {
-            Err(invalid(key, "is 0; it must be at least 1".into()))
-        } else {
-            Ok(v)
-        }
+        if v == 0 { Err(invalid(key, "is 0; it must be at least 1".into())) } else { Ok(v) }
     };
     let rate = |key: &str, lr: f64| {
         if lr.is_finite() && lr > 0.0 {
             Ok(lr)
         } else {
-            Err(invalid(
-                key,
-                format!("is {lr}; a learning rate must be positive"),
-            ))
+            Err(invalid(key, format!("is {lr}; a learning rate must be positive")))
         }
     };
     if let Some(o) = &mut m.original {
@@ -314,19 +303,13 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         methods.push(Method::Original(s));
     }
     for (name, section, wrap) in [
-        (
-            "retrain",
-            &mut m.retrain,
-            Method::Retrain as fn(Supervised) -> Method,
-        ),
+        ("retrain", &mut m.retrain, Method::Retrain as fn(Supervised) -> Method),
         ("finetune", &mut m.finetune, Method::Finetune),
     ] {
         let Some(s) = section else { continue };
         let key = |k: &str| format!("methods.{name}.{k}");
-        let batch_size = positive(
-            &key("batch_size"),
-            *s.batch_size.get_or_insert(defaults.batch_size),
-        )?;
+        let batch_size =
+            positive(&key("batch_size"), *s.batch_size.get_or_insert(defaults.batch_size))?;
         let lr = rate(&key("lr"), *s.lr.get_or_insert(defaults.lr))?;
         for epochs in grid(&s.epochs, &key("epochs"), &invalid)? {
             methods.push(wrap(Supervised {
@@ -352,10 +335,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         let epochs_list = s.epochs.to_vec();
         for (k, n) in [("gamma", gammas.len()), ("epochs", epochs_list.len())] {
             if n == 0 {
-                return Err(invalid(
-                    &key(k),
-                    "is an empty list; give at least one value".into(),
-                ));
+                return Err(invalid(&key(k), "is an empty list; give at least one value".into()));
             }
         }
         if let Some(g) = gammas.iter().find(|g| !(g.is_finite() && **g >= 0.0)) {
@@ -373,10 +353,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
                     .map_err(|d| invalid(&key("gamma"), format!("lists {d} twice")))?;
                 check_unique(&epochs_list, |v| v.to_string())
                     .map_err(|d| invalid(&key("epochs"), format!("lists {d} twice")))?;
-                epochs_list
-                    .iter()
-                    .flat_map(|&e| gammas.iter().map(move |&g| (g, e)))
-                    .collect()
+                epochs_list.iter().flat_map(|&e| gammas.iter().map(move |&g| (g, e))).collect()
             }
             GridMode::Zip => {
                 if gammas.len() != epochs_list.len() {
@@ -389,11 +366,8 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
                         ),
                     ));
                 }
-                let pairs: Vec<_> = gammas
-                    .iter()
-                    .copied()
-                    .zip(epochs_list.iter().copied())
-                    .collect();
+                let pairs: Vec<_> =
+                    gammas.iter().copied().zip(epochs_list.iter().copied()).collect();
                 check_unique(&pairs, |(g, e)| format!("(gamma {g}, epochs {e})"))
                     .map_err(|d| invalid(&key("grid"), format!("pairs {d} twice")))?;
                 pairs
@@ -422,10 +396,10 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         ));
     }
     methods.sort_by_key(|m| {
-        ["original", "retrain", "finetune", "mi_unlearn"]
-            .iter()
-            .position(|n| *n == m.name())
+        ["original", "retrain", "finetune", "mi_unlearn"].iter().position(|n| *n == m.name())
     });
+
+    let check = raw.check.as_ref().map(|c| validate_check(c, &invalid)).transpose()?;
 
     let resolved = toml::to_string_pretty(&raw).expect("a parsed experiment serialises");
     Ok(Experiment {
@@ -437,8 +411,62 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         forget,
         model,
         methods,
+        check,
         resolved,
     })
+}
+
+fn validate_check(
+    c: &RawCheck,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<CheckSpec, ConfigError> {
+    use crate::report::METRICS;
+    let known = || METRICS.join(", ");
+    let tolerance_ok = |key: &str, t: f64| {
+        if t.is_finite() && t >= 0.0 {
+            Ok(t)
+        } else {
+            Err(invalid(key, format!("is {t}; a tolerance must be a finite number >= 0")))
+        }
+    };
+    if c.metrics.is_empty() {
+        return Err(invalid("check.metrics", format!("is empty; name some of: {}", known())));
+    }
+    check_unique(&c.metrics, Clone::clone)
+        .map_err(|d| invalid("check.metrics", format!("lists {d} twice")))?;
+    if let Some(t) = c.tolerance {
+        tolerance_ok("check.tolerance", t)?;
+    }
+    if let Some(k) = c.standard_errors {
+        tolerance_ok("check.standard_errors", k)?;
+    }
+    for (metric, &t) in &c.tolerances {
+        let key = format!("check.tolerances.{metric}");
+        tolerance_ok(&key, t)?;
+        if !c.metrics.contains(metric) {
+            return Err(invalid(&key, "names a metric that check.metrics does not list".into()));
+        }
+    }
+    let metrics = c
+        .metrics
+        .iter()
+        .map(|m| {
+            let name = METRICS.iter().find(|k| **k == m).ok_or_else(|| {
+                invalid("check.metrics", format!("has {m:?}; the metrics are: {}", known()))
+            })?;
+            let abs = c.tolerances.get(m).copied().or(c.tolerance);
+            if abs.is_none() && c.standard_errors.is_none() {
+                return Err(invalid(
+                    "check",
+                    format!(
+                        "gives {m} no tolerance; set tolerance, tolerances.{m} or standard_errors"
+                    ),
+                ));
+            }
+            Ok((*name, abs))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(CheckSpec { metrics, standard_errors: c.standard_errors })
 }
 
 fn grid<T: Clone + PartialEq + std::fmt::Display>(
@@ -448,10 +476,7 @@ fn grid<T: Clone + PartialEq + std::fmt::Display>(
 ) -> Result<Vec<T>, ConfigError> {
     let values = values.to_vec();
     if values.is_empty() {
-        return Err(invalid(
-            key,
-            "is an empty list; give at least one value".into(),
-        ));
+        return Err(invalid(key, "is an empty list; give at least one value".into()));
     }
     check_unique(&values, |v| v.to_string())
         .map_err(|dup| invalid(key, format!("lists {dup} twice")))?;
@@ -504,11 +529,7 @@ epochs = 5
         let exp = parse(MINIMAL).unwrap();
         assert_eq!(exp.name, "x");
         assert_eq!(exp.data_dir, PathBuf::from("data/MNIST/raw"));
-        let names: Vec<_> = exp
-            .methods
-            .iter()
-            .map(|m| (m.name(), m.gamma(), m.epochs()))
-            .collect();
+        let names: Vec<_> = exp.methods.iter().map(|m| (m.name(), m.gamma(), m.epochs())).collect();
         assert_eq!(
             names,
             vec![
@@ -533,23 +554,48 @@ epochs = 5
     }
 
     #[test]
+    fn check_sections() {
+        let with = |section: &str| format!("{MINIMAL}\n[check]\n{section}\n");
+        let exp = parse(&with("metrics = [\"forget_gap\", \"test_acc\"]\ntolerance = 0.5\nstandard_errors = 3\ntolerances.forget_gap = 2.0")).unwrap();
+        assert_eq!(
+            exp.check,
+            Some(CheckSpec {
+                metrics: vec![("forget_gap", Some(2.0)), ("test_acc", Some(0.5))],
+                standard_errors: Some(3.0)
+            })
+        );
+        assert!(parse(MINIMAL).unwrap().check.is_none());
+        check_err(
+            &with("metrics = [\"forget\"]\ntolerance = 1"),
+            &["`check.metrics` has \"forget\"; the metrics are: remain_acc"],
+        );
+        check_err(&with("metrics = [\"forget_gap\"]"), &["`check` gives forget_gap no tolerance"]);
+        check_err(
+            &with("metrics = [\"forget_gap\"]\ntolerance = -1"),
+            &["`check.tolerance` is -1"],
+        );
+        check_err(
+            &with("metrics = [\"forget_gap\"]\ntolerance = 1\ntolerances.test_gap = 1"),
+            &["`check.tolerances.test_gap` names a metric"],
+        );
+        check_err(
+            &with("metrics = [\"forget_gap\"]\ntolerance = 1\nk = 2"),
+            &["unknown field `k`"],
+        );
+    }
+
+    #[test]
     fn zip_pairs_gammas_with_epochs() {
         let text = MINIMAL.replace(
             "gamma = [1, 2.5, 4]\nepochs = 5",
             "gamma = [1.5, 3.5, 3.5, 5]\nepochs = [20, 5, 20, 2]\ngrid = \"zip\"",
         );
         let exp = parse(&text).unwrap();
-        let mi: Vec<_> = exp
-            .methods
-            .iter()
-            .filter_map(|m| Some((m.gamma()?, m.epochs())))
-            .collect();
+        let mi: Vec<_> =
+            exp.methods.iter().filter_map(|m| Some((m.gamma()?, m.epochs()))).collect();
         assert_eq!(mi, vec![(1.5, 20), (3.5, 5), (3.5, 20), (5.0, 2)]);
         let dup = text.replace("[20, 5, 20, 2]", "[20, 5, 5, 2]");
-        check_err(
-            &dup,
-            &["`methods.mi_unlearn.grid` pairs (gamma 3.5, epochs 5) twice"],
-        );
+        check_err(&dup, &["`methods.mi_unlearn.grid` pairs (gamma 3.5, epochs 5) twice"]);
     }
 
     #[test]
@@ -566,10 +612,7 @@ epochs = 5
             &MINIMAL.replace("epochs = 5", "epochs = \"5\""),
             &["line 14", "a value or a list of values"],
         );
-        check_err(
-            &format!("{MINIMAL}\n[methods.sisa]\nshards = 4\n"),
-            &["unknown field `sisa`"],
-        );
+        check_err(&format!("{MINIMAL}\n[methods.sisa]\nshards = 4\n"), &["unknown field `sisa`"]);
         check_err("seeds = [0]", &["missing field `forget`"]);
     }
 
@@ -579,10 +622,7 @@ epochs = 5
             &MINIMAL.replace("fraction = 0.75", "fraction = 1.5"),
             &["experiments/x.toml: `forget.fraction` is 1.5"],
         );
-        check_err(
-            &MINIMAL.replace("class = 3", "class = 12"),
-            &["`forget.class` is 12"],
-        );
+        check_err(&MINIMAL.replace("class = 3", "class = 12"), &["`forget.class` is 12"]);
         check_err(
             &MINIMAL.replace("[1, 2.5, 4]", "[1, -2]"),
             &["`methods.mi_unlearn.gamma` contains -2"],
@@ -593,10 +633,7 @@ epochs = 5
         );
         check_err(
             &MINIMAL.replace("epochs = 5", "epochs = 5\ngrid = \"zip\""),
-            &[
-                "`methods.mi_unlearn.grid` is \"zip\"",
-                "gamma has 3 values and epochs 1",
-            ],
+            &["`methods.mi_unlearn.grid` is \"zip\"", "gamma has 3 values and epochs 1"],
         );
         check_err(
             &MINIMAL.replace("epochs = 5", "epochs = 5\ngrid = \"pairs\""),
@@ -606,21 +643,12 @@ epochs = 5
             &MINIMAL.replace("[1, 2.5, 4]", "[]"),
             &["`methods.mi_unlearn.gamma` is an empty list"],
         );
-        check_err(
-            &MINIMAL.replace("seeds = [0, 1]", "seeds = []"),
-            &["`seeds` is empty"],
-        );
-        check_err(
-            &MINIMAL.replace("[10, 100]", "[0]"),
-            &["`methods.finetune.epochs` is 0"],
-        );
+        check_err(&MINIMAL.replace("seeds = [0, 1]", "seeds = []"), &["`seeds` is empty"]);
+        check_err(&MINIMAL.replace("[10, 100]", "[0]"), &["`methods.finetune.epochs` is 0"]);
         check_err(
             &MINIMAL.replace("[methods.original]\nepochs = 100\n", ""),
             &["`methods.finetune` starts from the original model"],
         );
-        check_err(
-            &format!("name = \"../x\"\n{MINIMAL}"),
-            &["`name` is \"../x\""],
-        );
+        check_err(&format!("name = \"../x\"\n{MINIMAL}"), &["`name` is \"../x\""]);
     }
 }

@@ -13,8 +13,9 @@
 //! ```
 
 pub mod cache;
+pub mod check;
 pub mod config;
-mod fsutil;
+pub mod fsutil;
 pub mod plan;
 pub mod plot;
 pub mod progress;

@@ -12,12 +12,7 @@ use harness::run::{RunOptions, execute};
 /// Runs machine-unlearning experiment grids, caching every trained model, and writes CSV
 /// tables and figures.
 #[derive(Debug, Parser)]
-#[command(
-    version,
-    about,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
-)]
+#[command(version, about, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -43,6 +38,23 @@ enum Command {
     Plot {
         /// A results folder, e.g. results/gamma_sweep.
         dir: PathBuf,
+    },
+    /// Run an experiment (reusing the cache) and compare its `[check]` metrics with a
+    /// baseline: exit 0 if all pass, 1 if any fails, 2 if the input is unusable.
+    Check {
+        /// The experiment file; it needs a [check] section.
+        experiment: PathBuf,
+        /// The baseline CSV, e.g. results/ci/baseline.csv.
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Rewrite the baseline from the current results instead of comparing.
+        #[arg(long)]
+        update_baseline: bool,
+        /// Output folder [default: results/<experiment name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Run every experiment file under a folder and rewrite its results folder, reusing the
     /// cache.
@@ -74,33 +86,88 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
+    let result = match &cli.command {
+        Some(Command::Check { experiment, baseline, update_baseline, out, run }) => {
+            check(experiment, baseline, *update_baseline, out.as_deref(), run, verbosity(&cli))
+        }
+        _ => run(&cli).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        // For `check`, every error is unusable input (2); a failed comparison is 1.
+        if matches!(cli.command, Some(Command::Check { .. })) {
+            ExitCode::from(2)
+        } else {
             ExitCode::FAILURE
+        }
+    })
+}
+
+fn verbosity(cli: &Cli) -> Verbosity {
+    match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    }
+}
+
+fn check(
+    path: &Path,
+    baseline: &Path,
+    update: bool,
+    out: Option<&Path>,
+    args: &RunArgs,
+    verbosity: Verbosity,
+) -> anyhow::Result<ExitCode> {
+    let exp = Experiment::load(path)?;
+    let Some(spec) = &exp.check else {
+        anyhow::bail!(
+            "{}: no [check] section: add one naming the metrics and tolerances",
+            path.display()
+        );
+    };
+    // Read the baseline before the (possibly long) run, so a bad one fails at once.
+    let base = if update { None } else { Some(harness::check::read_baseline(baseline)?) };
+    let out = out.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+    let summary = run_experiment(path, &exp, &options(args, verbosity)?, &out)?;
+    let now = harness::check::current(&summary, spec);
+    match base {
+        None => {
+            harness::fsutil::write_atomic(baseline, &harness::check::baseline_csv(&now)?)?;
+            eprintln!("wrote {} ({} rows)", baseline.display(), now.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(base) => {
+            let verdicts = harness::check::compare(&now, &base, spec, baseline)?;
+            print!("{}", harness::check::table(&verdicts));
+            let failed = verdicts.iter().filter(|v| !v.pass()).count();
+            if failed == 0 {
+                eprintln!(
+                    "check passed: {} metrics within tolerance of {}",
+                    verdicts.len(),
+                    baseline.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "check FAILED: {failed} of {} metrics moved beyond tolerance",
+                    verdicts.len()
+                );
+                Ok(ExitCode::from(1))
+            }
         }
     }
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let verbosity = match (cli.quiet, cli.verbose) {
-        (true, _) => Verbosity::Quiet,
-        (_, true) => Verbosity::Verbose,
-        _ => Verbosity::Normal,
-    };
+    let verbosity = verbosity(cli);
     match &cli.command {
+        Some(Command::Check { .. }) => unreachable!("handled in main"),
         None => {
-            let path = cli
-                .experiment
-                .as_ref()
-                .expect("clap requires it without a subcommand");
+            let path = cli.experiment.as_ref().expect("clap requires it without a subcommand");
             let exp = Experiment::load(path)?;
-            let out = cli
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
-            run_experiment(path, &exp, &options(&cli.run, verbosity)?, &out)
+            let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+            run_experiment(path, &exp, &options(&cli.run, verbosity)?, &out).map(drop)
         }
         Some(Command::Plot { dir }) => {
             let written = harness::plot::plot_dir(dir)?;
@@ -114,11 +181,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Some(Command::Regenerate {
-            experiments,
-            results,
-            run,
-        }) => {
+        Some(Command::Regenerate { experiments, results, run }) => {
             let opts = options(run, verbosity)?;
             // Parse them all first: a typo in the last file should not surface after an hour.
             let mut all = Vec::new();
@@ -174,7 +237,7 @@ fn run_experiment(
     exp: &Experiment,
     opts: &RunOptions,
     out: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<harness::report::SummaryRow>> {
     if opts.verbosity > Verbosity::Quiet {
         eprintln!(
             "{}: {} jobs ({} seeds), {} at a time x {} libtorch thread(s), cache {}",
@@ -197,6 +260,9 @@ fn run_experiment(
     } else {
         format!(" ({trained} trained)")
     };
+    if opts.verbosity == Verbosity::Quiet {
+        return Ok(summary);
+    }
     eprintln!(
         "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
         outcome.results.len(),
@@ -204,5 +270,5 @@ fn run_experiment(
         out.display(),
         figures.len()
     );
-    Ok(())
+    Ok(summary)
 }

@@ -42,17 +42,8 @@ pub struct Job {
 impl Job {
     /// `mi_unlearn gamma=4 epochs=5 seed=0`, for logs.
     pub fn label(&self) -> String {
-        let gamma = self
-            .method
-            .gamma()
-            .map(|g| format!(" gamma={g}"))
-            .unwrap_or_default();
-        format!(
-            "{}{gamma} epochs={} seed={}",
-            self.method.name(),
-            self.method.epochs(),
-            self.seed
-        )
+        let gamma = self.method.gamma().map(|g| format!(" gamma={g}")).unwrap_or_default();
+        format!("{}{gamma} epochs={} seed={}", self.method.name(), self.method.epochs(), self.seed)
     }
 }
 
@@ -74,11 +65,7 @@ impl Plan {
                 .map(|m| job(exp, data_fingerprint, m, seed, None));
             let upstream = original.as_ref().map(|o| o.key.clone());
             jobs.extend(original);
-            for m in exp
-                .methods
-                .iter()
-                .filter(|m| !matches!(m, Method::Original(_)))
-            {
+            for m in exp.methods.iter().filter(|m| !matches!(m, Method::Original(_))) {
                 let up = m
                     .needs_original()
                     .then(|| upstream.clone().expect("validated: original present"));
@@ -104,10 +91,7 @@ pub fn split_key(exp: &Experiment, data_fingerprint: &str, seed: u64) -> String 
 }
 
 fn split_line(exp: &Experiment) -> String {
-    format!(
-        "class={} fraction={:?}",
-        exp.forget.class, exp.forget.fraction
-    )
+    format!("class={} fraction={:?}", exp.forget.class, exp.forget.fraction)
 }
 
 fn job(
@@ -132,20 +116,11 @@ fn job(
     if let Some(up) = &upstream {
         d += &format!("upstream {up}\n");
     }
-    Job {
-        method: method.clone(),
-        seed,
-        key: sha256_hex(&d),
-        upstream,
-        description: d,
-    }
+    Job { method: method.clone(), seed, key: sha256_hex(&d), upstream, description: d }
 }
 
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -159,18 +134,11 @@ mod tests {
              [methods.retrain]\nepochs = 2\n[methods.finetune]\nepochs = 1\n\
              [methods.mi_unlearn]\ngamma = {gammas}\nepochs = 1\n"
         );
-        Plan::new(
-            &Experiment::parse(&text, Path::new("t.toml")).unwrap(),
-            "mnist test",
-        )
+        Plan::new(&Experiment::parse(&text, Path::new("t.toml")).unwrap(), "mnist test")
     }
 
     fn keys(p: &Plan, name: &str) -> Vec<String> {
-        p.jobs
-            .iter()
-            .filter(|j| j.method.name() == name)
-            .map(|j| j.key.clone())
-            .collect()
+        p.jobs.iter().filter(|j| j.method.name() == name).map(|j| j.key.clone()).collect()
     }
 
     #[test]
@@ -211,10 +179,7 @@ mod tests {
         // Pinned: if this changes, every cache entry is orphaned. Change it only together with
         // SCHEMA, on purpose.
         assert_eq!(keys(&base, "original")[0], PINNED_ORIGINAL_KEY);
-        assert_eq!(
-            keys(&base, "original")[0],
-            sha256_hex(&base.jobs[0].description)
-        );
+        assert_eq!(keys(&base, "original")[0], sha256_hex(&base.jobs[0].description));
         assert!(
             base.jobs[0]
                 .description
@@ -226,11 +191,7 @@ mod tests {
             assert_eq!(keys(&base, name), keys(&gamma, name), "{name}");
         }
         let (a, b) = (keys(&base, "mi_unlearn"), keys(&gamma, "mi_unlearn"));
-        assert_eq!(
-            (a[0] == b[0], a[1] == b[1]),
-            (true, false),
-            "only gamma 4 -> 5 changed"
-        );
+        assert_eq!((a[0] == b[0], a[1] == b[1]), (true, false), "only gamma 4 -> 5 changed");
 
         let split = plan("[1, 4]", "0.5");
         assert_eq!(

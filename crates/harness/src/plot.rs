@@ -66,15 +66,11 @@ macro_rules! render {
         let png_tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
         let drawn = {
             let root = SVGBackend::new(&svg_tmp, SIZE).into_drawing_area();
-            $draw(&root)
-                .and_then(|()| root.present())
-                .map_err(|e| anyhow!("{e:?}"))
+            $draw(&root).and_then(|()| root.present()).map_err(|e| anyhow!("{e:?}"))
         }
         .and_then(|()| {
             let root = BitMapBackend::new(&png_tmp, SIZE).into_drawing_area();
-            $draw(&root)
-                .and_then(|()| root.present())
-                .map_err(|e| anyhow!("{e:?}"))
+            $draw(&root).and_then(|()| root.present()).map_err(|e| anyhow!("{e:?}"))
         })
         .and_then(|()| {
             std::fs::rename(&svg_tmp, &svg)?;
@@ -130,22 +126,15 @@ pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec
 pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let runs: Vec<RunRow> = read_csv(&dir.join("runs.csv"))?;
     let history_path = dir.join("history.csv");
-    let history: Vec<HistoryRow> = if history_path.exists() {
-        read_csv(&history_path)?
-    } else {
-        Vec::new()
-    };
+    let history: Vec<HistoryRow> =
+        if history_path.exists() { read_csv(&history_path)? } else { Vec::new() };
     let mut written = Vec::new();
 
     let mi_runs: Vec<&RunRow> = runs.iter().filter(|r| r.method == "mi_unlearn").collect();
     let mut sweep_epochs: Vec<usize> = Vec::new();
     for r in &mi_runs {
-        let gammas = distinct(
-            mi_runs
-                .iter()
-                .filter(|o| o.epochs == r.epochs)
-                .filter_map(|o| o.gamma),
-        );
+        let gammas =
+            distinct(mi_runs.iter().filter(|o| o.epochs == r.epochs).filter_map(|o| o.gamma));
         if gammas.len() >= 3 && !sweep_epochs.contains(&r.epochs) {
             sweep_epochs.push(r.epochs);
         }
@@ -177,16 +166,11 @@ pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 })
                 .collect();
             let h = History::new(&rows, gamma, epochs).with_context(|| {
-                format!(
-                    "{}: MI-unlearn gamma {gamma}, {epochs} epochs",
-                    history_path.display()
-                )
+                format!("{}: MI-unlearn gamma {gamma}, {epochs} epochs", history_path.display())
             })?;
-            written.extend(render!(
-                dir,
-                &format!("mi_acc_gamma{gamma}_epochs{epochs}"),
-                |root| draw_history(root, &h)
-            )?);
+            written.extend(render!(dir, &format!("mi_acc_gamma{gamma}_epochs{epochs}"), |root| {
+                draw_history(root, &h)
+            })?);
         }
     }
     Ok(written)
@@ -251,10 +235,8 @@ struct Sweep {
 
 impl Sweep {
     fn new(runs: &[RunRow], epochs: usize) -> Self {
-        let mi_runs: Vec<&RunRow> = runs
-            .iter()
-            .filter(|r| r.method == "mi_unlearn" && r.epochs == epochs)
-            .collect();
+        let mi_runs: Vec<&RunRow> =
+            runs.iter().filter(|r| r.method == "mi_unlearn" && r.epochs == epochs).collect();
         let gammas = distinct(mi_runs.iter().filter_map(|r| r.gamma));
         let curve = |f: &dyn Fn(&RunRow) -> Option<f64>| {
             Curve::from_groups(
@@ -277,11 +259,8 @@ impl Sweep {
         let reference = |method: &str| {
             let rows: Vec<&RunRow> = runs.iter().filter(|r| r.method == method).collect();
             let epochs = rows.iter().map(|r| r.epochs).max()?;
-            let forget: Vec<f64> = rows
-                .iter()
-                .filter(|r| r.epochs == epochs)
-                .map(|r| r.forget_acc)
-                .collect();
+            let forget: Vec<f64> =
+                rows.iter().filter(|r| r.epochs == epochs).map(|r| r.forget_acc).collect();
             Some((Stat::of(&forget), epochs))
         };
         let mut seeds: Vec<u64> = mi_runs.iter().map(|r| r.seed).collect();
@@ -311,10 +290,7 @@ fn padded(r: Range<f64>, frac: f64, min_span: f64) -> Range<f64> {
 }
 
 fn union(ranges: impl IntoIterator<Item = Option<Range<f64>>>) -> Option<Range<f64>> {
-    ranges
-        .into_iter()
-        .flatten()
-        .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))
+    ranges.into_iter().flatten().reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))
 }
 
 #[derive(Clone, Copy)]
@@ -335,10 +311,9 @@ fn legend<DB: DrawingBackend>(
     for (i, (label, colour, line)) in entries.iter().enumerate() {
         let x = i as i32 * slot + 20;
         match line {
-            Line::Solid => area.draw(&PathElement::new(
-                vec![(x, y), (x + 44, y)],
-                colour.stroke_width(4),
-            ))?,
+            Line::Solid => {
+                area.draw(&PathElement::new(vec![(x, y), (x + 44, y)], colour.stroke_width(4)))?
+            }
             Line::Dashed => {
                 for k in 0..3 {
                     area.draw(&PathElement::new(
@@ -347,10 +322,9 @@ fn legend<DB: DrawingBackend>(
                     ))?;
                 }
             }
-            Line::Band => area.draw(&Rectangle::new(
-                [(x, y - 9), (x + 44, y + 9)],
-                colour.mix(0.3).filled(),
-            ))?,
+            Line::Band => {
+                area.draw(&Rectangle::new([(x, y - 9), (x + 44, y + 9)], colour.mix(0.3).filled()))?
+            }
         }
         area.draw(&Text::new(
             label.to_string(),
@@ -371,11 +345,8 @@ fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> D
     let (plots, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 100);
     let (top, bottom) = plots.split_vertically(plots.dim_in_pixel().1 * 62 / 100);
     let gammas = s.forget.points.iter().map(|p| p.0);
-    let (gmin, gmax) = gammas
-        .clone()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), g| {
-            (a.min(g), b.max(g))
-        });
+    let (gmin, gmax) =
+        gammas.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), g| (a.min(g), b.max(g)));
     let x = padded(gmin..gmax, 0.06, 1.0);
 
     let refs = [s.retrain.map(|r| r.0), s.finetune.map(|r| r.0)];
@@ -416,22 +387,13 @@ fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> D
             ))?;
         }
     }
-    for (curve, colour) in [
-        (&s.forget, FORGET_COLOUR),
-        (&s.remain, REMAIN_COLOUR),
-        (&s.test, TEST_COLOUR),
-    ] {
-        chart.draw_series(std::iter::once(Polygon::new(
-            curve.band(),
-            colour.mix(0.22).filled(),
-        )))?;
+    for (curve, colour) in
+        [(&s.forget, FORGET_COLOUR), (&s.remain, REMAIN_COLOUR), (&s.test, TEST_COLOUR)]
+    {
+        chart
+            .draw_series(std::iter::once(Polygon::new(curve.band(), colour.mix(0.22).filled())))?;
         chart.draw_series(LineSeries::new(curve.mean(), colour.stroke_width(3)))?;
-        chart.draw_series(
-            curve
-                .mean()
-                .into_iter()
-                .map(|p| Circle::new(p, 5, colour.filled())),
-        )?;
+        chart.draw_series(curve.mean().into_iter().map(|p| Circle::new(p, 5, colour.filled())))?;
     }
 
     let mi_y = padded(s.mi.range().unwrap_or(0.0..0.05), 0.1, 1e-4);
@@ -450,21 +412,12 @@ fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> D
         .bold_line_style(GRID)
         .light_line_style(WHITE)
         .draw()?;
-    chart.draw_series(std::iter::once(Polygon::new(
-        s.mi.band(),
-        MI_COLOUR.mix(0.22).filled(),
-    )))?;
+    chart.draw_series(std::iter::once(Polygon::new(s.mi.band(), MI_COLOUR.mix(0.22).filled())))?;
     chart.draw_series(LineSeries::new(s.mi.mean(), MI_COLOUR.stroke_width(3)))?;
-    chart.draw_series(
-        s.mi.mean()
-            .into_iter()
-            .map(|p| Circle::new(p, 5, MI_COLOUR.filled())),
-    )?;
+    chart.draw_series(s.mi.mean().into_iter().map(|p| Circle::new(p, 5, MI_COLOUR.filled())))?;
 
     let retrain = s.retrain.map(|(_, e)| format!("retrain forget ({e} ep.)"));
-    let finetune = s
-        .finetune
-        .map(|(_, e)| format!("finetune forget ({e} ep.)"));
+    let finetune = s.finetune.map(|(_, e)| format!("finetune forget ({e} ep.)"));
     let mut entries = vec![
         ("forget", FORGET_COLOUR, Line::Solid),
         ("remain", REMAIN_COLOUR, Line::Solid),
@@ -511,10 +464,7 @@ impl History {
                     .map(|e| {
                         (
                             e as f64,
-                            rows.iter()
-                                .filter(|r| r.epoch == e)
-                                .filter_map(|r| f(r))
-                                .collect(),
+                            rows.iter().filter(|r| r.epoch == e).filter_map(|r| f(r)).collect(),
                         )
                     })
                     .collect(),
@@ -540,11 +490,7 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) 
     );
     let root = root.titled(&title, font(26.0))?;
     let (plot, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 60);
-    let x = if h.epochs == 1 {
-        0.5..1.5
-    } else {
-        1.0..h.epochs as f64
-    };
+    let x = if h.epochs == 1 { 0.5..1.5 } else { 1.0..h.epochs as f64 };
     let mi_y = padded(h.mi.range().unwrap_or(0.0..0.05), 0.1, 1e-4);
     let acc = union([h.forget.range(), h.remain.range(), h.test.range()]).unwrap_or(0.0..100.0);
     let acc_y = (acc.start - 2.0).max(0.0).floor()..100.5;
@@ -562,11 +508,7 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) 
         .y_desc("mutual information I(Y_hat; Z) (nats)")
         .y_label_formatter(&|v| format!("{v:.4}"))
         .x_label_formatter(&|v| {
-            if v.fract() == 0.0 {
-                format!("{v:.0}")
-            } else {
-                String::new()
-            }
+            if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() }
         })
         .label_style(font(18.0))
         .axis_desc_style(font(22.0))
@@ -580,11 +522,9 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) 
         .label_style(font(18.0))
         .axis_desc_style(font(22.0))
         .draw()?;
-    for (curve, colour) in [
-        (&h.forget, FORGET_COLOUR),
-        (&h.remain, REMAIN_COLOUR),
-        (&h.test, TEST_COLOUR),
-    ] {
+    for (curve, colour) in
+        [(&h.forget, FORGET_COLOUR), (&h.remain, REMAIN_COLOUR), (&h.test, TEST_COLOUR)]
+    {
         chart.draw_secondary_series(std::iter::once(Polygon::new(
             curve.band(),
             colour.mix(0.2).filled(),
@@ -596,10 +536,7 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) 
             colour.stroke_width(3),
         ))?;
     }
-    chart.draw_series(std::iter::once(Polygon::new(
-        h.mi.band(),
-        MI_COLOUR.mix(0.2).filled(),
-    )))?;
+    chart.draw_series(std::iter::once(Polygon::new(h.mi.band(), MI_COLOUR.mix(0.2).filled())))?;
     chart.draw_series(LineSeries::new(h.mi.mean(), MI_COLOUR.stroke_width(3)))?;
     legend(
         &legend_area,
@@ -655,10 +592,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fixture(dir.path());
         let written = plot_dir(dir.path()).unwrap();
-        let names: Vec<String> = written
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> =
+            written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(
             names,
             [
@@ -693,11 +628,7 @@ mod tests {
                     .flat_map(|x| (0..40).map(move |y| (x, y)))
                     .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&c| c < 100))
                     .count();
-                assert!(
-                    dark > 500,
-                    "{}: {dark} dark pixels in the title",
-                    path.display()
-                );
+                assert!(dark > 500, "{}: {dark} dark pixels in the title", path.display());
             }
         }
         let svg = std::fs::read_to_string(dir.path().join("gamma_sweep.svg")).unwrap();
@@ -720,10 +651,7 @@ mod tests {
         let c = Curve::from_groups(vec![(1.0, vec![1.0, 3.0]), (2.0, vec![5.0])]);
         assert_eq!(c.mean(), vec![(1.0, 2.0), (2.0, 5.0)]);
         let sd = 2f64.sqrt();
-        assert_eq!(
-            c.band(),
-            vec![(1.0, 2.0 + sd), (2.0, 5.0), (2.0, 5.0), (1.0, 2.0 - sd)]
-        );
+        assert_eq!(c.band(), vec![(1.0, 2.0 + sd), (2.0, 5.0), (2.0, 5.0), (1.0, 2.0 - sd)]);
         assert_eq!(c.range(), Some(2.0 - sd..5.0));
     }
 

@@ -46,10 +46,7 @@ impl Progress {
 
     /// Silent: for library use and tests.
     pub fn hidden() -> Self {
-        Self {
-            verbosity: Verbosity::Quiet,
-            bars: None,
-        }
+        Self { verbosity: Verbosity::Quiet, bars: None }
     }
 
     fn print(&self, msg: &dyn Display) {

@@ -14,7 +14,7 @@ use std::path::Path;
 use crate::fsutil::write_atomic;
 use crate::run::{Outcome, RunResult};
 
-pub const RUNS_HEADER: [&str; 11] = [
+pub const RUNS_HEADER: [&str; 14] = [
     "method",
     "gamma",
     "epochs",
@@ -24,6 +24,9 @@ pub const RUNS_HEADER: [&str; 11] = [
     "test_acc",
     "ce",
     "mi",
+    "remain_gap",
+    "forget_gap",
+    "test_gap",
     "seconds",
     "checkpoint",
 ];
@@ -43,22 +46,30 @@ pub const HISTORY_HEADER: [&str; 12] = [
     "checkpoint",
 ];
 
-pub const SUMMARY_HEADER: [&str; 14] = [
-    "method",
-    "gamma",
-    "epochs",
-    "n_seeds",
-    "remain_acc_mean",
-    "remain_acc_std",
-    "forget_acc_mean",
-    "forget_acc_std",
-    "test_acc_mean",
-    "test_acc_std",
-    "mi_mean",
-    "mi_std",
-    "seconds_mean",
-    "checkpoints",
+/// The metrics summarised over seeds, in `summary.csv`'s column order (`<metric>_mean`,
+/// `<metric>_std`). Gaps are `method - retrain` on the same seed, in percentage points.
+pub const METRICS: [&str; 10] = [
+    "remain_acc",
+    "forget_acc",
+    "test_acc",
+    "mi",
+    "remain_gap",
+    "forget_gap",
+    "test_gap",
+    "remain_abs_gap",
+    "forget_abs_gap",
+    "test_abs_gap",
 ];
+
+pub fn summary_header() -> Vec<String> {
+    let mut h: Vec<String> = ["method", "gamma", "epochs", "n_seeds"].map(String::from).to_vec();
+    for m in METRICS {
+        h.push(format!("{m}_mean"));
+        h.push(format!("{m}_std"));
+    }
+    h.extend(["seconds_mean", "checkpoints"].map(String::from));
+    h
+}
 
 /// One row of `summary.csv`.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,13 +78,24 @@ pub struct SummaryRow {
     pub gamma: Option<f64>,
     pub epochs: usize,
     pub n_seeds: usize,
-    pub remain: Stat,
-    pub forget: Stat,
-    pub test: Stat,
-    pub mi: Option<Stat>,
+    /// Statistics of the [`METRICS`] that apply to this method (no gaps for retrain, no MI
+    /// but for MI-unlearn).
+    pub metrics: Vec<(&'static str, Stat)>,
     pub seconds_mean: f64,
     /// Cache keys of the runs, in seed order.
     pub checkpoints: Vec<String>,
+}
+
+impl SummaryRow {
+    pub fn metric(&self, name: &str) -> Option<Stat> {
+        self.metrics.iter().find(|(m, _)| *m == name).map(|(_, s)| *s)
+    }
+
+    /// `gamma=4 epochs=5`, for tables and messages.
+    pub fn parameters(&self) -> String {
+        let gamma = self.gamma.map(|g| format!("gamma={g} ")).unwrap_or_default();
+        format!("{gamma}epochs={}", self.epochs)
+    }
 }
 
 /// Mean and sample standard deviation (`None` for a single value).
@@ -98,33 +120,74 @@ fn final_stats(r: &RunResult) -> (Option<f64>, Option<f64>) {
     (last.map(|e| e.ce), last.and_then(|e| e.mi))
 }
 
+/// `[remain, forget, test]` accuracy of each run minus that of retrain on the same seed (the
+/// retrain with the most epochs, if several ran); `None` for retrain itself and where no
+/// retrain ran.
+pub fn gaps(results: &[RunResult]) -> Vec<Option<[f64; 3]>> {
+    let retrains: Vec<&RunResult> =
+        results.iter().filter(|r| r.job.method.name() == "retrain").collect();
+    let most_epochs = retrains.iter().map(|r| r.job.method.epochs()).max();
+    results
+        .iter()
+        .map(|r| {
+            if r.job.method.name() == "retrain" {
+                return None;
+            }
+            let reference = retrains
+                .iter()
+                .find(|g| g.job.seed == r.job.seed && Some(g.job.method.epochs()) == most_epochs)?;
+            let (a, b) = (&r.accuracy, &reference.accuracy);
+            Some([a.remain - b.remain, a.forget - b.forget, a.test - b.test])
+        })
+        .collect()
+}
+
 /// Groups runs by method and parameters, in plan order.
 pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
-    let mut groups: Vec<(&methods::Method, Vec<&RunResult>)> = Vec::new();
-    for r in results {
+    let gaps = gaps(results);
+    let mut groups: Vec<(&methods::Method, Vec<usize>)> = Vec::new();
+    for (i, r) in results.iter().enumerate() {
         match groups.iter_mut().find(|(m, _)| **m == r.job.method) {
-            Some((_, runs)) => runs.push(r),
-            None => groups.push((&r.job.method, vec![r])),
+            Some((_, runs)) => runs.push(i),
+            None => groups.push((&r.job.method, vec![i])),
         }
     }
     groups
         .into_iter()
         .map(|(method, runs)| {
-            let stat = |f: &dyn Fn(&RunResult) -> f64| {
-                Stat::of(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
+            let value = |metric: &str, i: usize| -> Option<f64> {
+                let (r, gap) = (&results[i], gaps[i]);
+                let gap = |k: usize| gap.map(|g| g[k]);
+                match metric {
+                    "remain_acc" => Some(r.accuracy.remain),
+                    "forget_acc" => Some(r.accuracy.forget),
+                    "test_acc" => Some(r.accuracy.test),
+                    "mi" => final_stats(r).1,
+                    "remain_gap" => gap(0),
+                    "forget_gap" => gap(1),
+                    "test_gap" => gap(2),
+                    "remain_abs_gap" => gap(0).map(f64::abs),
+                    "forget_abs_gap" => gap(1).map(f64::abs),
+                    "test_abs_gap" => gap(2).map(f64::abs),
+                    _ => unreachable!("{metric} is not in METRICS"),
+                }
             };
-            let mis: Vec<f64> = runs.iter().filter_map(|r| final_stats(r).1).collect();
+            let metrics = METRICS
+                .iter()
+                .filter_map(|&m| {
+                    let values: Option<Vec<f64>> = runs.iter().map(|&i| value(m, i)).collect();
+                    Some((m, Stat::of(&values?)))
+                })
+                .collect();
+            let seconds: Vec<f64> = runs.iter().map(|&i| results[i].record.seconds).collect();
             SummaryRow {
                 method: method.name().to_owned(),
                 gamma: method.gamma(),
                 epochs: method.epochs(),
                 n_seeds: runs.len(),
-                remain: stat(&|r| r.accuracy.remain),
-                forget: stat(&|r| r.accuracy.forget),
-                test: stat(&|r| r.accuracy.test),
-                mi: (!mis.is_empty()).then(|| Stat::of(&mis)),
-                seconds_mean: stat(&|r| r.record.seconds).mean,
-                checkpoints: runs.iter().map(|r| r.job.key.clone()).collect(),
+                metrics,
+                seconds_mean: Stat::of(&seconds).mean,
+                checkpoints: runs.iter().map(|&i| results[i].job.key.clone()).collect(),
             }
         })
         .collect()
@@ -146,7 +209,7 @@ fn csv_bytes(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> anyhow
 pub fn runs_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     csv_bytes(
         &RUNS_HEADER,
-        results.iter().map(|r| {
+        results.iter().zip(gaps(results)).map(|(r, gap)| {
             let (ce, mi) = final_stats(r);
             vec![
                 r.job.method.name().to_owned(),
@@ -158,6 +221,9 @@ pub fn runs_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
                 r.accuracy.test.to_string(),
                 opt(ce),
                 opt(mi),
+                opt(gap.map(|g| g[0])),
+                opt(gap.map(|g| g[1])),
+                opt(gap.map(|g| g[2])),
                 format!("{:.2}", r.record.seconds),
                 r.job.key.clone(),
             ]
@@ -191,25 +257,20 @@ pub fn history_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn summary_csv(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
+    let header = summary_header();
     csv_bytes(
-        &SUMMARY_HEADER,
+        &header.iter().map(String::as_str).collect::<Vec<_>>(),
         rows.iter().map(|s| {
-            vec![
-                s.method.clone(),
-                opt(s.gamma),
-                s.epochs.to_string(),
-                s.n_seeds.to_string(),
-                s.remain.mean.to_string(),
-                opt(s.remain.std),
-                s.forget.mean.to_string(),
-                opt(s.forget.std),
-                s.test.mean.to_string(),
-                opt(s.test.std),
-                opt(s.mi.map(|m| m.mean)),
-                opt(s.mi.and_then(|m| m.std)),
-                format!("{:.2}", s.seconds_mean),
-                s.checkpoints.join(" "),
-            ]
+            let mut row =
+                vec![s.method.clone(), opt(s.gamma), s.epochs.to_string(), s.n_seeds.to_string()];
+            for m in METRICS {
+                let stat = s.metric(m);
+                row.push(opt(stat.map(|st| st.mean)));
+                row.push(opt(stat.and_then(|st| st.std)));
+            }
+            row.push(format!("{:.2}", s.seconds_mean));
+            row.push(s.checkpoints.join(" "));
+            row
         }),
     )
 }
@@ -226,35 +287,33 @@ pub fn write(
     write_atomic(&out.join("history.csv"), &history_csv(&outcome.results)?)?;
     write_atomic(&out.join("summary.csv"), &summary_csv(&summary)?)?;
     let header = "# The experiment as run, every default written out (written by harness).\n";
-    write_atomic(
-        &out.join("config.toml"),
-        format!("{header}{resolved_config}").as_bytes(),
-    )?;
+    write_atomic(&out.join("config.toml"), format!("{header}{resolved_config}").as_bytes())?;
     Ok(summary)
 }
 
 /// The summary as a plain-text table: mean ± std over seeds.
 pub fn table(rows: &[SummaryRow]) -> String {
-    let pm = |s: &Stat| match s.std {
-        Some(std) => format!("{:6.2} ± {:<5.2}", s.mean, std),
-        None => format!("{:6.2}        ", s.mean),
+    let pm = |s: Option<Stat>| match s {
+        Some(Stat { mean, std: Some(std) }) => format!("{mean:6.2} ± {std:<5.2}"),
+        Some(Stat { mean, std: None }) => format!("{mean:6.2}        "),
+        None => format!("{:^15}", "-"),
     };
     let mut out = format!(
-        "{:<11} {:>5} {:>6} {:>5}  {:<15} {:<15} {:<15} {:>8}\n",
-        "method", "gamma", "epochs", "seeds", "remain %", "forget %", "test %", "MI"
+        "{:<11} {:>5} {:>6} {:>5}  {:<15} {:<15} {:<15} {:<15} {:>8}\n",
+        "method", "gamma", "epochs", "seeds", "remain %", "forget %", "test %", "forget gap", "MI"
     );
     for r in rows {
         out += &format!(
-            "{:<11} {:>5} {:>6} {:>5}  {} {} {} {:>8}\n",
+            "{:<11} {:>5} {:>6} {:>5}  {} {} {} {} {:>8}\n",
             r.method,
             r.gamma.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
             r.epochs,
             r.n_seeds,
-            pm(&r.remain),
-            pm(&r.forget),
-            pm(&r.test),
-            r.mi.map(|m| format!("{:.4}", m.mean))
-                .unwrap_or_else(|| "-".into()),
+            pm(r.metric("remain_acc")),
+            pm(r.metric("forget_acc")),
+            pm(r.metric("test_acc")),
+            pm(r.metric("forget_gap")),
+            r.metric("mi").map(|m| format!("{:.4}", m.mean)).unwrap_or_else(|| "-".into()),
         );
     }
     out
@@ -269,12 +328,6 @@ mod tests {
         let s = Stat::of(&[1.0, 2.0, 3.0, 4.0]);
         assert_eq!(s.mean, 2.5);
         assert!((s.std.unwrap() - 1.290_994_448_735_805_6).abs() < 1e-12);
-        assert_eq!(
-            Stat::of(&[7.0]),
-            Stat {
-                mean: 7.0,
-                std: None
-            }
-        );
+        assert_eq!(Stat::of(&[7.0]), Stat { mean: 7.0, std: None });
     }
 }

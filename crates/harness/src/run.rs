@@ -112,12 +112,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     }
     shared.progress.finish();
     // Back to plan order (levels reorder the jobs).
-    let position = |key: &str| {
-        plan.jobs
-            .iter()
-            .position(|j| j.key == key)
-            .expect("a planned job")
-    };
+    let position = |key: &str| plan.jobs.iter().position(|j| j.key == key).expect("a planned job");
     results.sort_by_key(|r| position(&r.job.key));
     Ok(Outcome { plan, results })
 }
@@ -139,11 +134,8 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     }
 
     let mnist = s.mnist()?;
-    let split = forget_split(
-        &mnist.train.labels,
-        &exp.forget,
-        &mut data::rng::stream(job.seed, "split"),
-    )?;
+    let split =
+        forget_split(&mnist.train.labels, &exp.forget, &mut data::rng::stream(job.seed, "split"))?;
     let data = Data::new(&mnist, &split, tch::Device::Cpu);
     let (model, record, trained) = match record {
         Some(record) => (s.cache.load_model(&job.key, &exp.model)?, record, false),
@@ -167,11 +159,8 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             let mut history = Vec::with_capacity(job.method.epochs());
             let bar = s.progress.job(&job.label(), job.method.epochs());
             let t0 = Instant::now();
-            let model = methods::run(
-                &job.method,
-                &ctx,
-                original.as_ref(),
-                &mut |epoch, m, stats| {
+            let model =
+                methods::run(&job.method, &ctx, original.as_ref(), &mut |epoch, m, stats| {
                     let record = EpochRecord {
                         epoch,
                         loss: stats.loss,
@@ -180,14 +169,11 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                         metrics: per_epoch.then(|| evaluate(m, &data).into()),
                     };
                     let label = job.label();
-                    s.progress.detail(format_args!(
-                        "  {label} epoch {epoch}: {}",
-                        describe(&record)
-                    ));
+                    s.progress
+                        .detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));
                     history.push(record);
                     bar.epoch_done();
-                },
-            );
+                });
             drop(bar);
             let record = Record {
                 key: job.key.clone(),
@@ -202,18 +188,10 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     };
     let accuracy: Accuracy = evaluate(&model, &data).into();
     s.cache.store_eval(&job.key, &split_key, &accuracy)?;
-    let how = if trained {
-        format!("trained in {:.1}s", record.seconds)
-    } else {
-        "evaluated".to_owned()
-    };
+    let how =
+        if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };
     finish(s, job, &how, &accuracy);
-    Ok(RunResult {
-        job: job.clone(),
-        record,
-        accuracy,
-        trained,
-    })
+    Ok(RunResult { job: job.clone(), record, accuracy, trained })
 }
 
 fn finish(s: &Shared<'_>, job: &Job, how: &str, a: &Accuracy) {
@@ -235,10 +213,7 @@ fn describe(e: &EpochRecord) -> String {
         out += &format!(", MI {mi:.4}");
     }
     if let Some(m) = &e.metrics {
-        out += &format!(
-            "; remain {:.2}, forget {:.2}, test {:.2}",
-            m.remain, m.forget, m.test
-        );
+        out += &format!("; remain {:.2}, forget {:.2}, test {:.2}", m.remain, m.forget, m.test);
     }
     out
 }

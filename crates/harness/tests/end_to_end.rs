@@ -45,10 +45,7 @@ epochs = 2
 
 /// Runs the harness binary; returns (success, stdout, stderr).
 fn harness(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8(out.stdout).unwrap(),
@@ -56,30 +53,24 @@ fn harness(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn read_csv(path: &Path) -> Vec<csv::StringRecord> {
-    csv::Reader::from_path(path)
-        .unwrap()
-        .records()
-        .map(Result::unwrap)
-        .collect()
+type Row = std::collections::HashMap<String, String>;
+
+fn read_csv(path: &Path) -> Vec<Row> {
+    csv::Reader::from_path(path).unwrap().deserialize().map(Result::unwrap).collect()
+}
+
+fn num(row: &Row, column: &str) -> f64 {
+    row[column].parse().unwrap_or_else(|_| panic!("{column} in {row:?}"))
 }
 
 /// runs.csv without the `seconds` column (wall time is the one thing allowed to differ).
-fn numbers(path: &Path) -> Vec<Vec<String>> {
-    let header = csv::Reader::from_path(path)
-        .unwrap()
-        .headers()
-        .unwrap()
-        .clone();
-    let seconds = header.iter().position(|h| h == "seconds").unwrap();
+fn numbers(path: &Path) -> Vec<Vec<(String, String)>> {
     read_csv(path)
-        .iter()
+        .into_iter()
         .map(|r| {
-            r.iter()
-                .enumerate()
-                .filter(|(i, _)| *i != seconds)
-                .map(|(_, v)| v.to_owned())
-                .collect()
+            let mut cells: Vec<_> = r.into_iter().filter(|(k, _)| k != "seconds").collect();
+            cells.sort();
+            cells
         })
         .collect()
 }
@@ -91,69 +82,54 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
     let p = |s: &str| tmp.path().join(s).display().to_string();
     let exp = exp.to_str().unwrap();
 
-    let (ok, stdout, stderr) = harness(&[
-        exp,
-        "--jobs",
-        "1",
-        "--cache",
-        &p("cache1"),
-        "--out",
-        &p("out1"),
-    ]);
+    let (ok, stdout, stderr) =
+        harness(&[exp, "--jobs", "1", "--cache", &p("cache1"), "--out", &p("out1")]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("(10 trained)"), "{stderr}");
-    assert!(
-        stdout.starts_with("method") && stdout.contains("mi_unlearn"),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("method") && stdout.contains("mi_unlearn"), "{stdout}");
 
     let runs = read_csv(&tmp.path().join("out1/runs.csv"));
     assert_eq!(runs.len(), 2 * 5);
     for r in &runs {
-        let acc = |i: usize| r[i].parse::<f64>().unwrap();
-        let (method, remain, forget, test) = (&r[0], acc(4), acc(5), acc(6));
-        assert!(remain > 85.0 && test > 80.0, "{r:?}");
+        let method = r["method"].as_str();
+        assert!(num(r, "remain_acc") > 85.0 && num(r, "test_acc") > 80.0, "{r:?}");
         if method == "original" {
-            assert!(forget > 80.0, "the original knows the forget set: {r:?}");
+            assert!(num(r, "forget_acc") > 80.0, "the original knows the forget set: {r:?}");
         }
         if method == "mi_unlearn" {
-            assert!(r[8].parse::<f64>().unwrap() > 0.0, "MI recorded: {r:?}");
+            assert!(num(r, "mi") > 0.0, "MI recorded: {r:?}");
         }
-        assert_eq!(r[10].len(), 64, "checkpoint key");
+        if method == "retrain" {
+            assert_eq!(r["forget_gap"], "");
+        } else {
+            let retrain =
+                runs.iter().find(|o| o["method"] == "retrain" && o["seed"] == r["seed"]).unwrap();
+            let gap = num(r, "forget_acc") - num(retrain, "forget_acc");
+            assert_eq!(num(r, "forget_gap"), gap, "{r:?}");
+        }
+        assert_eq!(r["checkpoint"].len(), 64, "checkpoint key");
     }
     // history.csv: every unlearning run (not the original) x its epochs, epochs 1..E, and the
     // last epoch's evaluation equals the run's final numbers.
     let history = read_csv(&tmp.path().join("out1/history.csv"));
-    let unlearning: Vec<_> = runs.iter().filter(|r| &r[0] != "original").collect();
-    let expected_rows: usize = unlearning
-        .iter()
-        .map(|r| r[2].parse::<usize>().unwrap())
-        .sum();
+    let unlearning: Vec<_> = runs.iter().filter(|r| r["method"] != "original").collect();
+    let expected_rows: usize = unlearning.iter().map(|r| num(r, "epochs") as usize).sum();
     assert_eq!(history.len(), expected_rows);
     for run in &unlearning {
-        let rows: Vec<_> = history.iter().filter(|h| h[11] == run[10]).collect();
-        let epochs: Vec<usize> = rows.iter().map(|h| h[4].parse().unwrap()).collect();
-        assert_eq!(
-            epochs,
-            (1..=run[2].parse().unwrap()).collect::<Vec<_>>(),
-            "{run:?}"
-        );
+        let rows: Vec<_> =
+            history.iter().filter(|h| h["checkpoint"] == run["checkpoint"]).collect();
+        let epochs: Vec<usize> = rows.iter().map(|h| num(h, "epoch") as usize).collect();
+        assert_eq!(epochs, (1..=num(run, "epochs") as usize).collect::<Vec<_>>(), "{run:?}");
         let last = rows.last().unwrap();
-        assert_eq!(
-            (&last[5], &last[6], &last[7]),
-            (&run[4], &run[5], &run[6]),
-            "{run:?}"
-        );
-        assert_eq!(&last[9], &run[7], "final CE");
-        assert_eq!(&last[10], &run[8], "final MI");
+        for column in ["remain_acc", "forget_acc", "test_acc", "ce", "mi"] {
+            assert_eq!(last[column], run[column], "{column} of {run:?}");
+        }
     }
     for ext in ["svg", "png"] {
         for stem in ["mi_acc_gamma0_epochs2", "mi_acc_gamma4_epochs2"] {
             let path = tmp.path().join(format!("out1/{stem}.{ext}"));
             assert!(
-                std::fs::metadata(&path)
-                    .map(|m| m.len() > 1000)
-                    .unwrap_or(false),
+                std::fs::metadata(&path).map(|m| m.len() > 1000).unwrap_or(false),
                 "{}",
                 path.display()
             );
@@ -162,7 +138,16 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
 
     let summary = read_csv(&tmp.path().join("out1/summary.csv"));
     assert_eq!(summary.len(), 5);
-    assert!(summary.iter().all(|s| &s[3] == "2"));
+    assert!(summary.iter().all(|s| s["n_seeds"] == "2"));
+    let mi4 = summary.iter().find(|s| s["method"] == "mi_unlearn" && s["gamma"] == "4").unwrap();
+    let gaps: Vec<f64> = runs
+        .iter()
+        .filter(|r| r["method"] == "mi_unlearn" && r["gamma"] == "4")
+        .map(|r| num(r, "forget_gap"))
+        .collect();
+    assert!((num(mi4, "forget_gap_mean") - (gaps[0] + gaps[1]) / 2.0).abs() < 1e-9);
+    assert!((num(mi4, "forget_gap_std") - (gaps[0] - gaps[1]).abs() / 2f64.sqrt()).abs() < 1e-9);
+    assert!((num(mi4, "forget_abs_gap_mean") - (gaps[0].abs() + gaps[1].abs()) / 2.0).abs() < 1e-9);
     assert!(tmp.path().join("out1/config.toml").exists());
 
     // A second run trains nothing and writes the same numbers.
@@ -201,15 +186,8 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
     );
 
     // Two jobs at a time on a fresh cache: the same numbers.
-    let (ok, _, stderr) = harness(&[
-        exp,
-        "--jobs",
-        "2",
-        "--cache",
-        &p("cache2"),
-        "--out",
-        &p("out2"),
-    ]);
+    let (ok, _, stderr) =
+        harness(&[exp, "--jobs", "2", "--cache", &p("cache2"), "--out", &p("out2")]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("(10 trained)"), "{stderr}");
     assert_eq!(
@@ -238,10 +216,7 @@ fn bad_input_fails_with_a_clear_message_and_writes_nothing() {
     assert!(!out.exists());
 
     let (ok, _, stderr) = harness(&["/nonexistent/x.toml"]);
-    assert!(
-        !ok && stderr.contains("/nonexistent/x.toml: cannot read"),
-        "{stderr}"
-    );
+    assert!(!ok && stderr.contains("/nonexistent/x.toml: cannot read"), "{stderr}");
 
     // Missing data: the message says how to get it.
     let missing = tmp.path().join("missing.toml");
@@ -255,4 +230,97 @@ fn bad_input_fails_with_a_clear_message_and_writes_nothing() {
     ]);
     assert!(!ok && stderr.contains("run scripts/setup"), "{stderr}");
     assert!(!out.exists());
+}
+
+/// Runs the harness binary; returns (exit code, stdout, stderr).
+fn harness_code(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_passes_fails_and_rejects_unusable_baselines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path());
+    let plain = std::fs::read_to_string(&exp).unwrap();
+    let checked = format!(
+        "{plain}\n[check]\nmetrics = [\"forget_gap\", \"test_gap\", \"forget_acc\"]\ntolerance = 0.5\n"
+    );
+    std::fs::write(&exp, &checked).unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    let baseline = p("baseline.csv");
+    let (cache, out) = (p("cache"), p("out"));
+    let check = |extra: &[&str]| {
+        let exp = exp.to_str().unwrap();
+        let mut args =
+            vec!["check", exp, "--baseline", &baseline, "--cache", &cache, "--out", &out];
+        args.extend_from_slice(extra);
+        harness_code(&args)
+    };
+
+    let (code, _, stderr) = check(&[]);
+    assert_eq!(code, 2, "no baseline yet: {stderr}");
+    assert!(
+        stderr.contains("cannot read the baseline") && stderr.contains("--update-baseline"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = check(&["--update-baseline"]);
+    assert_eq!(code, 0, "{stderr}");
+    // 4 unlearning methods x forget_gap and test_gap, 5 methods x forget_acc.
+    let rows = read_csv(Path::new(&baseline));
+    assert_eq!(rows.len(), 4 + 4 + 5);
+
+    let (code, stdout, stderr) = check(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.matches("PASS").count(), 13, "{stdout}");
+    assert!(
+        stderr.contains("(everything from the cache)") && stderr.contains("check passed"),
+        "{stderr}"
+    );
+
+    // One metric shifted beyond its tolerance fails, and the table names it.
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    let target =
+        text.lines().find(|l| l.starts_with("forget_gap,mi_unlearn,4,")).unwrap().to_owned();
+    let mut cells: Vec<String> = target.split(',').map(String::from).collect();
+    cells[5] = (cells[5].parse::<f64>().unwrap() + 0.8).to_string();
+    std::fs::write(&baseline, text.replace(&target, &cells.join(","))).unwrap();
+    let (code, stdout, stderr) = check(&[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.ends_with("FAIL")).collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(
+        failed[0].starts_with("forget_gap") && failed[0].contains("gamma=4 epochs=2"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 of 13 metrics moved beyond tolerance"), "{stderr}");
+
+    // Unusable input exits 2 and says what is wrong.
+    std::fs::write(&baseline, text.replace(&target, "")).unwrap();
+    let (code, _, stderr) = check(&[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no baseline row for forget_gap of mi_unlearn gamma=4 epochs=2"),
+        "{stderr}"
+    );
+    std::fs::write(&baseline, format!("{text}forget_gap,mi_unlearn,8,2,2,-3.0,\n")).unwrap();
+    let (code, _, stderr) = check(&[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("the baseline has forget_gap of mi_unlearn gamma=8 epochs=2"),
+        "{stderr}"
+    );
+    std::fs::write(&baseline, "metric;method\n").unwrap();
+    let (code, _, stderr) = check(&[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("malformed baseline"), "{stderr}");
+    std::fs::write(&exp, &plain).unwrap();
+    let (code, _, stderr) = check(&[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no [check] section"), "{stderr}");
 }

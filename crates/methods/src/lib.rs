@@ -46,11 +46,7 @@ pub struct Supervised {
 impl Default for Supervised {
     /// The notebook's settings: 100 epochs, batch 64, Adam with lr 1e-3.
     fn default() -> Self {
-        Self {
-            epochs: 100,
-            batch_size: 64,
-            lr: 1e-3,
-        }
+        Self { epochs: 100, batch_size: 64, lr: 1e-3 }
     }
 }
 
@@ -67,13 +63,7 @@ pub struct MiUnlearn {
 impl Default for MiUnlearn {
     /// The notebook's settings: gamma 4, 5 epochs, remain batch 64 with forget batch 16, lr 1e-3.
     fn default() -> Self {
-        Self {
-            gamma: 4.0,
-            epochs: 5,
-            remain_batch_size: 64,
-            forget_batch_size: 16,
-            lr: 1e-3,
-        }
+        Self { gamma: 4.0, epochs: 5, remain_batch_size: 64, forget_batch_size: 16, lr: 1e-3 }
     }
 }
 
@@ -156,9 +146,7 @@ pub fn run(
     on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
 ) -> Mlp {
     let start = || {
-        original
-            .unwrap_or_else(|| panic!("{} needs the original model", method.name()))
-            .duplicate()
+        original.unwrap_or_else(|| panic!("{} needs the original model", method.name())).duplicate()
     };
     let stream = |purpose: &str| data::rng::stream(ctx.seed, purpose);
     let data = ctx.data;
@@ -227,30 +215,19 @@ mod tests {
                 (0..4).map(move |d| if d == l as usize { 2.0 } else { 0.0 } + noise[d])
             })
             .collect();
-        Dataset {
-            features,
-            labels,
-            dim: 4,
-        }
+        Dataset { features, labels, dim: 4 }
     }
 
     fn fixture(n_train: usize, fraction: f64) -> (Data, MlpSpec) {
-        let mnist = Mnist {
-            train: blobs(n_train, 0),
-            test: blobs(90, 1),
-            fingerprint: String::new(),
-        };
+        let mnist =
+            Mnist { train: blobs(n_train, 0), test: blobs(90, 1), fingerprint: String::new() };
         let split = forget_split(
             &mnist.train.labels,
             &ForgetSpec { class: 1, fraction },
             &mut data::rng::stream(0, "split"),
         )
         .unwrap();
-        let spec = MlpSpec {
-            input: 4,
-            hidden: vec![16, 8],
-            classes: 3,
-        };
+        let spec = MlpSpec { input: 4, hidden: vec![16, 8], classes: 3 };
         (Data::new(&mnist, &split, Device::Cpu), spec)
     }
 
@@ -260,23 +237,14 @@ mod tests {
         spec: &MlpSpec,
         original: Option<&Mlp>,
     ) -> (Mlp, Vec<EpochStats>) {
-        let ctx = Context {
-            data,
-            spec,
-            seed: 7,
-            device: Device::Cpu,
-        };
+        let ctx = Context { data, spec, seed: 7, device: Device::Cpu };
         let mut history = Vec::new();
         let model = run(method, &ctx, original, &mut |_, _, s| history.push(*s));
         (model, history)
     }
 
     fn supervised(epochs: usize) -> Supervised {
-        Supervised {
-            epochs,
-            batch_size: 16,
-            lr: 1e-2,
-        }
+        Supervised { epochs, batch_size: 16, lr: 1e-2 }
     }
 
     #[test]
@@ -284,10 +252,7 @@ mod tests {
         let (data, spec) = fixture(300, 0.5);
         let (model, history) = train(&Method::Original(supervised(5)), &data, &spec, None);
         assert_eq!(history.len(), 5);
-        assert!(
-            history.iter().all(|s| s.steps == 19),
-            "300 / 16 -> 18 full batches + 1 partial"
-        );
+        assert!(history.iter().all(|s| s.steps == 19), "300 / 16 -> 18 full batches + 1 partial");
         assert!(history[4].loss < history[0].loss);
         let m = eval::evaluate(&model, &data);
         assert!(m.remain > 95.0 && m.forget > 95.0 && m.test > 95.0, "{m:?}");
@@ -300,11 +265,7 @@ mod tests {
         let b = train(&Method::Original(supervised(2)), &data, &spec, None).0;
         assert_eq!(a.flat_parameters(), b.flat_parameters());
         let r = train(&Method::Retrain(supervised(2)), &data, &spec, None).0;
-        assert_ne!(
-            a.flat_parameters(),
-            r.flat_parameters(),
-            "retrain draws its own init"
-        );
+        assert_ne!(a.flat_parameters(), r.flat_parameters(), "retrain draws its own init");
     }
 
     #[test]
@@ -321,17 +282,9 @@ mod tests {
             lr: 1e-3,
         };
         // Forget stream shorter: ceil(75 / 16) = 5 steps (last forget batch 11), remain cut short.
-        let (_, h) = train(
-            &Method::MiUnlearn(mi(64 / 4, 16)),
-            &data,
-            &spec,
-            Some(&original),
-        );
+        let (_, h) = train(&Method::MiUnlearn(mi(64 / 4, 16)), &data, &spec, Some(&original));
         assert_eq!(h.iter().map(|s| s.steps).collect::<Vec<_>>(), vec![5, 5]);
-        assert!(
-            h.iter()
-                .all(|s| s.mi.unwrap() >= 0.0 && s.mi.unwrap() < std::f64::consts::LN_2)
-        );
+        assert!(h.iter().all(|s| s.mi.unwrap() >= 0.0 && s.mi.unwrap() < std::f64::consts::LN_2));
         // Remain stream shorter: ceil(225 / 64) = 4 steps.
         let (_, h) = train(&Method::MiUnlearn(mi(64, 2)), &data, &spec, Some(&original));
         assert_eq!(h[0].steps, 4);
@@ -349,10 +302,7 @@ mod tests {
             lr: 1e-3,
         };
         let (model, h) = train(&Method::MiUnlearn(cfg), &data, &spec, Some(&original));
-        assert!(
-            (h[0].loss - h[0].ce).abs() < 1e-12,
-            "gamma 0: loss is the CE alone"
-        );
+        assert!((h[0].loss - h[0].ce).abs() < 1e-12, "gamma 0: loss is the CE alone");
         assert_ne!(model.flat_parameters(), original.flat_parameters());
         assert!(h[0].mi.unwrap() > 0.0);
     }
@@ -372,10 +322,7 @@ mod tests {
         let (model, h) = train(&Method::MiUnlearn(cfg), &data, &spec, Some(&original));
         let after = eval::evaluate(&model, &data);
         assert!(h.last().unwrap().mi.unwrap() < h[0].mi.unwrap(), "{h:?}");
-        assert!(
-            after.forget < before.forget - 20.0,
-            "{before:?} -> {after:?}"
-        );
+        assert!(after.forget < before.forget - 20.0, "{before:?} -> {after:?}");
         // The remaining quarter of class 1 goes with the forgotten three quarters (at most
         // 50 of 450 remain samples); the other classes stay.
         assert!(after.remain > 85.0, "{after:?}");

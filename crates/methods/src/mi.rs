@@ -52,10 +52,7 @@ mod tests {
         assert!(mi.abs() < 1e-6, "{mi}");
         // The notebook's layout, [remain; forget] then remain again: a forget row that the
         // model treats differently makes the groups distinguishable.
-        let mi = mi_of(
-            &tensor(&[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
-            &[0., 0., 1.],
-        );
+        let mi = mi_of(&tensor(&[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), &[0., 0., 1.]);
         assert!(mi > 0.01, "{mi}");
     }
 
@@ -64,11 +61,7 @@ mod tests {
         // Probabilities [0.5, 0.5], [0.9, 0.1], [0.2, 0.8] with z = 0, 0, 1:
         // j1 = [0.2, 0.8] / 3, j0 = [1.4, 0.6] / 3, p_y = [1.6, 1.4] / 3, p_z1 = 1/3, so
         // MI = sum j ln(j / (p_y p_z)) = 0.116879633 (the eps terms are below 1e-9 here).
-        let logits = tensor(&[
-            [0.0, 0.0],
-            [0.9f32.ln(), 0.1f32.ln()],
-            [0.2f32.ln(), 0.8f32.ln()],
-        ]);
+        let logits = tensor(&[[0.0, 0.0], [0.9f32.ln(), 0.1f32.ln()], [0.2f32.ln(), 0.8f32.ln()]]);
         let mi = mi_of(&logits, &[0., 0., 1.]);
         assert!((mi - 0.116_879_633).abs() < 1e-6, "{mi}");
     }
@@ -92,10 +85,7 @@ mod tests {
             let mi = mutual_information(&logits, &Tensor::from_slice(&[0f32, 0., 1., 1.]));
             mi.backward();
             let grad = logits.grad();
-            assert!(
-                bool::try_from(grad.isfinite().all()).unwrap(),
-                "scale {scale}: {grad}"
-            );
+            assert!(bool::try_from(grad.isfinite().all()).unwrap(), "scale {scale}: {grad}");
             if scale == 1.0 {
                 assert!(grad.abs().sum(Kind::Float).double_value(&[]) > 0.0);
             }

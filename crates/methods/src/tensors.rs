@@ -53,11 +53,7 @@ impl Data {
 }
 
 fn to_tensors(d: &data::Dataset, device: Device) -> (Tensor, Tensor) {
-    let x = Tensor::from_slice(&d.features)
-        .view([d.len() as i64, d.dim as i64])
-        .to_device(device);
-    let y = Tensor::from_slice(&d.labels)
-        .to_kind(Kind::Int64)
-        .to_device(device);
+    let x = Tensor::from_slice(&d.features).view([d.len() as i64, d.dim as i64]).to_device(device);
+    let y = Tensor::from_slice(&d.labels).to_kind(Kind::Int64).to_device(device);
     (x, y)
 }

@@ -26,27 +26,20 @@ pub struct EpochStats {
 
 /// `pool` shuffled, as a tensor of training-set indices on the data's device.
 fn shuffled(pool: &[i64], rng: &mut Rng, data: &Data) -> Tensor {
-    let order: Vec<i64> = permutation(rng, pool.len())
-        .into_iter()
-        .map(|p| pool[p as usize])
-        .collect();
+    let order: Vec<i64> =
+        permutation(rng, pool.len()).into_iter().map(|p| pool[p as usize]).collect();
     Tensor::from_slice(&order).to_device(data.device())
 }
 
 /// `len` rows starting at `start` of `order`, as `(images, labels)`.
 fn batch(data: &Data, order: &Tensor, start: usize, len: usize) -> (Tensor, Tensor) {
     let idx = order.narrow(0, start as i64, len as i64);
-    (
-        data.train_x.index_select(0, &idx),
-        data.train_y.index_select(0, &idx),
-    )
+    (data.train_x.index_select(0, &idx), data.train_y.index_select(0, &idx))
 }
 
 fn adam(model: &Mlp, lr: f64) -> nn::Optimizer {
     // tch's defaults are torch.optim.Adam's: betas (0.9, 0.999), eps 1e-8, no weight decay.
-    nn::Adam::default()
-        .build(model.var_store(), lr)
-        .expect("Adam over an MLP's variables")
+    nn::Adam::default().build(model.var_store(), lr).expect("Adam over an MLP's variables")
 }
 
 /// The notebook's `train_model`: fresh Adam, `epochs` passes over `pool` in shuffled batches.
@@ -71,16 +64,7 @@ pub(crate) fn supervised(
             steps += 1;
         }
         let mean = total.double_value(&[]) / steps as f64;
-        on_epoch(
-            epoch,
-            model,
-            &EpochStats {
-                loss: mean,
-                ce: mean,
-                mi: None,
-                steps,
-            },
-        );
+        on_epoch(epoch, model, &EpochStats { loss: mean, ce: mean, mi: None, steps });
     }
 }
 

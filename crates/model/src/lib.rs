@@ -29,11 +29,7 @@ pub struct MlpSpec {
 impl Default for MlpSpec {
     /// The notebook's `MNISTClassifier`.
     fn default() -> Self {
-        Self {
-            input: 28 * 28,
-            hidden: vec![128, 64],
-            classes: 10,
-        }
+        Self { input: 28 * 28, hidden: vec![128, 64], classes: 10 }
     }
 }
 
@@ -65,11 +61,7 @@ pub enum ModelError {
     #[error(
         "{path}: cannot load checkpoint (missing, corrupt, or another architecture than {arch}): {source}"
     )]
-    Load {
-        path: String,
-        arch: String,
-        source: tch::TchError,
-    },
+    Load { path: String, arch: String, source: tch::TchError },
 }
 
 /// An MLP with its parameters.
@@ -95,19 +87,10 @@ impl Mlp {
             .iter()
             .enumerate()
             .map(|(i, &(fan_in, fan_out))| {
-                nn::linear(
-                    &root / format!("fc{}", i + 1),
-                    fan_in as i64,
-                    fan_out as i64,
-                    config,
-                )
+                nn::linear(&root / format!("fc{}", i + 1), fan_in as i64, fan_out as i64, config)
             })
             .collect();
-        Self {
-            spec: spec.clone(),
-            vs,
-            layers,
-        }
+        Self { spec: spec.clone(), vs, layers }
     }
 
     /// PyTorch's `nn.Linear` initialisation, drawn from `rng`: for each layer in order, its
@@ -139,22 +122,17 @@ impl Mlp {
     /// A deep copy with its own parameters (the notebook's `deepcopy(model_original)`).
     pub fn duplicate(&self) -> Self {
         let mut copy = Self::zeros(&self.spec, self.vs.device());
-        copy.vs
-            .copy(&self.vs)
-            .expect("same architecture, same names");
+        copy.vs.copy(&self.vs).expect("same architecture, same names");
         copy
     }
 
     /// Logits for a batch of flattened inputs `[n, input]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let last = self.layers.len() - 1;
-        self.layers
-            .iter()
-            .enumerate()
-            .fold(x.shallow_clone(), |h, (i, layer)| {
-                let h = h.apply(layer);
-                if i < last { h.relu() } else { h }
-            })
+        self.layers.iter().enumerate().fold(x.shallow_clone(), |h, (i, layer)| {
+            let h = h.apply(layer);
+            if i < last { h.relu() } else { h }
+        })
     }
 
     pub fn spec(&self) -> &MlpSpec {
@@ -171,19 +149,14 @@ impl Mlp {
 
     /// Number of scalar parameters.
     pub fn num_parameters(&self) -> i64 {
-        self.vs
-            .trainable_variables()
-            .iter()
-            .map(Tensor::numel)
-            .sum::<usize>() as i64
+        self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
     }
 
     /// Saves the parameters as safetensors (`path` should end in `.safetensors`).
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        self.vs.save(path).map_err(|source| ModelError::Save {
-            path: path.display().to_string(),
-            source,
-        })
+        self.vs
+            .save(path)
+            .map_err(|source| ModelError::Save { path: path.display().to_string(), source })
     }
 
     /// Loads a checkpoint written by [`Mlp::save`] for the same `spec`.
@@ -219,12 +192,8 @@ mod tests {
     #[test]
     fn shapes_and_names_match_pytorch() {
         let mlp = Mlp::init(&MlpSpec::default(), &mut stream(0, "init"), Device::Cpu);
-        let mut names: Vec<_> = mlp
-            .var_store()
-            .variables()
-            .into_iter()
-            .map(|(name, t)| (name, t.size()))
-            .collect();
+        let mut names: Vec<_> =
+            mlp.var_store().variables().into_iter().map(|(name, t)| (name, t.size())).collect();
         names.sort();
         assert_eq!(
             names,
@@ -237,10 +206,7 @@ mod tests {
                 ("fc3.weight".to_owned(), vec![10, 64]),
             ]
         );
-        assert_eq!(
-            mlp.num_parameters(),
-            784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
-        );
+        assert_eq!(mlp.num_parameters(), 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10);
     }
 
     #[test]
@@ -287,19 +253,10 @@ mod tests {
         tch::no_grad(|| {
             let _ = copy.layers[0].ws.shallow_clone().fill_(0.0);
         });
-        assert_ne!(
-            copy.flat_parameters(),
-            mlp.flat_parameters(),
-            "a copy owns its weights"
-        );
+        assert_ne!(copy.flat_parameters(), mlp.flat_parameters(), "a copy owns its weights");
 
-        let small = MlpSpec {
-            hidden: vec![8],
-            ..spec
-        };
-        let err = Mlp::load(&small, &path, Device::Cpu)
-            .unwrap_err()
-            .to_string();
+        let small = MlpSpec { hidden: vec![8], ..spec };
+        let err = Mlp::load(&small, &path, Device::Cpu).unwrap_err().to_string();
         assert!(
             err.contains("m.safetensors: cannot load checkpoint")
                 && err.contains("mlp 784-8-10 relu"),
@@ -309,33 +266,18 @@ mod tests {
 
     #[test]
     fn forward_is_relu_mlp() {
-        let spec = MlpSpec {
-            input: 2,
-            hidden: vec![2],
-            classes: 1,
-        };
+        let spec = MlpSpec { input: 2, hidden: vec![2], classes: 1 };
         let mlp = Mlp::zeros(&spec, Device::Cpu);
         tch::no_grad(|| {
             mlp.layers[0]
                 .ws
                 .shallow_clone()
                 .copy_(&Tensor::from_slice(&[1f32, 0., 0., -1.]).view([2, 2]));
-            mlp.layers[1]
-                .ws
-                .shallow_clone()
-                .copy_(&Tensor::from_slice(&[1f32, 1.]).view([1, 2]));
-            let _ = mlp.layers[1]
-                .bs
-                .as_ref()
-                .unwrap()
-                .shallow_clone()
-                .fill_(0.5);
+            mlp.layers[1].ws.shallow_clone().copy_(&Tensor::from_slice(&[1f32, 1.]).view([1, 2]));
+            let _ = mlp.layers[1].bs.as_ref().unwrap().shallow_clone().fill_(0.5);
         });
         let y = mlp.forward(&Tensor::from_slice(&[2f32, 3., -1., -4.]).view([2, 2]));
         // relu([2, -3]) . [1, 1] + 0.5 = 2.5; relu([-1, 4]) . [1, 1] + 0.5 = 4.5
-        assert_eq!(
-            Vec::<f32>::try_from(&y.flatten(0, -1)).unwrap(),
-            vec![2.5, 4.5]
-        );
+        assert_eq!(Vec::<f32>::try_from(&y.flatten(0, -1)).unwrap(), vec![2.5, 4.5]);
     }
 }

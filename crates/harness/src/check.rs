@@ -1,0 +1,293 @@
+//! `harness check`: compares an experiment's summary metrics with a committed baseline, for
+//! regression checks in CI.
+//!
+//! The baseline is a CSV file with one row per checked metric, method and parameter set:
+//! `metric,method,gamma,epochs,n_seeds,mean,std`. A metric passes when the change of its mean
+//! over seeds is within tolerance (see [`CheckSpec`]), in either direction. Every run must have
+//! a baseline row and every baseline row a run: anything else is unusable input, not a verdict.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::CheckSpec;
+use crate::report::SummaryRow;
+
+pub const BASELINE_HEADER: [&str; 7] =
+    ["metric", "method", "gamma", "epochs", "n_seeds", "mean", "std"];
+
+/// Input that cannot be checked (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{path}: cannot read the baseline: {source}; create it with --update-baseline")]
+    Missing { path: PathBuf, source: std::io::Error },
+    #[error("{path}: malformed baseline: {problem}")]
+    Malformed { path: PathBuf, problem: String },
+    #[error("{path}: {problem}")]
+    Mismatch { path: PathBuf, problem: String },
+}
+
+/// One row of a baseline file: a metric's mean and std over seeds for one method and
+/// parameter set.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BaselineRow {
+    pub metric: String,
+    pub method: String,
+    pub gamma: Option<f64>,
+    pub epochs: usize,
+    pub n_seeds: usize,
+    pub mean: f64,
+    pub std: Option<f64>,
+}
+
+impl BaselineRow {
+    fn same_cell(&self, other: &BaselineRow) -> bool {
+        (&self.metric, &self.method, self.gamma, self.epochs)
+            == (&other.metric, &other.method, other.gamma, other.epochs)
+    }
+
+    fn describe(&self) -> String {
+        let gamma = self.gamma.map(|g| format!(" gamma={g}")).unwrap_or_default();
+        format!("{} of {}{gamma} epochs={}", self.metric, self.method, self.epochs)
+    }
+}
+
+/// The checked metrics of `summary`, as baseline rows.
+pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
+    let mut rows = Vec::new();
+    for (metric, _) in &spec.metrics {
+        for s in summary {
+            if let Some(stat) = s.metric(metric) {
+                rows.push(BaselineRow {
+                    metric: metric.to_string(),
+                    method: s.method.clone(),
+                    gamma: s.gamma,
+                    epochs: s.epochs,
+                    n_seeds: s.n_seeds,
+                    mean: stat.mean,
+                    std: stat.std,
+                });
+            }
+        }
+    }
+    rows
+}
+
+/// The rows as CSV, numbers written like the other CSV files (`4`, not `4.0`).
+pub fn baseline_csv(rows: &[BaselineRow]) -> anyhow::Result<Vec<u8>> {
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(BASELINE_HEADER)?;
+    for r in rows {
+        w.write_record([
+            r.metric.clone(),
+            r.method.clone(),
+            opt(r.gamma),
+            r.epochs.to_string(),
+            r.n_seeds.to_string(),
+            r.mean.to_string(),
+            opt(r.std),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+pub fn read_baseline(path: &Path) -> Result<Vec<BaselineRow>, CheckError> {
+    let bytes = std::fs::read(path)
+        .map_err(|source| CheckError::Missing { path: path.to_owned(), source })?;
+    let malformed = |problem: String| CheckError::Malformed { path: path.to_owned(), problem };
+    let mut reader = csv::Reader::from_reader(&bytes[..]);
+    let header = reader.headers().map_err(|e| malformed(e.to_string()))?.clone();
+    if header.iter().collect::<Vec<_>>() != BASELINE_HEADER {
+        return Err(malformed(format!(
+            "the header is {:?}, expected {}",
+            header.iter().collect::<Vec<_>>().join(","),
+            BASELINE_HEADER.join(",")
+        )));
+    }
+    let rows: Vec<BaselineRow> = reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| row.map_err(|e| malformed(format!("line {}: {e}", i + 2))))
+        .collect::<Result<_, _>>()?;
+    if rows.is_empty() {
+        return Err(malformed("no rows; regenerate it with --update-baseline".into()));
+    }
+    for (i, row) in rows.iter().enumerate() {
+        if !row.mean.is_finite() {
+            return Err(malformed(format!("line {}: mean {} is not a number", i + 2, row.mean)));
+        }
+        if rows[..i].iter().any(|o| o.same_cell(row)) {
+            return Err(malformed(format!("line {}: {} appears twice", i + 2, row.describe())));
+        }
+    }
+    Ok(rows)
+}
+
+/// One metric's comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub row: BaselineRow,
+    pub now: f64,
+    pub tolerance: f64,
+}
+
+impl Verdict {
+    pub fn delta(&self) -> f64 {
+        self.now - self.row.mean
+    }
+
+    pub fn pass(&self) -> bool {
+        // A hair of slack so that a tolerance of 0 accepts the same numbers re-read from CSV.
+        self.delta().abs() <= self.tolerance + 1e-9
+    }
+}
+
+/// Compares the current rows with the baseline.
+pub fn compare(
+    now: &[BaselineRow],
+    baseline: &[BaselineRow],
+    spec: &CheckSpec,
+    path: &Path,
+) -> Result<Vec<Verdict>, CheckError> {
+    let mismatch = |problem: String| CheckError::Mismatch { path: path.to_owned(), problem };
+    if let Some(b) = baseline.iter().find(|b| !now.iter().any(|n| n.same_cell(b))) {
+        return Err(mismatch(format!(
+            "the baseline has {} but the experiment has no such run or checked metric; \
+             fix the experiment or regenerate the baseline with --update-baseline",
+            b.describe()
+        )));
+    }
+    now.iter()
+        .map(|n| {
+            let b = baseline.iter().find(|b| b.same_cell(n)).ok_or_else(|| {
+                mismatch(format!(
+                    "no baseline row for {}; add it with --update-baseline",
+                    n.describe()
+                ))
+            })?;
+            let abs = spec.metrics.iter().find(|(m, _)| *m == n.metric).and_then(|(_, t)| *t);
+            let se = spec.standard_errors.map(|k| {
+                let var = |r: &BaselineRow| r.std.unwrap_or(0.0).powi(2) / r.n_seeds as f64;
+                k * (var(n) + var(b)).sqrt()
+            });
+            let tolerance = abs.unwrap_or(0.0).max(se.unwrap_or(0.0));
+            Ok(Verdict { row: b.clone(), now: n.mean, tolerance })
+        })
+        .collect()
+}
+
+/// The verdicts as a table.
+pub fn table(verdicts: &[Verdict]) -> String {
+    let mut out = format!(
+        "{:<16} {:<11} {:<18} {:>9} {:>9} {:>8} {:>9}  {}\n",
+        "metric", "method", "parameters", "baseline", "now", "delta", "tolerance", "result"
+    );
+    for v in verdicts {
+        let gamma = v.row.gamma.map(|g| format!("gamma={g} ")).unwrap_or_default();
+        out += &format!(
+            "{:<16} {:<11} {:<18} {:>9.3} {:>9.3} {:>+8.3} {:>9.3}  {}\n",
+            v.row.metric,
+            v.row.method,
+            format!("{gamma}epochs={}", v.row.epochs),
+            v.row.mean,
+            v.now,
+            v.delta(),
+            v.tolerance,
+            if v.pass() { "PASS" } else { "FAIL" }
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(metric: &str, gamma: Option<f64>, mean: f64, std: Option<f64>) -> BaselineRow {
+        BaselineRow {
+            metric: metric.into(),
+            method: if gamma.is_some() { "mi_unlearn" } else { "finetune" }.into(),
+            gamma,
+            epochs: 5,
+            n_seeds: 3,
+            mean,
+            std,
+        }
+    }
+
+    fn spec(abs: Option<f64>, k: Option<f64>) -> CheckSpec {
+        CheckSpec { metrics: vec![("forget_gap", abs), ("test_gap", abs)], standard_errors: k }
+    }
+
+    #[test]
+    fn tolerance_is_the_larger_of_absolute_and_standard_errors() {
+        let base = [row("forget_gap", Some(4.0), -1.0, Some(1.5))];
+        let now = [row("forget_gap", Some(4.0), 0.2, Some(1.5))];
+        let p = Path::new("b.csv");
+        // k * sqrt(1.5^2/3 + 1.5^2/3) = 2 * 1.2247 = 2.449
+        let v = compare(&now, &base, &spec(Some(0.5), Some(2.0)), p).unwrap();
+        assert!((v[0].tolerance - 2.449_489_742_783_178).abs() < 1e-12);
+        assert!((v[0].delta() - 1.2).abs() < 1e-12 && v[0].pass());
+        let v = compare(&now, &base, &spec(Some(0.5), None), p).unwrap();
+        assert_eq!(v[0].tolerance, 0.5);
+        assert!(!v[0].pass(), "moved 1.2 > 0.5");
+        let down = [row("forget_gap", Some(4.0), -1.6, Some(1.5))];
+        assert!(
+            !compare(&down, &base, &spec(Some(0.5), None), p).unwrap()[0].pass(),
+            "either direction"
+        );
+        let same = compare(&base, &base, &spec(Some(0.0), None), p).unwrap();
+        assert!(same[0].pass());
+        assert!(table(&v).contains("FAIL") && table(&same).contains("PASS"));
+    }
+
+    #[test]
+    fn every_run_needs_a_baseline_row_and_back() {
+        let p = Path::new("b.csv");
+        let a = row("forget_gap", Some(4.0), -1.0, None);
+        let b = row("forget_gap", Some(6.0), -9.0, None);
+        let err =
+            compare(&[a.clone(), b.clone()], &[a.clone()], &spec(Some(1.0), None), p).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no baseline row for forget_gap of mi_unlearn gamma=6 epochs=5"),
+            "{err}"
+        );
+        let err = compare(&[a.clone()], &[a.clone(), b], &spec(Some(1.0), None), p).unwrap_err();
+        assert!(
+            err.to_string().contains("the baseline has forget_gap of mi_unlearn gamma=6 epochs=5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn baseline_files_round_trip_and_malformed_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baseline.csv");
+        let rows =
+            vec![row("forget_gap", Some(4.5), -1.25, Some(0.5)), row("test_gap", None, 0.1, None)];
+        std::fs::write(&path, baseline_csv(&rows).unwrap()).unwrap();
+        assert_eq!(read_baseline(&path).unwrap(), rows);
+
+        let check = |text: &str, expected: &str| {
+            std::fs::write(&path, text).unwrap();
+            let err = read_baseline(&path).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        };
+        check("metric,method\n", "header is \"metric,method\"");
+        check("metric,method,gamma,epochs,n_seeds,mean,std\n", "no rows");
+        check(
+            "metric,method,gamma,epochs,n_seeds,mean,std\nforget_gap,mi_unlearn,4,5,3,abc,\n",
+            "line 2",
+        );
+        check(
+            "metric,method,gamma,epochs,n_seeds,mean,std\nforget_gap,finetune,,5,3,1,\nforget_gap,finetune,,5,3,2,\n",
+            "line 3: forget_gap of finetune epochs=5 appears twice",
+        );
+        let err = read_baseline(&dir.path().join("none.csv")).unwrap_err().to_string();
+        assert!(
+            err.contains("none.csv: cannot read the baseline") && err.contains("--update-baseline")
+        );
+    }
+}
