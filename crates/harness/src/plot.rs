@@ -50,13 +50,14 @@ const FINETUNE_COLOUR: RGBColor = RGBColor(120, 70, 160);
 
 const GRID: RGBColor = RGBColor(225, 225, 225);
 
-const SIZE: (u32, u32) = (1200, 820);
+const HISTORY_SIZE: (u32, u32) = (1200, 820);
+const SWEEP_SIZE: (u32, u32) = (1200, 1100);
 
 /// Writes `<stem>.svg` and `<stem>.png` atomically, evaluating to the paths written. A macro
 /// because the drawing function is generic over the backend: each expansion of the `$draw`
 /// closure is typed for its own backend.
 macro_rules! render {
-    ($dir:expr, $stem:expr, $draw:expr) => {{
+    ($dir:expr, $stem:expr, $size:expr, $draw:expr) => {{
         register_font();
         let dir: &Path = $dir;
         let stem: &str = $stem;
@@ -65,11 +66,11 @@ macro_rules! render {
         let svg_tmp = dir.join(format!(".{stem}.tmp-{}.svg", std::process::id()));
         let png_tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
         let drawn = {
-            let root = SVGBackend::new(&svg_tmp, SIZE).into_drawing_area();
+            let root = SVGBackend::new(&svg_tmp, $size).into_drawing_area();
             $draw(&root).and_then(|()| root.present()).map_err(|e| anyhow!("{e:?}"))
         }
         .and_then(|()| {
-            let root = BitMapBackend::new(&png_tmp, SIZE).into_drawing_area();
+            let root = BitMapBackend::new(&png_tmp, $size).into_drawing_area();
             $draw(&root).and_then(|()| root.present()).map_err(|e| anyhow!("{e:?}"))
         })
         .and_then(|()| {
@@ -147,7 +148,7 @@ pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         } else {
             format!("gamma_sweep_epochs{epochs}")
         };
-        written.extend(render!(dir, &stem, |root| draw_sweep(root, &sweep))?);
+        written.extend(render!(dir, &stem, SWEEP_SIZE, |root| draw_sweep(root, &sweep))?);
     }
 
     let mut sets: Vec<(f64, usize)> = Vec::new();
@@ -168,12 +169,32 @@ pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             let h = History::new(&rows, gamma, epochs).with_context(|| {
                 format!("{}: MI-unlearn gamma {gamma}, {epochs} epochs", history_path.display())
             })?;
-            written.extend(render!(dir, &format!("mi_acc_gamma{gamma}_epochs{epochs}"), |root| {
-                draw_history(root, &h)
-            })?);
+            written.extend(render!(
+                dir,
+                &format!("mi_acc_gamma{gamma}_epochs{epochs}"),
+                HISTORY_SIZE,
+                |root| { draw_history(root, &h) }
+            )?);
         }
     }
+    remove_stale_figures(dir, &written)?;
     Ok(written)
+}
+
+/// Removes figures this module drew earlier in `dir` that the current runs no longer call for
+/// (say, a gamma dropped from the experiment), so a results folder shows only current figures.
+fn remove_stale_figures(dir: &Path, written: &[PathBuf]) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let ours = (name.starts_with("gamma_sweep") || name.starts_with("mi_acc_gamma"))
+            && (name.ends_with(".svg") || name.ends_with(".png"));
+        if ours && !written.contains(&path) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn distinct(values: impl Iterator<Item = f64>) -> Vec<f64> {
@@ -335,6 +356,73 @@ fn legend<DB: DrawingBackend>(
     Ok(())
 }
 
+/// One panel of the sweep figure: curves with bands and optional horizontal reference bands.
+struct Panel<'a> {
+    y_desc: &'a str,
+    x_desc: Option<&'a str>,
+    curves: Vec<(&'a Curve, RGBColor)>,
+    references: Vec<(Stat, RGBColor)>,
+    decimals: usize,
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    x: Range<f64>,
+    p: &Panel<'_>,
+) -> DrawResult<DB> {
+    let sd = |s: &Stat| s.std.unwrap_or(0.0);
+    let y = union(
+        p.curves
+            .iter()
+            .map(|(c, _)| c.range())
+            .chain(p.references.iter().map(|(s, _)| Some(s.mean - sd(s)..s.mean + sd(s)))),
+    )
+    .unwrap_or(0.0..1.0);
+    let y = padded(y, 0.12, 10f64.powi(-(p.decimals as i32)) * 4.0);
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(if p.x_desc.is_some() { 60 } else { 30 })
+        .y_label_area_size(90)
+        .build_cartesian_2d(x.clone(), y)?;
+    let decimals = p.decimals;
+    let y_fmt = |v: &f64| format!("{v:.decimals$}");
+    let x_fmt = |v: &f64| format!("{v}");
+    let mut mesh = chart.configure_mesh();
+    mesh.y_desc(p.y_desc)
+        .y_label_formatter(&y_fmt)
+        .x_label_formatter(&x_fmt)
+        .label_style(font(18.0))
+        .axis_desc_style(font(21.0))
+        .bold_line_style(GRID)
+        .light_line_style(WHITE);
+    if let Some(desc) = p.x_desc {
+        mesh.x_desc(desc);
+    }
+    mesh.draw()?;
+    for (st, colour) in &p.references {
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x.start, st.mean - sd(st)), (x.end, st.mean + sd(st))],
+            colour.mix(0.15).filled(),
+        )))?;
+        chart.draw_series(DashedLineSeries::new(
+            vec![(x.start, st.mean), (x.end, st.mean)],
+            12,
+            8,
+            colour.stroke_width(2),
+        ))?;
+    }
+    for (curve, colour) in &p.curves {
+        chart
+            .draw_series(std::iter::once(Polygon::new(curve.band(), colour.mix(0.22).filled())))?;
+        chart.draw_series(LineSeries::new(curve.mean(), colour.stroke_width(3)))?;
+        chart.draw_series(curve.mean().into_iter().map(|q| Circle::new(q, 5, colour.filled())))?;
+    }
+    Ok(())
+}
+
+/// Three panels sharing the gamma axis: forget accuracy against the references (its range can
+/// span 0-100), remain and test accuracy (which move by points, so get their own scale), and
+/// the final MI.
 fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let title = format!(
@@ -343,78 +431,53 @@ fn draw_sweep<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> D
     );
     let root = root.titled(&title, font(28.0))?;
     let (plots, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 100);
-    let (top, bottom) = plots.split_vertically(plots.dim_in_pixel().1 * 62 / 100);
-    let gammas = s.forget.points.iter().map(|p| p.0);
-    let (gmin, gmax) =
-        gammas.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), g| (a.min(g), b.max(g)));
+    let h = plots.dim_in_pixel().1;
+    let (forget_area, rest) = plots.split_vertically(h * 42 / 100);
+    let (acc_area, mi_area) = rest.split_vertically(h * 29 / 100);
+    let (gmin, gmax) = s
+        .forget
+        .points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let x = padded(gmin..gmax, 0.06, 1.0);
-
-    let refs = [s.retrain.map(|r| r.0), s.finetune.map(|r| r.0)];
-    let ref_range = |st: &Stat| st.mean - st.std.unwrap_or(0.0)..st.mean + st.std.unwrap_or(0.0);
-    let acc = union(
-        [s.forget.range(), s.remain.range(), s.test.range()]
+    let references: Vec<(Stat, RGBColor)> =
+        [(s.retrain, RETRAIN_COLOUR), (s.finetune, FINETUNE_COLOUR)]
             .into_iter()
-            .chain(refs.iter().map(|r| r.as_ref().map(ref_range))),
-    )
-    .unwrap_or(0.0..100.0);
-    let y = (acc.start - 2.0).max(0.0).floor()..100.5;
-
-    let mut chart = ChartBuilder::on(&top)
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x.clone(), y.clone())?;
-    chart
-        .configure_mesh()
-        .y_desc("accuracy (%)")
-        .label_style(font(18.0))
-        .axis_desc_style(font(22.0))
-        .bold_line_style(GRID)
-        .light_line_style(WHITE)
-        .draw()?;
-    for (reference, colour) in [(s.retrain, RETRAIN_COLOUR), (s.finetune, FINETUNE_COLOUR)] {
-        if let Some((st, _)) = reference {
-            let sd = st.std.unwrap_or(0.0);
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(x.start, st.mean - sd), (x.end, st.mean + sd)],
-                colour.mix(0.18).filled(),
-            )))?;
-            chart.draw_series(DashedLineSeries::new(
-                vec![(x.start, st.mean), (x.end, st.mean)],
-                12,
-                8,
-                colour.stroke_width(2),
-            ))?;
-        }
-    }
-    for (curve, colour) in
-        [(&s.forget, FORGET_COLOUR), (&s.remain, REMAIN_COLOUR), (&s.test, TEST_COLOUR)]
-    {
-        chart
-            .draw_series(std::iter::once(Polygon::new(curve.band(), colour.mix(0.22).filled())))?;
-        chart.draw_series(LineSeries::new(curve.mean(), colour.stroke_width(3)))?;
-        chart.draw_series(curve.mean().into_iter().map(|p| Circle::new(p, 5, colour.filled())))?;
-    }
-
-    let mi_y = padded(s.mi.range().unwrap_or(0.0..0.05), 0.1, 1e-4);
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(12)
-        .x_label_area_size(56)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x, mi_y)?;
-    chart
-        .configure_mesh()
-        .x_desc("gamma (weight of the MI penalty)")
-        .y_desc("final MI (nats)")
-        .y_label_formatter(&|v| format!("{v:.3}"))
-        .label_style(font(18.0))
-        .axis_desc_style(font(22.0))
-        .bold_line_style(GRID)
-        .light_line_style(WHITE)
-        .draw()?;
-    chart.draw_series(std::iter::once(Polygon::new(s.mi.band(), MI_COLOUR.mix(0.22).filled())))?;
-    chart.draw_series(LineSeries::new(s.mi.mean(), MI_COLOUR.stroke_width(3)))?;
-    chart.draw_series(s.mi.mean().into_iter().map(|p| Circle::new(p, 5, MI_COLOUR.filled())))?;
+            .filter_map(|(r, c)| Some((r?.0, c)))
+            .collect();
+    draw_panel(
+        &forget_area,
+        x.clone(),
+        &Panel {
+            y_desc: "forget accuracy (%)",
+            x_desc: None,
+            curves: vec![(&s.forget, FORGET_COLOUR)],
+            references,
+            decimals: 0,
+        },
+    )?;
+    draw_panel(
+        &acc_area,
+        x.clone(),
+        &Panel {
+            y_desc: "accuracy (%)",
+            x_desc: None,
+            curves: vec![(&s.remain, REMAIN_COLOUR), (&s.test, TEST_COLOUR)],
+            references: Vec::new(),
+            decimals: 1,
+        },
+    )?;
+    draw_panel(
+        &mi_area,
+        x,
+        &Panel {
+            y_desc: "final MI (nats)",
+            x_desc: Some("gamma (weight of the MI penalty)"),
+            curves: vec![(&s.mi, MI_COLOUR)],
+            references: Vec::new(),
+            decimals: 3,
+        },
+    )?;
 
     let retrain = s.retrain.map(|(_, e)| format!("retrain forget ({e} ep.)"));
     let finetune = s.finetune.map(|(_, e)| format!("finetune forget ({e} ep.)"));
@@ -622,9 +685,14 @@ mod tests {
                 );
             } else {
                 let img = image::open(path).unwrap().to_rgb8();
-                assert_eq!(img.dimensions(), SIZE);
+                let expected = if path.to_string_lossy().contains("gamma_sweep") {
+                    SWEEP_SIZE
+                } else {
+                    HISTORY_SIZE
+                };
+                assert_eq!(img.dimensions(), expected);
                 // The title strip holds rendered text: dark pixels on white.
-                let dark = (0..SIZE.0)
+                let dark = (0..expected.0)
                     .flat_map(|x| (0..40).map(move |y| (x, y)))
                     .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&c| c < 100))
                     .count();
@@ -635,6 +703,13 @@ mod tests {
         assert!(svg.contains("retrain forget (100 ep.)") && svg.contains("over 2 seeds"));
         let svg = std::fs::read_to_string(dir.path().join("mi_acc_gamma2_epochs3.svg")).unwrap();
         assert!(svg.contains("gamma = 2,"));
+        // A figure the runs no longer call for is removed; other files are left alone.
+        std::fs::write(dir.path().join("mi_acc_gamma9_epochs3.png"), b"old").unwrap();
+        std::fs::write(dir.path().join("notes.png"), b"mine").unwrap();
+        assert_eq!(plot_dir(dir.path()).unwrap(), written);
+        assert!(!dir.path().join("mi_acc_gamma9_epochs3.png").exists());
+        assert!(dir.path().join("notes.png").exists());
+        std::fs::remove_file(dir.path().join("notes.png")).unwrap();
         // No temporary files left behind.
         let stray: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
