@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use data::mnist::LoadOptions;
 use data::split::ForgetSpec;
-use methods::{Method, MiUnlearn, Supervised};
+use methods::{Engine, Method, MiUnlearn, Supervised};
 use model::MlpSpec;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,9 @@ pub struct RawExperiment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub seeds: Vec<u64>,
+    /// How training steps are computed: "autograd" (the reference, default) or "fused".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     #[serde(default)]
     pub data: RawData,
     pub forget: RawForget,
@@ -185,6 +188,7 @@ pub struct Experiment {
     pub model: MlpSpec,
     /// Every method and parameter set, `original` first when present.
     pub methods: Vec<Method>,
+    pub engine: Engine,
     pub check: Option<CheckSpec>,
     /// The configuration with every default written out, as TOML.
     pub resolved: String,
@@ -236,6 +240,12 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
     }
     check_unique(&raw.seeds, |s| s.to_string())
         .map_err(|dup| invalid("seeds", format!("lists {dup} twice")))?;
+
+    let engine_name = raw.engine.get_or_insert_with(|| Engine::default().name().to_owned());
+    let engine = Engine::from_name(engine_name).ok_or_else(|| {
+        let names: Vec<_> = Engine::ALL.iter().map(|e| format!("{:?}", e.name())).collect();
+        invalid("engine", format!("is {engine_name:?}; use one of {}", names.join(", ")))
+    })?;
 
     let data = &mut raw.data;
     let dataset = data.dataset.get_or_insert_with(|| "mnist".into());
@@ -411,6 +421,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         forget,
         model,
         methods,
+        engine,
         check,
         resolved,
     })
@@ -650,5 +661,10 @@ epochs = 5
             &["`methods.finetune` starts from the original model"],
         );
         check_err(&format!("name = \"../x\"\n{MINIMAL}"), &["`name` is \"../x\""]);
+        check_err(
+            &format!("engine = \"jit\"\n{MINIMAL}"),
+            &["`engine` is \"jit\"; use one of \"autograd\", \"fused\""],
+        );
+        assert_eq!(parse(&format!("engine = \"fused\"\n{MINIMAL}")).unwrap().engine, Engine::Fused);
     }
 }

@@ -56,6 +56,26 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Measure speed: seconds per training epoch, MI-unlearn epoch and evaluation for each
+    /// engine with one thread and with all cores, PyTorch's time for the same work measured in
+    /// the same run, and a small sweep with one job at a time against one job per core.
+    Bench {
+        /// Where the MNIST files are.
+        #[arg(long, default_value = "data/MNIST/raw")]
+        data: PathBuf,
+        /// Timed epochs per measurement, after one warm-up epoch.
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        /// Python with torch 2.13 (scripts/setup records its venv's).
+        #[arg(long, env = "UNLEARN_BENCH_PYTHON")]
+        python: Option<PathBuf>,
+        /// Skip the PyTorch comparison.
+        #[arg(long)]
+        no_pytorch: bool,
+        /// Skip the sweep comparison.
+        #[arg(long)]
+        no_sweep: bool,
+    },
     /// Run every experiment file under a folder and rewrite its results folder, reusing the
     /// cache.
     Regenerate {
@@ -181,6 +201,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Bench { data, epochs, python, no_pytorch, no_sweep }) => {
+            bench(data, *epochs, if *no_pytorch { None } else { python.clone() }, !no_sweep)
+        }
         Some(Command::Regenerate { experiments, results, run }) => {
             let opts = options(run, verbosity)?;
             // Parse them all first: a typo in the last file should not surface after an hour.
@@ -218,6 +241,48 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn bench(data: &Path, epochs: usize, python: Option<PathBuf>, sweep: bool) -> anyhow::Result<()> {
+    use harness::bench;
+    anyhow::ensure!(epochs >= 1, "--epochs must be at least 1");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if cores > 1 { vec![1, cores] } else { vec![1] };
+    if python.is_none() {
+        eprintln!(
+            "no PyTorch comparison: pass --python or set UNLEARN_BENCH_PYTHON (scripts/setup does)"
+        );
+    }
+    let opts = bench::BenchOptions {
+        data_dir: data.to_owned(),
+        epochs,
+        threads,
+        python,
+        pytorch_script: PathBuf::from("scripts/bench_pytorch.py"),
+    };
+    let measures = bench::micro(&opts, &|m| eprintln!("{m}"))?;
+    print!("{}", bench::table(&measures));
+    if sweep {
+        let binary = std::env::current_exe().context("cannot find the harness binary")?;
+        for engine in methods::Engine::ALL {
+            eprintln!("timing a 12-job sweep with the {} engine...", engine.name());
+            let one = bench::sweep(&binary, data, engine, 1)?;
+            let all = bench::sweep(&binary, data, engine, cores)?;
+            let mib =
+                |r: &bench::SweepRun| r.peak_mib.map_or("?".into(), |m| format!("{m:.0} MiB"));
+            println!(
+                "sweep of 12 jobs, {} engine: --jobs 1 {:.1} s (peak {}), --jobs {cores} {:.1} s (peak {}): {:.2}x the time, {} numbers",
+                engine.name(),
+                one.seconds,
+                mib(&one),
+                all.seconds,
+                mib(&all),
+                all.seconds / one.seconds,
+                if one.numbers == all.numbers { "identical" } else { "DIFFERENT" }
+            );
+        }
+    }
+    Ok(())
 }
 
 fn options(args: &RunArgs, verbosity: Verbosity) -> anyhow::Result<RunOptions> {
@@ -264,11 +329,12 @@ fn run_experiment(
         return Ok(summary);
     }
     eprintln!(
-        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
+        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files; peak memory {}",
         outcome.results.len(),
         t0.elapsed().as_secs_f64(),
         out.display(),
-        figures.len()
+        figures.len(),
+        harness::bench::peak_memory_mib().map_or("unknown".into(), |m| format!("{m:.0} MiB"))
     );
     Ok(summary)
 }

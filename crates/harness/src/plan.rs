@@ -10,6 +10,7 @@
 //! | `data`     | the four files' SHA-256 and any sample limits                | every job              |
 //! | `model`    | architecture and initialisation scheme                       | every job              |
 //! | `device`   | where it is trained                                          | every job              |
+//! | `engine`   | how steps are computed, unless the reference `autograd`      | every job              |
 //! | `method`   | method name                                                  | every job              |
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
@@ -106,6 +107,10 @@ fn job(
         exp.model.describe(),
         method.name()
     );
+    // Left out for the reference engine, so that its keys predate the choice of engines.
+    if exp.engine != methods::Engine::Autograd {
+        d += &format!("engine {}\n", exp.engine.name());
+    }
     for (name, value) in method.params() {
         d += &format!("param {name}={value}\n");
     }

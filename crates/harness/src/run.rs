@@ -152,6 +152,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 spec: &exp.model,
                 seed: job.seed,
                 device: tch::Device::Cpu,
+                engine: exp.engine,
             };
             // Unlearning runs are evaluated after every epoch (their trajectory is the point).
             // The original is not: its key leaves out the split, so its record must too.

@@ -11,6 +11,7 @@
 //! so a run is the same whichever thread runs it and whatever else runs beside it.
 
 pub mod eval;
+mod fused;
 pub mod mi;
 mod tensors;
 mod train;
@@ -20,7 +21,7 @@ use tch::Device;
 
 pub use eval::Metrics;
 pub use tensors::Data;
-pub use train::EpochStats;
+pub use train::{Engine, EpochStats};
 
 /// A method and all the parameters that determine its result.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +133,7 @@ pub struct Context<'a> {
     pub spec: &'a MlpSpec,
     pub seed: u64,
     pub device: Device,
+    pub engine: Engine,
 }
 
 /// Trains `method`, starting from `original` where the method needs it, calling `on_epoch`
@@ -158,6 +160,7 @@ pub fn run(
                 data,
                 &data.all_train(),
                 s,
+                ctx.engine,
                 &mut stream("shuffle/original"),
                 on_epoch,
             );
@@ -170,6 +173,7 @@ pub fn run(
                 data,
                 data.remain(),
                 s,
+                ctx.engine,
                 &mut stream("shuffle/retrain"),
                 on_epoch,
             );
@@ -182,6 +186,7 @@ pub fn run(
                 data,
                 data.remain(),
                 s,
+                ctx.engine,
                 &mut stream("shuffle/finetune"),
                 on_epoch,
             );
@@ -191,7 +196,14 @@ pub fn run(
             // One stream for every gamma: runs of a sweep that differ only in gamma see the
             // same batches, and a longer run extends a shorter one.
             let model = start();
-            train::mi_unlearn(&model, data, m, &mut stream("shuffle/mi_unlearn"), on_epoch);
+            train::mi_unlearn(
+                &model,
+                data,
+                m,
+                ctx.engine,
+                &mut stream("shuffle/mi_unlearn"),
+                on_epoch,
+            );
             model
         }
     }
@@ -237,7 +249,7 @@ mod tests {
         spec: &MlpSpec,
         original: Option<&Mlp>,
     ) -> (Mlp, Vec<EpochStats>) {
-        let ctx = Context { data, spec, seed: 7, device: Device::Cpu };
+        let ctx = Context { data, spec, seed: 7, device: Device::Cpu, engine: Engine::Autograd };
         let mut history = Vec::new();
         let model = run(method, &ctx, original, &mut |_, _, s| history.push(*s));
         (model, history)
@@ -326,6 +338,47 @@ mod tests {
         // The remaining quarter of class 1 goes with the forgotten three quarters (at most
         // 50 of 450 remain samples); the other classes stay.
         assert!(after.remain > 85.0, "{after:?}");
+    }
+
+    #[test]
+    fn engines_agree_to_float_rounding() {
+        let (data, spec) = fixture(600, 0.75);
+        let run_with = |engine, method: &Method, original: Option<&Mlp>| {
+            let ctx = Context { data: &data, spec: &spec, seed: 7, device: Device::Cpu, engine };
+            let mut history = Vec::new();
+            let model = run(method, &ctx, original, &mut |_, _, s| history.push(*s));
+            (model, history)
+        };
+        let original = Method::Original(supervised(3));
+        let (a, ha) = run_with(Engine::Autograd, &original, None);
+        let (f, hf) = run_with(Engine::Fused, &original, None);
+        let diff = |x: &Mlp, y: &Mlp| {
+            x.flat_parameters()
+                .iter()
+                .zip(y.flat_parameters())
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max)
+        };
+        assert!(diff(&a, &f) < 1e-3, "{}", diff(&a, &f));
+        for (x, y) in ha.iter().zip(&hf) {
+            assert!((x.loss - y.loss).abs() < 1e-4 * x.loss.max(1e-3), "{x:?} {y:?}");
+        }
+        let mi = Method::MiUnlearn(MiUnlearn {
+            gamma: 4.0,
+            epochs: 2,
+            remain_batch_size: 32,
+            forget_batch_size: 8,
+            lr: 1e-3,
+        });
+        let (am, hm) = run_with(Engine::Autograd, &mi, Some(&a));
+        let (fm, hfm) = run_with(Engine::Fused, &mi, Some(&a));
+        assert!(diff(&am, &fm) < 1e-3, "{}", diff(&am, &fm));
+        assert!((hm[0].mi.unwrap() - hfm[0].mi.unwrap()).abs() < 1e-5, "{hm:?} {hfm:?}");
+        let (ea, ef) = (eval::evaluate(&am, &data), eval::evaluate(&fm, &data));
+        assert!(
+            (ea.forget - ef.forget).abs() < 2.0 && (ea.remain - ef.remain).abs() < 1.0,
+            "{ea:?} {ef:?}"
+        );
     }
 
     #[test]

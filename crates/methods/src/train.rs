@@ -8,6 +8,7 @@ use model::Mlp;
 use tch::nn::OptimizerConfig;
 use tch::{Kind, Tensor, nn};
 
+use crate::fused::Fused;
 use crate::mi::mutual_information;
 use crate::{Data, MiUnlearn, Supervised};
 
@@ -37,9 +38,121 @@ fn batch(data: &Data, order: &Tensor, start: usize, len: usize) -> (Tensor, Tens
     (data.train_x.index_select(0, &idx), data.train_y.index_select(0, &idx))
 }
 
-fn adam(model: &Mlp, lr: f64) -> nn::Optimizer {
-    // tch's defaults are torch.optim.Adam's: betas (0.9, 0.999), eps 1e-8, no weight decay.
-    nn::Adam::default().build(model.var_store(), lr).expect("Adam over an MLP's variables")
+/// How each optimisation step is computed. Both engines compute the same maths (the same
+/// batches, loss, MI estimator and Adam); they differ in the order of some float sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// libtorch autograd through `tch::nn` layers and tch's Adam: the reference.
+    #[default]
+    Autograd,
+    /// A hand-written forward and backward pass over flat parameters, with Adam on one flat
+    /// buffer (see `fused.rs`): several times fewer libtorch calls per step.
+    Fused,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Autograd, Engine::Fused];
+
+    /// The name used in configs and cache keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Autograd => "autograd",
+            Engine::Fused => "fused",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+/// One optimisation step of a training loop, whatever the engine.
+trait Step {
+    /// A cross-entropy step; returns the batch loss (detached).
+    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor;
+    /// An MI-unlearn step; returns `(ce, mi, loss)` (detached).
+    fn mi(&mut self, xr: &Tensor, yr: &Tensor, xf: &Tensor, gamma: f64)
+    -> (Tensor, Tensor, Tensor);
+    /// Brings the model up to date (the fused engine trains a flat copy of it).
+    fn sync(&self);
+}
+
+struct AutogradStep<'a> {
+    model: &'a Mlp,
+    opt: nn::Optimizer,
+}
+
+impl Step for AutogradStep<'_> {
+    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
+        let loss = self.model.forward(x).cross_entropy_for_logits(y);
+        self.opt.backward_step(&loss);
+        loss.detach()
+    }
+
+    fn mi(
+        &mut self,
+        xr: &Tensor,
+        yr: &Tensor,
+        xf: &Tensor,
+        gamma: f64,
+    ) -> (Tensor, Tensor, Tensor) {
+        let (nr, nf) = (xr.size()[0], xf.size()[0]);
+        let device = xr.device();
+        let ce = self.model.forward(xr).cross_entropy_for_logits(yr);
+        let x_mi = Tensor::cat(&[xr, xf, xr], 0);
+        let z = Tensor::cat(
+            &[
+                Tensor::zeros([nr + nf], (Kind::Float, device)),
+                Tensor::ones([nr], (Kind::Float, device)),
+            ],
+            0,
+        );
+        let mi = mutual_information(&self.model.forward(&x_mi), &z);
+        let loss = &ce + &mi * gamma;
+        self.opt.backward_step(&loss);
+        (ce.detach(), mi.detach(), loss.detach())
+    }
+
+    fn sync(&self) {}
+}
+
+struct FusedStep<'a> {
+    model: &'a Mlp,
+    fused: Fused,
+}
+
+impl Step for FusedStep<'_> {
+    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
+        self.fused.supervised_step(x, y)
+    }
+
+    fn mi(
+        &mut self,
+        xr: &Tensor,
+        yr: &Tensor,
+        xf: &Tensor,
+        gamma: f64,
+    ) -> (Tensor, Tensor, Tensor) {
+        self.fused.mi_step(xr, yr, xf, gamma)
+    }
+
+    fn sync(&self) {
+        self.fused.sync(self.model);
+    }
+}
+
+/// A fresh optimiser (Adam, lr `lr`) over `model` for `engine`.
+fn stepper<'a>(engine: Engine, model: &'a Mlp, lr: f64) -> Box<dyn Step + 'a> {
+    match engine {
+        Engine::Autograd => {
+            // tch's defaults are torch.optim.Adam's: betas (0.9, 0.999), eps 1e-8, no decay.
+            let opt = nn::Adam::default()
+                .build(model.var_store(), lr)
+                .expect("Adam over an MLP's variables");
+            Box::new(AutogradStep { model, opt })
+        }
+        Engine::Fused => Box::new(FusedStep { model, fused: Fused::new(model, lr) }),
+    }
 }
 
 /// The notebook's `train_model`: fresh Adam, `epochs` passes over `pool` in shuffled batches.
@@ -48,21 +161,21 @@ pub(crate) fn supervised(
     data: &Data,
     pool: &[i64],
     cfg: &Supervised,
+    engine: Engine,
     rng: &mut Rng,
     on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
 ) {
-    let mut opt = adam(model, cfg.lr);
+    let mut step = stepper(engine, model, cfg.lr);
     for epoch in 1..=cfg.epochs {
         let order = shuffled(pool, rng, data);
         let mut total = Tensor::zeros([], (Kind::Float, data.device()));
         let mut steps = 0;
         for start in (0..pool.len()).step_by(cfg.batch_size) {
             let (x, y) = batch(data, &order, start, cfg.batch_size.min(pool.len() - start));
-            let loss = model.forward(&x).cross_entropy_for_logits(&y);
-            opt.backward_step(&loss);
-            total += loss.detach();
+            total += step.supervised(&x, &y);
             steps += 1;
         }
+        step.sync();
         let mean = total.double_value(&[]) / steps as f64;
         on_epoch(epoch, model, &EpochStats { loss: mean, ce: mean, mi: None, steps });
     }
@@ -77,10 +190,11 @@ pub(crate) fn mi_unlearn(
     model: &Mlp,
     data: &Data,
     cfg: &MiUnlearn,
+    engine: Engine,
     rng: &mut Rng,
     on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
 ) {
-    let mut opt = adam(model, cfg.lr);
+    let mut step = stepper(engine, model, cfg.lr);
     let (remain, forget) = (data.remain(), data.forget());
     let steps = remain
         .len()
@@ -91,33 +205,21 @@ pub(crate) fn mi_unlearn(
         // Two loaders, each reshuffled as its iteration starts: remain first, then forget.
         let remain_order = shuffled(remain, rng, data);
         let forget_order = shuffled(forget, rng, data);
-        let mut ce_total = Tensor::zeros([], (Kind::Float, device));
-        let mut mi_total = Tensor::zeros([], (Kind::Float, device));
-        let mut loss_total = Tensor::zeros([], (Kind::Float, device));
-        for step in 0..steps {
-            let r0 = step * cfg.remain_batch_size;
-            let f0 = step * cfg.forget_batch_size;
+        let zero = || Tensor::zeros([], (Kind::Float, device));
+        let (mut ce_total, mut mi_total, mut loss_total) = (zero(), zero(), zero());
+        for i in 0..steps {
+            let r0 = i * cfg.remain_batch_size;
+            let f0 = i * cfg.forget_batch_size;
             let nr = cfg.remain_batch_size.min(remain.len() - r0);
             let nf = cfg.forget_batch_size.min(forget.len() - f0);
             let (xr, yr) = batch(data, &remain_order, r0, nr);
             let (xf, _) = batch(data, &forget_order, f0, nf);
-
-            let ce = model.forward(&xr).cross_entropy_for_logits(&yr);
-            let x_mi = Tensor::cat(&[&xr, &xf, &xr], 0);
-            let z = Tensor::cat(
-                &[
-                    Tensor::zeros([(nr + nf) as i64], (Kind::Float, device)),
-                    Tensor::ones([nr as i64], (Kind::Float, device)),
-                ],
-                0,
-            );
-            let mi = mutual_information(&model.forward(&x_mi), &z);
-            let loss = &ce + &mi * cfg.gamma;
-            opt.backward_step(&loss);
-            ce_total += ce.detach();
-            mi_total += mi.detach();
-            loss_total += loss.detach();
+            let (ce, mi, loss) = step.mi(&xr, &yr, &xf, cfg.gamma);
+            ce_total += ce;
+            mi_total += mi;
+            loss_total += loss;
         }
+        step.sync();
         let mean = |t: &Tensor| t.double_value(&[]) / steps as f64;
         let stats = EpochStats {
             loss: mean(&loss_total),

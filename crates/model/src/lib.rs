@@ -147,6 +147,17 @@ impl Mlp {
         self.vs.device()
     }
 
+    /// Each layer's `(weight, bias)` variables, in order (shallow handles on the parameters
+    /// themselves: writing into them under `no_grad` changes the model).
+    pub fn layer_parameters(&self) -> Vec<(Tensor, Tensor)> {
+        self.layers
+            .iter()
+            .map(|l| {
+                (l.ws.shallow_clone(), l.bs.as_ref().expect("layers have biases").shallow_clone())
+            })
+            .collect()
+    }
+
     /// Number of scalar parameters.
     pub fn num_parameters(&self) -> i64 {
         self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64

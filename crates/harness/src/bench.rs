@@ -1,0 +1,239 @@
+//! `harness bench`: seconds per training epoch, per MI-unlearn epoch and per full evaluation,
+//! for each engine and thread count, measured in this process; the same work as a
+//! best-practice PyTorch loop (`scripts/bench_pytorch.py`), measured in the same run; and the
+//! wall time and peak memory of a small sweep with one job at a time and one job per core.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use data::mnist::LoadOptions;
+use data::split::{ForgetSpec, forget_split};
+use methods::{Context, Data, Engine, Method, MiUnlearn, Supervised, eval::evaluate};
+use model::{Mlp, MlpSpec};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub data_dir: PathBuf,
+    /// Timed epochs per measurement (after one warm-up epoch).
+    pub epochs: usize,
+    pub threads: Vec<usize>,
+    /// Python with torch 2.13 for the PyTorch side; `None` skips it.
+    pub python: Option<PathBuf>,
+    pub pytorch_script: PathBuf,
+}
+
+/// One measured line.
+#[derive(Debug, Clone)]
+pub struct Measure {
+    pub work: &'static str,
+    pub engine: String,
+    pub threads: usize,
+    pub seconds: f64,
+    pub pytorch: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Times every epoch after the first of `method`; returns (median seconds, the model).
+fn epoch_times(method: &Method, ctx: &Context<'_>, original: Option<&Mlp>) -> (f64, Mlp) {
+    let mut times = Vec::new();
+    let mut last = Instant::now();
+    let model = methods::run(method, ctx, original, &mut |epoch, _, _| {
+        let now = Instant::now();
+        if epoch > 1 {
+            times.push((now - last).as_secs_f64());
+        }
+        last = now;
+    });
+    (median(times), model)
+}
+
+pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Measure>> {
+    let mnist = data::mnist::load(&opts.data_dir, &LoadOptions::default())?;
+    let spec = ForgetSpec { class: 3, fraction: 0.75 };
+    let split = forget_split(&mnist.train.labels, &spec, &mut data::rng::stream(0, "split"))?;
+    let data = Data::new(&mnist, &split, tch::Device::Cpu);
+    let mlp = MlpSpec::default();
+    let mut out = Vec::new();
+    for &threads in &opts.threads {
+        tch::set_num_threads(threads as i32);
+        let pytorch = match &opts.python {
+            Some(python) => {
+                Some(pytorch(python, &opts.pytorch_script, &opts.data_dir, threads, opts.epochs)?)
+            }
+            None => None,
+        };
+        let py = |key: &str| pytorch.as_ref().and_then(|p| p[key].as_f64());
+        for engine in Engine::ALL {
+            log(&format!("timing the {} engine with {threads} thread(s)...", engine.name()));
+            let ctx =
+                Context { data: &data, spec: &mlp, seed: 0, device: tch::Device::Cpu, engine };
+            let epochs = opts.epochs + 1;
+            let train = Method::Original(Supervised { epochs, ..Supervised::default() });
+            let (train_s, original) = epoch_times(&train, &ctx, None);
+            let mi = Method::MiUnlearn(MiUnlearn { epochs, ..MiUnlearn::default() });
+            let (mi_s, _) = epoch_times(&mi, &ctx, Some(&original));
+            let name = engine.name().to_owned();
+            out.push(Measure {
+                work: "training epoch",
+                engine: name.clone(),
+                threads,
+                seconds: train_s,
+                pytorch: py("train_epoch_s"),
+            });
+            out.push(Measure {
+                work: "MI-unlearn epoch",
+                engine: name,
+                threads,
+                seconds: mi_s,
+                pytorch: py("mi_epoch_s"),
+            });
+        }
+        let model = Mlp::init(&mlp, &mut data::rng::stream(0, "bench"), tch::Device::Cpu);
+        evaluate(&model, &data);
+        let eval_s = median(
+            (0..5)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    evaluate(&model, &data);
+                    t0.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
+        out.push(Measure {
+            work: "evaluation",
+            engine: "-".into(),
+            threads,
+            seconds: eval_s,
+            pytorch: py("eval_s"),
+        });
+    }
+    Ok(out)
+}
+
+fn pytorch(
+    python: &Path,
+    script: &Path,
+    data_dir: &Path,
+    threads: usize,
+    epochs: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let output = Command::new(python)
+        .arg(script)
+        .arg("--data")
+        .arg(data_dir)
+        .args(["--threads", &threads.to_string(), "--epochs", &epochs.to_string()])
+        .output()
+        .with_context(|| {
+            format!("cannot run {} (run scripts/setup, or pass --python)", python.display())
+        })?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} {} failed: {}",
+        python.display(),
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .with_context(|| format!("unexpected output from {}: {stdout}", script.display()))
+}
+
+/// One sweep run: wall seconds, peak memory (MiB) and its runs.csv without the seconds.
+#[derive(Debug, Clone)]
+pub struct SweepRun {
+    pub jobs: usize,
+    pub seconds: f64,
+    pub peak_mib: Option<f64>,
+    pub numbers: Vec<Vec<String>>,
+}
+
+/// A small sweep of independent jobs (4 seeds x (original + 2 MI-unlearn gammas)), run from an
+/// empty cache with `jobs` jobs at a time.
+pub fn sweep(
+    binary: &Path,
+    data_dir: &Path,
+    engine: Engine,
+    jobs: usize,
+) -> anyhow::Result<SweepRun> {
+    let dir =
+        std::env::temp_dir().join(format!("unlearn-bench-sweep-{}-{jobs}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let exp = dir.join("bench_sweep.toml");
+    let data_dir = data_dir
+        .canonicalize()
+        .with_context(|| format!("{}: missing; run scripts/setup", data_dir.display()))?;
+    std::fs::write(
+        &exp,
+        format!(
+            "seeds = [0, 1, 2, 3]\nengine = \"{}\"\n[data]\ndir = {:?}\n[forget]\nclass = 3\nfraction = 0.75\n\
+             [methods.original]\nepochs = 2\n[methods.mi_unlearn]\ngamma = [2, 4]\nepochs = 2\n",
+            engine.name(),
+            data_dir.display().to_string()
+        ),
+    )?;
+    let t0 = Instant::now();
+    let output = Command::new(binary)
+        .arg(&exp)
+        .args(["--jobs", &jobs.to_string(), "--threads", "1", "--cache"])
+        .arg(dir.join("cache"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    anyhow::ensure!(output.status.success(), "the sweep failed: {stderr}");
+    let peak_mib = stderr.lines().find_map(|l| {
+        l.split_once("peak memory ").and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
+    });
+    let mut reader = csv::Reader::from_path(dir.join("out/runs.csv"))?;
+    let header = reader.headers()?.clone();
+    let numbers = reader
+        .records()
+        .map(|r| {
+            let r = r?;
+            Ok(r.iter()
+                .zip(header.iter())
+                .filter(|(_, h)| *h != "seconds")
+                .map(|(v, _)| v.to_owned())
+                .collect())
+        })
+        .collect::<anyhow::Result<Vec<Vec<String>>>>()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(SweepRun { jobs, seconds, peak_mib, numbers })
+}
+
+/// The measurements as a table.
+pub fn table(measures: &[Measure]) -> String {
+    let mut out = format!(
+        "{:<18} {:<9} {:>7} {:>10} {:>12} {:>14}\n",
+        "work", "engine", "threads", "ours (s)", "PyTorch (s)", "PyTorch / ours"
+    );
+    for m in measures {
+        let (py, ratio) = match m.pytorch {
+            Some(p) => (format!("{p:.3}"), format!("{:.2}x", p / m.seconds)),
+            None => ("-".into(), "-".into()),
+        };
+        out += &format!(
+            "{:<18} {:<9} {:>7} {:>10.3} {:>12} {:>14}\n",
+            m.work, m.engine, m.threads, m.seconds, py, ratio
+        );
+    }
+    out
+}
+
+/// Peak resident memory of this process, from `/proc/self/status` (Linux).
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
