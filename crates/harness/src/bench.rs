@@ -95,6 +95,14 @@ pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Meas
                 pytorch: py("mi_epoch_s"),
             });
         }
+        let gflops = sgemm_gflops();
+        out.push(Measure {
+            work: "epoch matmul limit",
+            engine: format!("{gflops:.0}GF/s"),
+            threads,
+            seconds: EPOCH_GFLOP / gflops,
+            pytorch: None,
+        });
         let model = Mlp::init(&mlp, &mut data::rng::stream(0, "bench"), tch::Device::Cpu);
         evaluate(&model, &data);
         let eval_s = median(
@@ -236,4 +244,24 @@ pub fn peak_memory_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// FLOPs of one training epoch (60,000 images, batch 64) of the 784-128-64-10 MLP: forward,
+/// weight gradients, and input gradients of the two upper layers.
+pub const EPOCH_GFLOP: f64 =
+    60_000.0 * 2.0 * (2.0 * 109_184.0 + (128.0 * 64.0 + 64.0 * 10.0)) / 1e9;
+
+/// Single-precision matmul throughput at the shape that dominates training (a batch of 64
+/// through the first layer), in GFLOP/s with the current thread count.
+pub fn sgemm_gflops() -> f64 {
+    let opts = (tch::Kind::Float, tch::Device::Cpu);
+    let (x, w) = (tch::Tensor::randn([64, 784], opts), tch::Tensor::randn([128, 784], opts));
+    let reps = 2000;
+    let _ = x.mm(&w.tr());
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        let _ = x.mm(&w.tr());
+    }
+    let seconds = t0.elapsed().as_secs_f64() / reps as f64;
+    2.0 * 64.0 * 784.0 * 128.0 / seconds / 1e9
 }

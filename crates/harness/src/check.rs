@@ -248,13 +248,15 @@ mod tests {
         let a = row("forget_gap", Some(4.0), -1.0, None);
         let b = row("forget_gap", Some(6.0), -9.0, None);
         let err =
-            compare(&[a.clone(), b.clone()], &[a.clone()], &spec(Some(1.0), None), p).unwrap_err();
+            compare(&[a.clone(), b.clone()], std::slice::from_ref(&a), &spec(Some(1.0), None), p)
+                .unwrap_err();
         assert!(
             err.to_string()
                 .contains("no baseline row for forget_gap of mi_unlearn gamma=6 epochs=5"),
             "{err}"
         );
-        let err = compare(&[a.clone()], &[a.clone(), b], &spec(Some(1.0), None), p).unwrap_err();
+        let err = compare(std::slice::from_ref(&a), &[a.clone(), b], &spec(Some(1.0), None), p)
+            .unwrap_err();
         assert!(
             err.to_string().contains("the baseline has forget_gap of mi_unlearn gamma=6 epochs=5"),
             "{err}"
