@@ -265,3 +265,32 @@ pub fn sgemm_gflops() -> f64 {
     let seconds = t0.elapsed().as_secs_f64() / reps as f64;
     2.0 * 64.0 * 784.0 * 128.0 / seconds / 1e9
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_flops_and_medians() {
+        // 937.5 batches of 64: forward and weight gradients 2 x 2 x 64 x 109,184 FLOP each,
+        // plus the input gradients of the upper two layers.
+        assert!((EPOCH_GFLOP - 27.3).abs() < 0.05, "{EPOCH_GFLOP}");
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn measures_matmul_throughput_and_reports_a_table() {
+        let gflops = sgemm_gflops();
+        assert!(gflops > 1.0 && gflops < 10_000.0, "{gflops}");
+        let t = table(&[Measure {
+            work: "evaluation",
+            engine: "-".into(),
+            threads: 1,
+            seconds: 0.5,
+            pytorch: Some(1.0),
+        }]);
+        assert!(t.lines().nth(1).unwrap().ends_with("2.00x"), "{t}");
+        assert!(peak_memory_mib().is_none_or(|m| m > 1.0));
+    }
+}
