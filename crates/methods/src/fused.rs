@@ -17,7 +17,7 @@
 use model::Mlp;
 use tch::{Kind, Tensor};
 
-use crate::mi::mutual_information;
+use crate::mi::{mi_batch, mutual_information};
 
 /// The MLP's trunk with flat parameters, gradients and Adam state.
 pub(crate) struct Fused {
@@ -158,17 +158,9 @@ impl Fused {
         xf: &Tensor,
         gamma: f64,
     ) -> (Tensor, Tensor, Tensor) {
-        let (nr, nf) = (xr.size()[0], xf.size()[0]);
-        let x = Tensor::cat(&[xr, xf, xr], 0);
+        let nr = xr.size()[0];
+        let (x, z) = mi_batch(xr, xf);
         let (logits, inputs) = tch::no_grad(|| self.forward(&x));
-        let device = x.device();
-        let z = Tensor::cat(
-            &[
-                Tensor::zeros([nr + nf], (Kind::Float, device)),
-                Tensor::ones([nr], (Kind::Float, device)),
-            ],
-            0,
-        );
         let mut parts = None;
         let (loss, dlogits) = Self::head(&logits, |l| {
             let ce = l.narrow(0, 0, nr).cross_entropy_for_logits(yr);

@@ -16,6 +16,21 @@ use tch::{Kind, Tensor};
 
 pub const EPS: f64 = 1e-10;
 
+/// The MI batch of MI-unlearn, `[remain; forget]` then the remain batch again, and its group
+/// labels: `Z = 0` for the first `nr + nf` rows, `Z = 1` for the last `nr`.
+pub fn mi_batch(remain: &Tensor, forget: &Tensor) -> (Tensor, Tensor) {
+    let (nr, nf) = (remain.size()[0], forget.size()[0]);
+    let device = remain.device();
+    let z = Tensor::cat(
+        &[
+            Tensor::zeros([nr + nf], (Kind::Float, device)),
+            Tensor::ones([nr], (Kind::Float, device)),
+        ],
+        0,
+    );
+    (Tensor::cat(&[remain, forget, remain], 0), z)
+}
+
 /// `I(Y_hat; Z)` from `logits` `[N, C]` and `z` `[N]` (float, each 0 or 1); a scalar tensor
 /// that carries gradients to `logits`.
 pub fn mutual_information(logits: &Tensor, z: &Tensor) -> Tensor {

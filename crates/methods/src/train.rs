@@ -9,7 +9,7 @@ use tch::nn::OptimizerConfig;
 use tch::{Kind, Tensor, nn};
 
 use crate::fused::Fused;
-use crate::mi::mutual_information;
+use crate::mi::{mi_batch, mutual_information};
 use crate::{Data, MiUnlearn, Supervised};
 
 /// One epoch's means over its steps (the notebook prints the same).
@@ -96,17 +96,8 @@ impl Step for AutogradStep<'_> {
         xf: &Tensor,
         gamma: f64,
     ) -> (Tensor, Tensor, Tensor) {
-        let (nr, nf) = (xr.size()[0], xf.size()[0]);
-        let device = xr.device();
         let ce = self.model.forward(xr).cross_entropy_for_logits(yr);
-        let x_mi = Tensor::cat(&[xr, xf, xr], 0);
-        let z = Tensor::cat(
-            &[
-                Tensor::zeros([nr + nf], (Kind::Float, device)),
-                Tensor::ones([nr], (Kind::Float, device)),
-            ],
-            0,
-        );
+        let (x_mi, z) = mi_batch(xr, xf);
         let mi = mutual_information(&self.model.forward(&x_mi), &z);
         let loss = &ce + &mi * gamma;
         self.opt.backward_step(&loss);
