@@ -187,7 +187,9 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             (model, record, true)
         }
     };
-    let accuracy: Accuracy = evaluate(&model, &data).into();
+    // A run evaluated after its last epoch already has its final numbers.
+    let last_epoch = record.history.last().and_then(|e| e.metrics);
+    let accuracy: Accuracy = last_epoch.unwrap_or_else(|| evaluate(&model, &data).into());
     s.cache.store_eval(&job.key, &split_key, &accuracy)?;
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };

@@ -382,6 +382,30 @@ mod tests {
     }
 
     #[test]
+    fn the_last_epoch_callback_sees_the_final_model() {
+        let (data, spec) = fixture(300, 0.75);
+        let (original, _) = train(&Method::Original(supervised(2)), &data, &spec, None);
+        for engine in Engine::ALL {
+            let ctx = Context { data: &data, spec: &spec, seed: 7, device: Device::Cpu, engine };
+            let mi = Method::MiUnlearn(MiUnlearn {
+                gamma: 4.0,
+                epochs: 2,
+                remain_batch_size: 32,
+                forget_batch_size: 8,
+                lr: 1e-2,
+            });
+            let mut seen = Vec::new();
+            let model = run(&mi, &ctx, Some(&original), &mut |_, m, _| {
+                seen.push((eval::evaluate(m, &data), m.flat_parameters()))
+            });
+            let last = seen.last().unwrap();
+            assert_eq!(last.0, eval::evaluate(&model, &data), "{engine:?}");
+            assert_eq!(last.1, model.flat_parameters(), "{engine:?}");
+            assert_ne!(seen[0].1, seen[1].1, "{engine:?}: the model changes between epochs");
+        }
+    }
+
+    #[test]
     fn keys_name_every_parameter() {
         let m = Method::MiUnlearn(MiUnlearn::default());
         let names: Vec<_> = m.params().into_iter().map(|(k, _)| k).collect();
