@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::CheckSpec;
-use crate::report::SummaryRow;
+use crate::report::{SummaryRow, csv_bytes, opt, parameters};
 
 pub const BASELINE_HEADER: [&str; 7] =
     ["metric", "method", "gamma", "epochs", "n_seeds", "mean", "std"];
@@ -47,8 +47,7 @@ impl BaselineRow {
     }
 
     fn describe(&self) -> String {
-        let gamma = self.gamma.map(|g| format!(" gamma={g}")).unwrap_or_default();
-        format!("{} of {}{gamma} epochs={}", self.metric, self.method, self.epochs)
+        format!("{} of {} {}", self.metric, self.method, parameters(self.gamma, self.epochs))
     }
 }
 
@@ -75,21 +74,20 @@ pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
 
 /// The rows as CSV, numbers written like the other CSV files (`4`, not `4.0`).
 pub fn baseline_csv(rows: &[BaselineRow]) -> anyhow::Result<Vec<u8>> {
-    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(BASELINE_HEADER)?;
-    for r in rows {
-        w.write_record([
-            r.metric.clone(),
-            r.method.clone(),
-            opt(r.gamma),
-            r.epochs.to_string(),
-            r.n_seeds.to_string(),
-            r.mean.to_string(),
-            opt(r.std),
-        ])?;
-    }
-    Ok(w.into_inner()?)
+    csv_bytes(
+        &BASELINE_HEADER,
+        rows.iter().map(|r| {
+            vec![
+                r.metric.clone(),
+                r.method.clone(),
+                opt(r.gamma),
+                r.epochs.to_string(),
+                r.n_seeds.to_string(),
+                r.mean.to_string(),
+                opt(r.std),
+            ]
+        }),
+    )
 }
 
 pub fn read_baseline(path: &Path) -> Result<Vec<BaselineRow>, CheckError> {
@@ -184,12 +182,11 @@ pub fn table(verdicts: &[Verdict]) -> String {
         "metric", "method", "parameters", "baseline", "now", "delta", "tolerance", "result"
     );
     for v in verdicts {
-        let gamma = v.row.gamma.map(|g| format!("gamma={g} ")).unwrap_or_default();
         out += &format!(
             "{:<16} {:<11} {:<18} {:>9.3} {:>9.3} {:>+8.3} {:>9.3}  {}\n",
             v.row.metric,
             v.row.method,
-            format!("{gamma}epochs={}", v.row.epochs),
+            parameters(v.row.gamma, v.row.epochs),
             v.row.mean,
             v.now,
             v.delta(),

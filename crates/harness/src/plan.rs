@@ -43,8 +43,8 @@ pub struct Job {
 impl Job {
     /// `mi_unlearn gamma=4 epochs=5 seed=0`, for logs.
     pub fn label(&self) -> String {
-        let gamma = self.method.gamma().map(|g| format!(" gamma={g}")).unwrap_or_default();
-        format!("{}{gamma} epochs={} seed={}", self.method.name(), self.method.epochs(), self.seed)
+        let params = crate::report::parameters(self.method.gamma(), self.method.epochs());
+        format!("{} {params} seed={}", self.method.name(), self.seed)
     }
 }
 

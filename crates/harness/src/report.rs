@@ -90,12 +90,6 @@ impl SummaryRow {
     pub fn metric(&self, name: &str) -> Option<Stat> {
         self.metrics.iter().find(|(m, _)| *m == name).map(|(_, s)| *s)
     }
-
-    /// `gamma=4 epochs=5`, for tables and messages.
-    pub fn parameters(&self) -> String {
-        let gamma = self.gamma.map(|g| format!("gamma={g} ")).unwrap_or_default();
-        format!("{gamma}epochs={}", self.epochs)
-    }
 }
 
 /// Mean and sample standard deviation (`None` for a single value).
@@ -193,11 +187,22 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
         .collect()
 }
 
-fn opt(v: Option<f64>) -> String {
+/// `gamma=4 epochs=5`, or `epochs=100` for methods without gamma: for logs, tables and
+/// messages.
+pub fn parameters(gamma: Option<f64>, epochs: usize) -> String {
+    let gamma = gamma.map(|g| format!("gamma={g} ")).unwrap_or_default();
+    format!("{gamma}epochs={epochs}")
+}
+
+/// An optional number as a CSV cell: shortest round-trip form, empty when absent.
+pub(crate) fn opt(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn csv_bytes(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn csv_bytes(
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header)?;
     for row in rows {

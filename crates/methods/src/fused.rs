@@ -18,9 +18,12 @@ use model::Mlp;
 use tch::{Kind, Tensor};
 
 use crate::mi::{mi_batch, mutual_information};
+use crate::train::Step;
 
-/// The MLP's trunk with flat parameters, gradients and Adam state.
-pub(crate) struct Fused {
+/// The MLP's trunk with flat parameters, gradients and Adam state, training a flat copy of
+/// `model` that [`Step::sync`] writes back.
+pub(crate) struct Fused<'a> {
+    model: &'a Mlp,
     params: Tensor,
     grads: Tensor,
     weights: Vec<Tensor>,
@@ -70,9 +73,9 @@ impl FlatAdam {
     }
 }
 
-impl Fused {
+impl<'a> Fused<'a> {
     /// Copies `model`'s parameters into flat buffers, with a fresh Adam of rate `lr`.
-    pub(crate) fn new(model: &Mlp, lr: f64) -> Self {
+    pub(crate) fn new(model: &'a Mlp, lr: f64) -> Self {
         let layers = model.layer_parameters();
         let flat: Vec<Tensor> =
             layers.iter().flat_map(|(w, b)| [w.detach().flatten(0, -1), b.detach()]).collect();
@@ -92,7 +95,7 @@ impl Fused {
             offset += rows;
         }
         let adam = FlatAdam::new(offset, lr, &params);
-        Self { params, grads, weights, biases, weight_grads, bias_grads, adam }
+        Self { model, params, grads, weights, biases, weight_grads, bias_grads, adam }
     }
 
     /// Logits, and the input of every layer (for the backward pass).
@@ -130,13 +133,15 @@ impl Fused {
         value.backward();
         (value.detach(), leaf.grad())
     }
+}
 
+impl Step for Fused<'_> {
     /// One step of cross-entropy training; returns the batch's loss.
     ///
     /// The gradient of the mean cross-entropy with respect to the logits is written out,
     /// `(softmax(logits) - one_hot(y)) / n`, which saves a trip through autograd on the
     /// step that runs most often.
-    pub(crate) fn supervised_step(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
+    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
         tch::no_grad(|| {
             let (logits, inputs) = self.forward(x);
             let log_probs = logits.log_softmax(1, Kind::Float);
@@ -151,7 +156,7 @@ impl Fused {
 
     /// One MI-unlearn step on remain batch `(xr, yr)` and forget batch `xf`; returns
     /// `(ce, mi, loss)`.
-    pub(crate) fn mi_step(
+    fn mi(
         &mut self,
         xr: &Tensor,
         yr: &Tensor,
@@ -177,11 +182,11 @@ impl Fused {
         (ce, mi, loss)
     }
 
-    /// Writes the flat parameters back into `model`.
-    pub(crate) fn sync(&self, model: &Mlp) {
+    /// Writes the flat parameters back into the model.
+    fn sync(&self) {
         tch::no_grad(|| {
             for ((w, b), (fw, fb)) in
-                model.layer_parameters().into_iter().zip(self.weights.iter().zip(&self.biases))
+                self.model.layer_parameters().into_iter().zip(self.weights.iter().zip(&self.biases))
             {
                 w.shallow_clone().copy_(fw);
                 b.shallow_clone().copy_(fb);
@@ -235,7 +240,7 @@ mod tests {
             Vec::<f32>::try_from(&l.flatten(0, -1)).unwrap()
         });
         let mut fused = fused;
-        let _ = fused.supervised_step(&x, &y); // writes the gradients (and takes an Adam step)
+        let _ = fused.supervised(&x, &y); // writes the gradients (and takes an Adam step)
         let _ = (logits, inputs);
         let got = Vec::<f32>::try_from(&fused.grads).unwrap();
         assert!(expected.iter().any(|g| g.abs() > 1e-3));
@@ -279,9 +284,9 @@ mod tests {
         let mut fused = Fused::new(&model, 1e-2);
         for _ in 0..5 {
             opt.backward_step(&reference.forward(&x).cross_entropy_for_logits(&y));
-            let _ = fused.supervised_step(&x, &y);
+            let _ = fused.supervised(&x, &y);
         }
-        fused.sync(&model);
+        fused.sync();
         let (a, b) = (model.flat_parameters(), reference.flat_parameters());
         assert!(max_diff(&a, &b) < 1e-5, "{}", max_diff(&a, &b));
         assert!(

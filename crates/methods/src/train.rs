@@ -67,7 +67,7 @@ impl Engine {
 }
 
 /// One optimisation step of a training loop, whatever the engine.
-trait Step {
+pub(crate) trait Step {
     /// A cross-entropy step; returns the batch loss (detached).
     fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor;
     /// An MI-unlearn step; returns `(ce, mi, loss)` (detached).
@@ -107,31 +107,6 @@ impl Step for AutogradStep<'_> {
     fn sync(&self) {}
 }
 
-struct FusedStep<'a> {
-    model: &'a Mlp,
-    fused: Fused,
-}
-
-impl Step for FusedStep<'_> {
-    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
-        self.fused.supervised_step(x, y)
-    }
-
-    fn mi(
-        &mut self,
-        xr: &Tensor,
-        yr: &Tensor,
-        xf: &Tensor,
-        gamma: f64,
-    ) -> (Tensor, Tensor, Tensor) {
-        self.fused.mi_step(xr, yr, xf, gamma)
-    }
-
-    fn sync(&self) {
-        self.fused.sync(self.model);
-    }
-}
-
 /// A fresh optimiser (Adam, lr `lr`) over `model` for `engine`.
 fn stepper<'a>(engine: Engine, model: &'a Mlp, lr: f64) -> Box<dyn Step + 'a> {
     match engine {
@@ -142,7 +117,7 @@ fn stepper<'a>(engine: Engine, model: &'a Mlp, lr: f64) -> Box<dyn Step + 'a> {
                 .expect("Adam over an MLP's variables");
             Box::new(AutogradStep { model, opt })
         }
-        Engine::Fused => Box::new(FusedStep { model, fused: Fused::new(model, lr) }),
+        Engine::Fused => Box::new(Fused::new(model, lr)),
     }
 }
 
