@@ -663,7 +663,7 @@ epochs = 5
         check_err(&format!("name = \"../x\"\n{MINIMAL}"), &["`name` is \"../x\""]);
         check_err(
             &format!("engine = \"jit\"\n{MINIMAL}"),
-            &["`engine` is \"jit\"; use one of \"autograd\", \"fused\""],
+            &["`engine` is \"jit\"; use one of \"autograd\", \"fused\", \"native\""],
         );
         assert_eq!(parse(&format!("engine = \"fused\"\n{MINIMAL}")).unwrap().engine, Engine::Fused);
     }

@@ -134,8 +134,12 @@ mod tests {
     use std::path::Path;
 
     fn plan(gammas: &str, fraction: &str) -> Plan {
+        plan_with("", gammas, fraction)
+    }
+
+    fn plan_with(head: &str, gammas: &str, fraction: &str) -> Plan {
         let text = format!(
-            "seeds = [0, 1]\n[forget]\nclass = 3\nfraction = {fraction}\n[methods.original]\nepochs = 2\n\
+            "{head}seeds = [0, 1]\n[forget]\nclass = 3\nfraction = {fraction}\n[methods.original]\nepochs = 2\n\
              [methods.retrain]\nepochs = 2\n[methods.finetune]\nepochs = 1\n\
              [methods.mi_unlearn]\ngamma = {gammas}\nepochs = 1\n"
         );
@@ -174,22 +178,30 @@ mod tests {
         assert_eq!(unique.len(), p.jobs.len());
     }
 
-    const PINNED_ORIGINAL_KEY: &str =
+    /// The same job with the reference engine (whose keys have no `engine` line) and the
+    /// default one.
+    const PINNED_AUTOGRAD_KEY: &str =
         "cd6b8207ff2752e0e77eec6a1998d1afb280340d1b7aeeba20021f3c88120283";
+    const PINNED_NATIVE_KEY: &str =
+        "51785fa2317df603b4829deb06d839d4db406ba000bf131d20a00664349316ff";
 
     #[test]
     fn keys_are_stable_and_change_only_where_they_must() {
         let base = plan("[1, 4]", "0.75");
         assert_eq!(base.jobs, plan("[1, 4]", "0.75").jobs);
-        // Pinned: if this changes, every cache entry is orphaned. Change it only together with
-        // SCHEMA, on purpose.
-        assert_eq!(keys(&base, "original")[0], PINNED_ORIGINAL_KEY);
+        // Pinned: if these change, every cache entry is orphaned. Change them only together
+        // with SCHEMA, on purpose.
+        let autograd = plan_with("engine = \"autograd\"\n", "[1, 4]", "0.75");
+        assert_eq!(keys(&autograd, "original")[0], PINNED_AUTOGRAD_KEY);
+        assert_eq!(keys(&base, "original")[0], PINNED_NATIVE_KEY);
         assert_eq!(keys(&base, "original")[0], sha256_hex(&base.jobs[0].description));
         assert!(
             base.jobs[0]
                 .description
                 .starts_with("schema 1\ndata mnist test\nmodel mlp 784-128-64-10 relu")
         );
+        assert!(base.jobs[0].description.contains("\nengine native\n"));
+        assert!(!autograd.jobs[0].description.contains("engine"));
 
         let gamma = plan("[1, 5]", "0.75");
         for name in ["original", "retrain", "finetune"] {

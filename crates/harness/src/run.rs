@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use data::Mnist;
 use data::split::forget_split;
-use methods::{Data, eval::evaluate};
+use methods::{Data, Images, eval::evaluate};
 use rayon::prelude::*;
 
 use crate::cache::{Accuracy, Cache, EpochRecord, Record};
@@ -55,16 +54,16 @@ struct Shared<'a> {
     exp: &'a Experiment,
     cache: Cache,
     fingerprint: String,
-    mnist: Mutex<Option<Arc<Mnist>>>,
+    images: Mutex<Option<Arc<Images>>>,
     done: AtomicUsize,
     total: usize,
     progress: Progress,
 }
 
 impl Shared<'_> {
-    /// The dataset, loaded by the first job that needs it.
-    fn mnist(&self) -> anyhow::Result<Arc<Mnist>> {
-        let mut slot = self.mnist.lock().expect("no job panics while loading");
+    /// The dataset, loaded by the first job that needs it and shared by all.
+    fn images(&self) -> anyhow::Result<Arc<Images>> {
+        let mut slot = self.images.lock().expect("no job panics while loading");
         if let Some(m) = &*slot {
             return Ok(m.clone());
         }
@@ -77,8 +76,9 @@ impl Shared<'_> {
             self.exp.data_dir.display(),
             t0.elapsed().as_secs_f64()
         ));
-        *slot = Some(m.clone());
-        Ok(m)
+        let images = Images::new(m);
+        *slot = Some(images.clone());
+        Ok(images)
     }
 }
 
@@ -99,7 +99,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         exp,
         cache: Cache::open(&opts.cache)?,
         fingerprint,
-        mnist: Mutex::new(None),
+        images: Mutex::new(None),
         done: AtomicUsize::new(0),
         total: plan.jobs.len(),
         progress: Progress::new(plan.jobs.len(), opts.verbosity),
@@ -133,10 +133,10 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         });
     }
 
-    let mnist = s.mnist()?;
-    let split =
-        forget_split(&mnist.train.labels, &exp.forget, &mut data::rng::stream(job.seed, "split"))?;
-    let data = Data::new(&mnist, &split, tch::Device::Cpu);
+    let images = s.images()?;
+    let labels = &images.mnist().train.labels;
+    let split = forget_split(labels, &exp.forget, &mut data::rng::stream(job.seed, "split"))?;
+    let data = Data::new(&images, &split, tch::Device::Cpu);
     let (model, record, trained) = match record {
         Some(record) => (s.cache.load_model(&job.key, &exp.model)?, record, false),
         None => {
@@ -167,7 +167,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                         loss: stats.loss,
                         ce: stats.ce,
                         mi: stats.mi,
-                        metrics: per_epoch.then(|| evaluate(m, &data).into()),
+                        metrics: per_epoch.then(|| evaluate(m, &data, exp.engine).into()),
                     };
                     let label = job.label();
                     s.progress
@@ -189,7 +189,8 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     };
     // A run evaluated after its last epoch already has its final numbers.
     let last_epoch = record.history.last().and_then(|e| e.metrics);
-    let accuracy: Accuracy = last_epoch.unwrap_or_else(|| evaluate(&model, &data).into());
+    let accuracy: Accuracy =
+        last_epoch.unwrap_or_else(|| evaluate(&model, &data, exp.engine).into());
     s.cache.store_eval(&job.key, &split_key, &accuracy)?;
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };

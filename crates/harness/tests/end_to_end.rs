@@ -196,6 +196,43 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
     );
 }
 
+/// The default (native) engine and the libtorch reference (autograd) train the same runs to
+/// the same accuracies, up to float rounding carried through training.
+#[test]
+fn native_engine_matches_the_autograd_reference_on_real_mnist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let native = experiment(tmp.path());
+    let autograd = tmp.path().join("experiments/slice_autograd.toml");
+    let text = std::fs::read_to_string(&native).unwrap();
+    std::fs::write(&autograd, format!("engine = \"autograd\"\n{text}")).unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    for (exp, out) in [(&native, "native"), (&autograd, "autograd")] {
+        let (ok, _, stderr) =
+            harness(&[exp.to_str().unwrap(), "--cache", &p("cache"), "--out", &p(out)]);
+        assert!(ok, "{stderr}");
+        assert!(stderr.contains("(10 trained)"), "{out}: {stderr}");
+    }
+    let (a, b) = (
+        read_csv(&tmp.path().join("native/runs.csv")),
+        read_csv(&tmp.path().join("autograd/runs.csv")),
+    );
+    assert_eq!(a.len(), 10);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (&x["method"], &x["gamma"], &x["seed"]),
+            (&y["method"], &y["gamma"], &y["seed"])
+        );
+        assert_ne!(x["checkpoint"], y["checkpoint"], "the engine is in the key");
+        for (column, tolerance) in [("remain_acc", 0.5), ("test_acc", 0.5), ("forget_acc", 2.0)] {
+            let d = (num(x, column) - num(y, column)).abs();
+            assert!(d <= tolerance, "{column}: {x:?} vs {y:?}");
+        }
+        if x["method"] == "mi_unlearn" {
+            assert!((num(x, "mi") - num(y, "mi")).abs() < 2e-3, "{x:?} vs {y:?}");
+        }
+    }
+}
+
 #[test]
 fn bad_input_fails_with_a_clear_message_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

@@ -18,7 +18,7 @@ use model::Mlp;
 use tch::{Kind, Tensor};
 
 use crate::mi::{mi_batch, mutual_information};
-use crate::train::Step;
+use crate::train::{Rows, Step, TensorTotals, Totals};
 
 /// The MLP's trunk with flat parameters, gradients and Adam state, training a flat copy of
 /// `model` that [`Step::sync`] writes back.
@@ -31,6 +31,7 @@ pub(crate) struct Fused<'a> {
     weight_grads: Vec<Tensor>,
     bias_grads: Vec<Tensor>,
     adam: FlatAdam,
+    totals: TensorTotals,
 }
 
 /// Adam over one flat buffer, PyTorch's single-tensor formula.
@@ -95,7 +96,17 @@ impl<'a> Fused<'a> {
             offset += rows;
         }
         let adam = FlatAdam::new(offset, lr, &params);
-        Self { model, params, grads, weights, biases, weight_grads, bias_grads, adam }
+        Self {
+            model,
+            params,
+            grads,
+            weights,
+            biases,
+            weight_grads,
+            bias_grads,
+            adam,
+            totals: TensorTotals::default(),
+        }
     }
 
     /// Logits, and the input of every layer (for the backward pass).
@@ -135,13 +146,13 @@ impl<'a> Fused<'a> {
     }
 }
 
-impl Step for Fused<'_> {
+impl Fused<'_> {
     /// One step of cross-entropy training; returns the batch's loss.
     ///
     /// The gradient of the mean cross-entropy with respect to the logits is written out,
     /// `(softmax(logits) - one_hot(y)) / n`, which saves a trip through autograd on the
     /// step that runs most often.
-    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
+    fn supervised_step(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
         tch::no_grad(|| {
             let (logits, inputs) = self.forward(x);
             let log_probs = logits.log_softmax(1, Kind::Float);
@@ -156,13 +167,7 @@ impl Step for Fused<'_> {
 
     /// One MI-unlearn step on remain batch `(xr, yr)` and forget batch `xf`; returns
     /// `(ce, mi, loss)`.
-    fn mi(
-        &mut self,
-        xr: &Tensor,
-        yr: &Tensor,
-        xf: &Tensor,
-        gamma: f64,
-    ) -> (Tensor, Tensor, Tensor) {
+    fn mi_step(&mut self, xr: &Tensor, yr: &Tensor, xf: &Tensor, gamma: f64) -> [Tensor; 3] {
         let nr = xr.size()[0];
         let (x, z) = mi_batch(xr, xf);
         let (logits, inputs) = tch::no_grad(|| self.forward(&x));
@@ -179,7 +184,25 @@ impl Step for Fused<'_> {
             self.adam.step(&mut self.params, &self.grads);
         });
         let (ce, mi) = parts.expect("the head ran");
-        (ce, mi, loss)
+        [ce, mi, loss]
+    }
+}
+
+impl Step for Fused<'_> {
+    fn supervised(&mut self, rows: Rows<'_>) {
+        let (x, y) = rows.gather();
+        let loss = self.supervised_step(&x, &y);
+        self.totals.add(loss.shallow_clone(), loss, None);
+    }
+
+    fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
+        let ((xr, yr), (xf, _)) = (remain.gather(), forget.gather());
+        let [ce, mi, loss] = self.mi_step(&xr, &yr, &xf, gamma);
+        self.totals.add(loss, ce, Some(mi));
+    }
+
+    fn take_totals(&mut self) -> Totals {
+        self.totals.take()
     }
 
     /// Writes the flat parameters back into the model.
@@ -240,7 +263,7 @@ mod tests {
             Vec::<f32>::try_from(&l.flatten(0, -1)).unwrap()
         });
         let mut fused = fused;
-        let _ = fused.supervised(&x, &y); // writes the gradients (and takes an Adam step)
+        let _ = fused.supervised_step(&x, &y); // writes the gradients (and takes an Adam step)
         let _ = (logits, inputs);
         let got = Vec::<f32>::try_from(&fused.grads).unwrap();
         assert!(expected.iter().any(|g| g.abs() > 1e-3));
@@ -284,7 +307,7 @@ mod tests {
         let mut fused = Fused::new(&model, 1e-2);
         for _ in 0..5 {
             opt.backward_step(&reference.forward(&x).cross_entropy_for_logits(&y));
-            let _ = fused.supervised(&x, &y);
+            let _ = fused.supervised_step(&x, &y);
         }
         fused.sync();
         let (a, b) = (model.flat_parameters(), reference.flat_parameters());

@@ -1,38 +1,80 @@
+use std::cell::OnceCell;
+use std::sync::{Arc, OnceLock};
+
 use data::Mnist;
 use data::split::ForgetSplit;
 use tch::{Device, Kind, Tensor};
 
-/// One job's tensors: the training and test sets as `[n, dim]` float / `[n]` int64 tensors,
-/// and the remain and forget sets as index lists into the training set (batches are gathered
-/// by index, so the remain set costs no second copy of the images).
+use crate::native::SparseRows;
+
+/// The dataset, held once per process and shared by every job (plain Rust, so `Sync`): the
+/// images as loaded, and the native engine's sparse form of them, built on first use.
+#[derive(Debug)]
+pub struct Images {
+    mnist: Arc<Mnist>,
+    sparse: OnceLock<(SparseRows, SparseRows)>,
+}
+
+impl Images {
+    pub fn new(mnist: Arc<Mnist>) -> Arc<Self> {
+        Arc::new(Self { mnist, sparse: OnceLock::new() })
+    }
+
+    pub fn mnist(&self) -> &Mnist {
+        &self.mnist
+    }
+
+    /// The training and test images as [`SparseRows`] around one background value (the
+    /// training set's most common value).
+    pub(crate) fn sparse(&self) -> &(SparseRows, SparseRows) {
+        self.sparse.get_or_init(|| {
+            let (train, test) = (&self.mnist.train, &self.mnist.test);
+            let train = SparseRows::new(&train.features, train.dim);
+            let test = SparseRows::with_background(&test.features, test.dim, train.background);
+            (train, test)
+        })
+    }
+}
+
+/// One job's view of the data: the shared [`Images`], the job's remain and forget sets as
+/// index lists into the training set (batches are gathered by index, so the remain set costs
+/// no second copy of the images), and, for the libtorch engines only, the sets as tensors on
+/// the job's device, made on first use.
 #[derive(Debug)]
 pub struct Data {
+    images: Arc<Images>,
+    device: Device,
+    remain: Vec<i64>,
+    forget: Vec<i64>,
+    tensors: OnceCell<Tensors>,
+}
+
+/// The training and test sets as `[n, dim]` float / `[n]` int64 tensors, and the split as
+/// index tensors.
+#[derive(Debug)]
+pub(crate) struct Tensors {
     pub train_x: Tensor,
     pub train_y: Tensor,
     pub test_x: Tensor,
     pub test_y: Tensor,
-    remain: Vec<i64>,
-    forget: Vec<i64>,
-    pub(crate) remain_index: Tensor,
-    pub(crate) forget_index: Tensor,
+    pub remain_index: Tensor,
+    pub forget_index: Tensor,
 }
 
 impl Data {
-    pub fn new(mnist: &Mnist, split: &ForgetSplit, device: Device) -> Self {
-        let (train_x, train_y) = to_tensors(&mnist.train, device);
-        let (test_x, test_y) = to_tensors(&mnist.test, device);
+    pub fn new(images: &Arc<Images>, split: &ForgetSplit, device: Device) -> Self {
         let as_i64 = |v: &[usize]| v.iter().map(|&i| i as i64).collect::<Vec<_>>();
-        let (remain, forget) = (as_i64(&split.remain), as_i64(&split.forget));
         Self {
-            remain_index: Tensor::from_slice(&remain).to_device(device),
-            forget_index: Tensor::from_slice(&forget).to_device(device),
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            remain,
-            forget,
+            images: images.clone(),
+            device,
+            remain: as_i64(&split.remain),
+            forget: as_i64(&split.forget),
+            tensors: OnceCell::new(),
         }
+    }
+
+    pub fn images(&self) -> &Images {
+        &self.images
     }
 
     pub fn remain(&self) -> &[i64] {
@@ -44,11 +86,28 @@ impl Data {
     }
 
     pub(crate) fn all_train(&self) -> Vec<i64> {
-        (0..self.train_y.size()[0]).collect()
+        (0..self.images.mnist.train.len() as i64).collect()
     }
 
     pub fn device(&self) -> Device {
-        self.train_x.device()
+        self.device
+    }
+
+    pub(crate) fn tensors(&self) -> &Tensors {
+        self.tensors.get_or_init(|| {
+            let mnist = &self.images.mnist;
+            let (train_x, train_y) = to_tensors(&mnist.train, self.device);
+            let (test_x, test_y) = to_tensors(&mnist.test, self.device);
+            let index = |v: &[i64]| Tensor::from_slice(v).to_device(self.device);
+            Tensors {
+                train_x,
+                train_y,
+                test_x,
+                test_y,
+                remain_index: index(&self.remain),
+                forget_index: index(&self.forget),
+            }
+        })
     }
 }
 

@@ -3,13 +3,16 @@
 //! with `shuffle=True, drop_last=False`). Losses are accumulated as tensors and read once per
 //! epoch, so the loop never waits on the host.
 
+use std::cell::OnceCell;
+
 use data::rng::{Rng, permutation};
 use model::Mlp;
 use tch::nn::OptimizerConfig;
-use tch::{Kind, Tensor, nn};
+use tch::{Tensor, nn};
 
 use crate::fused::Fused;
 use crate::mi::{mi_batch, mutual_information};
+use crate::native::Native;
 use crate::{Data, MiUnlearn, Supervised};
 
 /// One epoch's means over its steps (the notebook prints the same).
@@ -25,39 +28,95 @@ pub struct EpochStats {
     pub steps: usize,
 }
 
-/// `pool` shuffled, as a tensor of training-set indices on the data's device.
-fn shuffled(pool: &[i64], rng: &mut Rng, data: &Data) -> Tensor {
-    let order: Vec<i64> =
-        permutation(rng, pool.len()).into_iter().map(|p| pool[p as usize]).collect();
-    Tensor::from_slice(&order).to_device(data.device())
+/// A shuffled order of training-set indices, for one epoch; the libtorch engines gather
+/// their batches through it as a tensor, made once per epoch.
+pub(crate) struct Order<'a> {
+    ids: Vec<i64>,
+    data: &'a Data,
+    tensor: OnceCell<Tensor>,
 }
 
-/// `len` rows starting at `start` of `order`, as `(images, labels)`.
-fn batch(data: &Data, order: &Tensor, start: usize, len: usize) -> (Tensor, Tensor) {
-    let idx = order.narrow(0, start as i64, len as i64);
-    (data.train_x.index_select(0, &idx), data.train_y.index_select(0, &idx))
+impl<'a> Order<'a> {
+    /// `pool` shuffled by `rng`.
+    fn shuffled(pool: &[i64], rng: &mut Rng, data: &'a Data) -> Self {
+        let ids = permutation(rng, pool.len()).into_iter().map(|p| pool[p as usize]).collect();
+        Self { ids, data, tensor: OnceCell::new() }
+    }
+
+    fn rows(&self, start: usize, len: usize) -> Rows<'_> {
+        Rows { order: self, start, len }
+    }
 }
 
-/// How each optimisation step is computed. Both engines compute the same maths (the same
+/// A batch: `len` consecutive entries of an [`Order`].
+#[derive(Clone, Copy)]
+pub(crate) struct Rows<'a> {
+    order: &'a Order<'a>,
+    start: usize,
+    len: usize,
+}
+
+impl Rows<'_> {
+    /// The batch's training-set indices.
+    pub(crate) fn ids(&self) -> &[i64] {
+        &self.order.ids[self.start..self.start + self.len]
+    }
+
+    /// The batch as `(images, labels)` tensors on the data's device.
+    pub(crate) fn gather(&self) -> (Tensor, Tensor) {
+        let data = self.order.data;
+        let order = self
+            .order
+            .tensor
+            .get_or_init(|| Tensor::from_slice(&self.order.ids).to_device(data.device()));
+        let idx = order.narrow(0, self.start as i64, self.len as i64);
+        let t = data.tensors();
+        (t.train_x.index_select(0, &idx), t.train_y.index_select(0, &idx))
+    }
+}
+
+/// Sums of the per-step losses of an epoch.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Totals {
+    pub loss: f64,
+    pub ce: f64,
+    pub mi: Option<f64>,
+}
+
+impl Totals {
+    pub(crate) fn add(&mut self, loss: f64, ce: f64, mi: Option<f64>) {
+        self.loss += loss;
+        self.ce += ce;
+        if let Some(mi) = mi {
+            *self.mi.get_or_insert(0.0) += mi;
+        }
+    }
+}
+
+/// How each optimisation step is computed. All engines compute the same maths (the same
 /// batches, loss, MI estimator and Adam); they differ in the order of some float sums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {
     /// libtorch autograd through `tch::nn` layers and tch's Adam: the reference.
-    #[default]
     Autograd,
-    /// A hand-written forward and backward pass over flat parameters, with Adam on one flat
-    /// buffer (see `fused.rs`): several times fewer libtorch calls per step.
+    /// A hand-written forward and backward pass over flat libtorch parameters, with Adam on
+    /// one flat buffer (see `fused.rs`): several times fewer libtorch calls per step.
     Fused,
+    /// Plain Rust on the CPU, computing the first layer from each image's non-background
+    /// pixels (see `native.rs`): no libtorch call per step. The default.
+    #[default]
+    Native,
 }
 
 impl Engine {
-    pub const ALL: [Engine; 2] = [Engine::Autograd, Engine::Fused];
+    pub const ALL: [Engine; 3] = [Engine::Autograd, Engine::Fused, Engine::Native];
 
     /// The name used in configs and cache keys.
     pub fn name(self) -> &'static str {
         match self {
             Engine::Autograd => "autograd",
             Engine::Fused => "fused",
+            Engine::Native => "native",
         }
     }
 
@@ -68,56 +127,95 @@ impl Engine {
 
 /// One optimisation step of a training loop, whatever the engine.
 pub(crate) trait Step {
-    /// A cross-entropy step; returns the batch loss (detached).
-    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor;
-    /// An MI-unlearn step; returns `(ce, mi, loss)` (detached).
-    fn mi(&mut self, xr: &Tensor, yr: &Tensor, xf: &Tensor, gamma: f64)
-    -> (Tensor, Tensor, Tensor);
-    /// Brings the model up to date (the fused engine trains a flat copy of it).
+    /// A cross-entropy step on a batch.
+    fn supervised(&mut self, rows: Rows<'_>);
+    /// An MI-unlearn step on a remain batch and a forget batch.
+    fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64);
+    /// The sums of the step losses since the last call (read once per epoch: the libtorch
+    /// engines keep them as tensors, so the loop never waits on the host).
+    fn take_totals(&mut self) -> Totals;
+    /// Brings the model up to date (the fused and native engines train a copy of it).
     fn sync(&self);
+}
+
+/// Per-step losses kept as tensors, for the libtorch engines.
+#[derive(Default)]
+pub(crate) struct TensorTotals {
+    loss: Option<Tensor>,
+    ce: Option<Tensor>,
+    mi: Option<Tensor>,
+}
+
+impl TensorTotals {
+    pub(crate) fn add(&mut self, loss: Tensor, ce: Tensor, mi: Option<Tensor>) {
+        let add = |slot: &mut Option<Tensor>, t: Tensor| {
+            *slot = Some(match slot.take() {
+                Some(total) => total + t,
+                None => t,
+            });
+        };
+        add(&mut self.loss, loss);
+        add(&mut self.ce, ce);
+        if let Some(mi) = mi {
+            add(&mut self.mi, mi);
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Totals {
+        let value = |t: Option<Tensor>| t.map(|t| t.double_value(&[]));
+        let taken = std::mem::take(self);
+        Totals {
+            loss: value(taken.loss).unwrap_or(0.0),
+            ce: value(taken.ce).unwrap_or(0.0),
+            mi: value(taken.mi),
+        }
+    }
 }
 
 struct AutogradStep<'a> {
     model: &'a Mlp,
     opt: nn::Optimizer,
+    totals: TensorTotals,
 }
 
 impl Step for AutogradStep<'_> {
-    fn supervised(&mut self, x: &Tensor, y: &Tensor) -> Tensor {
-        let loss = self.model.forward(x).cross_entropy_for_logits(y);
+    fn supervised(&mut self, rows: Rows<'_>) {
+        let (x, y) = rows.gather();
+        let loss = self.model.forward(&x).cross_entropy_for_logits(&y);
         self.opt.backward_step(&loss);
-        loss.detach()
+        let loss = loss.detach();
+        self.totals.add(loss.shallow_clone(), loss, None);
     }
 
-    fn mi(
-        &mut self,
-        xr: &Tensor,
-        yr: &Tensor,
-        xf: &Tensor,
-        gamma: f64,
-    ) -> (Tensor, Tensor, Tensor) {
-        let ce = self.model.forward(xr).cross_entropy_for_logits(yr);
-        let (x_mi, z) = mi_batch(xr, xf);
+    fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
+        let ((xr, yr), (xf, _)) = (remain.gather(), forget.gather());
+        let ce = self.model.forward(&xr).cross_entropy_for_logits(&yr);
+        let (x_mi, z) = mi_batch(&xr, &xf);
         let mi = mutual_information(&self.model.forward(&x_mi), &z);
         let loss = &ce + &mi * gamma;
         self.opt.backward_step(&loss);
-        (ce.detach(), mi.detach(), loss.detach())
+        self.totals.add(loss.detach(), ce.detach(), Some(mi.detach()));
+    }
+
+    fn take_totals(&mut self) -> Totals {
+        self.totals.take()
     }
 
     fn sync(&self) {}
 }
 
 /// A fresh optimiser (Adam, lr `lr`) over `model` for `engine`.
-fn stepper<'a>(engine: Engine, model: &'a Mlp, lr: f64) -> Box<dyn Step + 'a> {
+fn stepper<'a>(engine: Engine, model: &'a Mlp, data: &'a Data, lr: f64) -> Box<dyn Step + 'a> {
     match engine {
         Engine::Autograd => {
             // tch's defaults are torch.optim.Adam's: betas (0.9, 0.999), eps 1e-8, no decay.
             let opt = nn::Adam::default()
                 .build(model.var_store(), lr)
                 .expect("Adam over an MLP's variables");
-            Box::new(AutogradStep { model, opt })
+            Box::new(AutogradStep { model, opt, totals: TensorTotals::default() })
         }
         Engine::Fused => Box::new(Fused::new(model, lr)),
+        Engine::Native => Box::new(Native::new(model, data, lr)),
     }
 }
 
@@ -131,18 +229,16 @@ pub(crate) fn supervised(
     rng: &mut Rng,
     on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
 ) {
-    let mut step = stepper(engine, model, cfg.lr);
+    let mut step = stepper(engine, model, data, cfg.lr);
     for epoch in 1..=cfg.epochs {
-        let order = shuffled(pool, rng, data);
-        let mut total = Tensor::zeros([], (Kind::Float, data.device()));
+        let order = Order::shuffled(pool, rng, data);
         let mut steps = 0;
         for start in (0..pool.len()).step_by(cfg.batch_size) {
-            let (x, y) = batch(data, &order, start, cfg.batch_size.min(pool.len() - start));
-            total += step.supervised(&x, &y);
+            step.supervised(order.rows(start, cfg.batch_size.min(pool.len() - start)));
             steps += 1;
         }
         step.sync();
-        let mean = total.double_value(&[]) / steps as f64;
+        let mean = step.take_totals().loss / steps as f64;
         on_epoch(epoch, model, &EpochStats { loss: mean, ce: mean, mi: None, steps });
     }
 }
@@ -160,37 +256,30 @@ pub(crate) fn mi_unlearn(
     rng: &mut Rng,
     on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
 ) {
-    let mut step = stepper(engine, model, cfg.lr);
+    let mut step = stepper(engine, model, data, cfg.lr);
     let (remain, forget) = (data.remain(), data.forget());
     let steps = remain
         .len()
         .div_ceil(cfg.remain_batch_size)
         .min(forget.len().div_ceil(cfg.forget_batch_size));
-    let device = data.device();
     for epoch in 1..=cfg.epochs {
         // Two loaders, each reshuffled as its iteration starts: remain first, then forget.
-        let remain_order = shuffled(remain, rng, data);
-        let forget_order = shuffled(forget, rng, data);
-        let zero = || Tensor::zeros([], (Kind::Float, device));
-        let (mut ce_total, mut mi_total, mut loss_total) = (zero(), zero(), zero());
+        let remain_order = Order::shuffled(remain, rng, data);
+        let forget_order = Order::shuffled(forget, rng, data);
         for i in 0..steps {
             let r0 = i * cfg.remain_batch_size;
             let f0 = i * cfg.forget_batch_size;
             let nr = cfg.remain_batch_size.min(remain.len() - r0);
             let nf = cfg.forget_batch_size.min(forget.len() - f0);
-            let (xr, yr) = batch(data, &remain_order, r0, nr);
-            let (xf, _) = batch(data, &forget_order, f0, nf);
-            let (ce, mi, loss) = step.mi(&xr, &yr, &xf, cfg.gamma);
-            ce_total += ce;
-            mi_total += mi;
-            loss_total += loss;
+            step.mi(remain_order.rows(r0, nr), forget_order.rows(f0, nf), cfg.gamma);
         }
         step.sync();
-        let mean = |t: &Tensor| t.double_value(&[]) / steps as f64;
+        let totals = step.take_totals();
+        let mean = |t: f64| t / steps as f64;
         let stats = EpochStats {
-            loss: mean(&loss_total),
-            ce: mean(&ce_total),
-            mi: Some(mean(&mi_total)),
+            loss: mean(totals.loss),
+            ce: mean(totals.ce),
+            mi: totals.mi.map(mean),
             steps,
         };
         on_epoch(epoch, model, &stats);

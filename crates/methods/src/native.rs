@@ -1,0 +1,927 @@
+//! The native engine: the MLP's forward pass, backward pass, loss heads and Adam written in plain
+//! Rust over `f32` slices, for the CPU. The same maths as the autograd engine; what makes it
+//! fast is that it never calls libtorch per step and that it exploits the shape of the input.
+//!
+//! ## The input is a constant background plus a few pixels
+//!
+//! A normalised MNIST image is `background` (a black pixel, `(0 - 0.1307) / 0.3081`) in about
+//! 80% of its 784 pixels. Writing each image as `x = background + delta`, with `delta` zero on
+//! the background, the first layer (which holds 90% of the model's FLOPs) becomes
+//!
+//! ```text
+//! W x + b  =  sum_{p: delta_p != 0} delta_p W[:, p]  +  background * sum_p W[:, p]  +  b
+//! dL/dW[:, p]  =  sum_i g_i delta_ip  +  background * sum_i g_i
+//! ```
+//!
+//! so a batch costs the nonzero `delta`s (150 of 784 pixels on average in MNIST's training
+//! set), about a fifth of the dense products. [`SparseRows`] holds each image's nonzero
+//! `(pixel, delta)` pairs; the background is the input's most common value (any value gives the
+//! right result: only the speed depends on it). A batch is regrouped by pixel (`Batch`), so
+//! that each weight row is read once per batch, in both passes. Hidden layers skip the zeros
+//! that ReLU leaves, which is exact.
+//!
+//! ## What differs from the autograd engine
+//!
+//! Only the order (and, in the loss heads, the precision) of float sums, so results agree to
+//! float rounding, not bit for bit (tested against autograd's gradients and trajectories):
+//! - sums over the batch run in row order, the first layer's sums in the order above (a row's
+//!   logits are the same bits whatever batch it is in: tested);
+//! - the loss heads (cross-entropy, the MI estimate) take `f32` probabilities like PyTorch and
+//!   accumulate in `f64`;
+//! - MI-unlearn runs the trunk once over `[remain; forget]`: the MI batch's second copy of the
+//!   remain batch has the same logits, so its gradient is added to the first copy's;
+//! - Adam follows PyTorch's Python `torch.optim.Adam` (`exp_avg.lerp_`, `addcdiv_` with
+//!   `value = -step_size`), as the notebook ran it.
+//!
+//! Every loop runs in a fixed order on one thread, so a run's numbers do not depend on the
+//! machine's thread count. The loops vectorise across output columns only, never reordering a
+//! sum, and Rust never fuses `a * b + c` into an FMA: a build for AVX2 (`scripts/setup` asks
+//! for one where the CPU has it) gives the same bits as the portable build, only faster
+//! (checked on a 10-run slice: identical `runs.csv` and `history.csv`).
+
+use std::collections::HashMap;
+
+use model::Mlp;
+
+use crate::Metrics;
+use crate::mi::EPS;
+use crate::tensors::Data;
+use crate::train::{Rows, Step, Totals};
+
+/// Images as their nonzero deviations from a common background value (CSR layout).
+#[derive(Debug)]
+pub struct SparseRows {
+    pub(crate) dim: usize,
+    pub(crate) background: f32,
+    offsets: Vec<usize>,
+    pixels: Vec<u32>,
+    deltas: Vec<f32>,
+}
+
+impl SparseRows {
+    /// Converts `features` (rows of `dim` values) taking the most common value among the first
+    /// 1,000 rows as the background.
+    pub fn new(features: &[f32], dim: usize) -> Self {
+        let mut counts: HashMap<u32, usize> = HashMap::new();
+        for v in features.iter().take(1000 * dim) {
+            *counts.entry(v.to_bits()).or_default() += 1;
+        }
+        // Ties broken by the value's bits, so the choice does not depend on hashing.
+        let background = counts
+            .into_iter()
+            .max_by_key(|&(bits, n)| (n, std::cmp::Reverse(bits)))
+            .map_or(0.0, |(bits, _)| f32::from_bits(bits));
+        Self::with_background(features, dim, background)
+    }
+
+    pub(crate) fn with_background(features: &[f32], dim: usize, background: f32) -> Self {
+        let rows = features.len().checked_div(dim).unwrap_or(0);
+        let mut offsets = Vec::with_capacity(rows + 1);
+        let (mut pixels, mut deltas) = (Vec::new(), Vec::new());
+        offsets.push(0);
+        for row in features.chunks_exact(dim.max(1)) {
+            for (p, &v) in row.iter().enumerate() {
+                if v != background {
+                    pixels.push(p as u32);
+                    deltas.push(v - background);
+                }
+            }
+            offsets.push(pixels.len());
+        }
+        Self { dim, background, offsets, pixels, deltas }
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value that is not stored.
+    pub fn background(&self) -> f32 {
+        self.background
+    }
+
+    /// Stored entries per row, on average.
+    pub fn mean_nonzero(&self) -> f64 {
+        self.pixels.len() as f64 / self.len().max(1) as f64
+    }
+
+    fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.offsets[i], self.offsets[i + 1]);
+        (&self.pixels[a..b], &self.deltas[a..b])
+    }
+}
+
+/// `y += a * x`, element-wise (vectorises; no sum is reordered).
+#[inline(always)]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// A batch of images grouped by pixel: for each pixel, the batch rows where it differs from
+/// the background and by how much, in row order (a counting sort of the rows' entries). The
+/// first layer's weight gradient is one [`combine`] per pixel over it.
+#[derive(Debug, Default)]
+struct Batch {
+    /// `starts[p]..starts[p + 1]` indexes pixel `p`'s entries.
+    starts: Vec<usize>,
+    deltas: Vec<f32>,
+    rows: Vec<u32>,
+    len: usize,
+}
+
+impl Batch {
+    /// Rebuilds the grouping for images `ids` of `x`, reusing the buffers.
+    fn fill(&mut self, x: &SparseRows, ids: &[usize]) {
+        self.len = ids.len();
+        self.starts.clear();
+        self.starts.resize(x.dim + 1, 0);
+        for &i in ids {
+            for &p in x.row(i).0 {
+                self.starts[p as usize + 1] += 1;
+            }
+        }
+        for p in 0..x.dim {
+            self.starts[p + 1] += self.starts[p];
+        }
+        let total = self.starts[x.dim];
+        self.deltas.resize(total, 0.0);
+        self.rows.resize(total, 0);
+        let mut next = self.starts.clone();
+        for (row, &i) in ids.iter().enumerate() {
+            let (pixels, deltas) = x.row(i);
+            for (&p, &d) in pixels.iter().zip(deltas) {
+                let slot = &mut next[p as usize];
+                self.deltas[*slot] = d;
+                self.rows[*slot] = row as u32;
+                *slot += 1;
+            }
+        }
+    }
+
+    /// Pixel `p`'s `(deltas, rows)`.
+    fn pixel(&self, p: usize) -> (&[f32], &[u32]) {
+        let range = self.starts[p]..self.starts[p + 1];
+        (&self.deltas[range.clone()], &self.rows[range])
+    }
+}
+
+/// `out[rows[t]][j] += coefs[t] * w[j]` for every term `t`, where `out` has rows of
+/// `w.len()` columns: one weight row applied to every batch row that has its pixel.
+fn scatter(coefs: &[f32], rows: &[u32], w: &[f32], out: &mut [f32]) {
+    let width = w.len();
+    for (&c, &r) in coefs.iter().zip(rows) {
+        let start = r as usize * width;
+        for (o, w) in out[start..start + width].iter_mut().zip(w) {
+            *o += c * w;
+        }
+    }
+}
+
+/// Output columns per register tile of [`combine`].
+const TILE: usize = 32;
+
+/// `out[j] = sum_t coefs[t] * matrix[rows[t]][j]` for a row-major `matrix` of `out.len()`
+/// columns, summing in `t` order. The columns go in tiles of [`TILE`] held in registers across
+/// all terms, so `out` is written once rather than once per term.
+fn combine(coefs: &[f32], rows: &[u32], matrix: &[f32], out: &mut [f32]) {
+    let width = out.len();
+    let tiles = width / TILE;
+    for t in 0..tiles {
+        let mut acc = [0.0f32; TILE];
+        for (&c, &r) in coefs.iter().zip(rows) {
+            let start = r as usize * width + t * TILE;
+            let w: &[f32; TILE] = matrix[start..start + TILE].try_into().expect("a full tile");
+            for (a, w) in acc.iter_mut().zip(w) {
+                *a += c * w;
+            }
+        }
+        out[t * TILE..(t + 1) * TILE].copy_from_slice(&acc);
+    }
+    let rest = &mut out[tiles * TILE..];
+    if !rest.is_empty() {
+        rest.fill(0.0);
+        for (&c, &r) in coefs.iter().zip(rows) {
+            let start = r as usize * width + tiles * TILE;
+            axpy(c, &matrix[start..start + rest.len()], rest);
+        }
+    }
+}
+
+/// The nonzero entries of `values` as `(coefs, positions)`, into reused buffers.
+fn nonzeros(values: &[f32], coefs: &mut Vec<f32>, positions: &mut Vec<u32>) {
+    coefs.clear();
+    positions.clear();
+    for (k, &v) in values.iter().enumerate() {
+        if v != 0.0 {
+            coefs.push(v);
+            positions.push(k as u32);
+        }
+    }
+}
+
+/// A parameter tensor with its gradient and Adam's two moments, all flat.
+#[derive(Debug, Clone)]
+struct Param {
+    value: Vec<f32>,
+    grad: Vec<f32>,
+    exp_avg: Vec<f32>,
+    exp_avg_sq: Vec<f32>,
+}
+
+impl Param {
+    fn new(value: Vec<f32>) -> Self {
+        let n = value.len();
+        Self { value, grad: vec![0.0; n], exp_avg: vec![0.0; n], exp_avg_sq: vec![0.0; n] }
+    }
+}
+
+/// One linear layer `fan_in -> fan_out`. The weight is stored transposed, `[fan_in][fan_out]`,
+/// so that the forward pass and the weight gradient are row-wise `axpy`s; `weight_out_in` is
+/// the `[fan_out][fan_in]` copy that the input gradient needs, refreshed after every update
+/// (but for the first layer, whose input gradient is never computed).
+#[derive(Debug, Clone)]
+struct Layer {
+    fan_in: usize,
+    fan_out: usize,
+    weight: Param,
+    bias: Param,
+    weight_out_in: Vec<f32>,
+}
+
+impl Layer {
+    fn refresh(&mut self) {
+        transpose(&self.weight.value, self.fan_in, self.fan_out, &mut self.weight_out_in);
+    }
+}
+
+/// `src` is `[rows][cols]`; writes `[cols][rows]` into `dst`.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    for (r, row) in src.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            dst[c * rows + r] = v;
+        }
+    }
+}
+
+/// The MLP as plain buffers.
+#[derive(Debug, Clone)]
+pub(crate) struct Net {
+    layers: Vec<Layer>,
+    /// `background * sum_p W1[:, p]`: the first layer's output for an all-background image,
+    /// before the bias; refreshed with the weights.
+    base: Vec<f32>,
+    background: f32,
+}
+
+impl Net {
+    pub(crate) fn from_mlp(model: &Mlp, background: f32) -> Self {
+        let layers = model
+            .layer_parameters()
+            .into_iter()
+            .map(|(w, b)| {
+                let (fan_out, fan_in) = (w.size()[0] as usize, w.size()[1] as usize);
+                let out_in = Vec::<f32>::try_from(&w.detach().flatten(0, -1))
+                    .expect("an MLP weight is a float tensor");
+                let mut in_out = vec![0.0; out_in.len()];
+                transpose(&out_in, fan_out, fan_in, &mut in_out);
+                let bias =
+                    Vec::<f32>::try_from(&b.detach()).expect("an MLP bias is a float tensor");
+                Layer {
+                    fan_in,
+                    fan_out,
+                    weight: Param::new(in_out),
+                    bias: Param::new(bias),
+                    weight_out_in: out_in,
+                }
+            })
+            .collect();
+        let mut net = Self { layers, base: Vec::new(), background };
+        net.refresh_base();
+        net
+    }
+
+    fn refresh_base(&mut self) {
+        let first = &self.layers[0];
+        let mut colsum = vec![0.0f32; first.fan_out];
+        for row in first.weight.value.chunks_exact(first.fan_out) {
+            for (s, w) in colsum.iter_mut().zip(row) {
+                *s += w;
+            }
+        }
+        self.base = colsum.into_iter().map(|s| self.background * s).collect();
+    }
+
+    /// Copies the parameters into `model`.
+    pub(crate) fn write_to(&self, model: &Mlp) {
+        tch::no_grad(|| {
+            for ((w, b), layer) in model.layer_parameters().into_iter().zip(&self.layers) {
+                let mut out_in = vec![0.0; layer.weight.value.len()];
+                transpose(&layer.weight.value, layer.fan_in, layer.fan_out, &mut out_in);
+                let src = tch::Tensor::from_slice(&out_in)
+                    .view([layer.fan_out as i64, layer.fan_in as i64]);
+                w.shallow_clone().copy_(&src);
+                b.shallow_clone().copy_(&tch::Tensor::from_slice(&layer.bias.value));
+            }
+        });
+    }
+
+    fn classes(&self) -> usize {
+        self.layers.last().expect("an MLP has layers").fan_out
+    }
+
+    /// Runs rows `ids` of `x` through the network: `acts[l]` receives layer `l`'s output for
+    /// every row (ReLU applied but for the last layer, whose output is the logits).
+    fn forward(&self, batch: &Batch, acts: &mut Vec<Vec<f32>>) {
+        let n = batch.len;
+        acts.resize_with(self.layers.len(), Vec::new);
+        let last = self.layers.len() - 1;
+        let (mut coefs, mut positions) = (Vec::new(), Vec::new());
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (before, after) = acts.split_at_mut(l);
+            let out = &mut after[0];
+            out.clear();
+            out.resize(n * layer.fan_out, 0.0);
+            let w = &layer.weight.value;
+            if l == 0 {
+                for (p, wrow) in w.chunks_exact(layer.fan_out).enumerate() {
+                    let (deltas, rows) = batch.pixel(p);
+                    scatter(deltas, rows, wrow, out);
+                }
+            }
+            for (i, o) in out.chunks_exact_mut(layer.fan_out).enumerate() {
+                if l == 0 {
+                    for (o, base) in o.iter_mut().zip(&self.base) {
+                        *o += base;
+                    }
+                } else {
+                    let input = &before[l - 1][i * layer.fan_in..(i + 1) * layer.fan_in];
+                    nonzeros(input, &mut coefs, &mut positions);
+                    combine(&coefs, &positions, w, o);
+                }
+                for (o, b) in o.iter_mut().zip(&layer.bias.value) {
+                    *o += b;
+                }
+                if l < last {
+                    for o in o.iter_mut() {
+                        // Keeps a NaN, like torch's relu.
+                        if *o < 0.0 {
+                            *o = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every parameter's gradient, given the forward pass's `acts` and the loss's
+    /// gradient with respect to the logits (`dlogits`, consumed as scratch).
+    fn backward(&mut self, batch: &Batch, acts: &[Vec<f32>], dlogits: Vec<f32>) {
+        let mut g = dlogits;
+        let background = self.background;
+        let (mut coefs, mut positions) = (Vec::new(), Vec::new());
+        for l in (0..self.layers.len()).rev() {
+            let layer = &mut self.layers[l];
+            let (fan_in, width) = (layer.fan_in, layer.fan_out);
+            let db = &mut layer.bias.grad;
+            db.fill(0.0);
+            for gi in g.chunks_exact(width) {
+                for (d, v) in db.iter_mut().zip(gi) {
+                    *d += v;
+                }
+            }
+            let dw = &mut layer.weight.grad;
+            if l == 0 {
+                // dW[p] = sum_i delta_ip g_i + background * sum_i g_i.
+                for (p, row) in dw.chunks_exact_mut(width).enumerate() {
+                    let (deltas, rows) = batch.pixel(p);
+                    combine(deltas, rows, &g, row);
+                    for (d, s) in row.iter_mut().zip(db.iter()) {
+                        *d += background * s;
+                    }
+                }
+                break;
+            }
+            // dW[k] = sum_i a_ik g_i over the rows where the input a_ik is nonzero.
+            let input = &acts[l - 1];
+            let n = input.len() / fan_in;
+            for (k, row) in dw.chunks_exact_mut(width).enumerate() {
+                coefs.clear();
+                positions.clear();
+                for i in 0..n {
+                    let a = input[i * fan_in + k];
+                    if a != 0.0 {
+                        coefs.push(a);
+                        positions.push(i as u32);
+                    }
+                }
+                combine(&coefs, &positions, &g, row);
+            }
+            // The gradient of the layer's input, through the ReLU below it (which passes
+            // gradient where its output is positive: torch's threshold_backward).
+            let mut below = vec![0.0f32; input.len()];
+            for ((gi, ai), bi) in g
+                .chunks_exact(width)
+                .zip(input.chunks_exact(fan_in))
+                .zip(below.chunks_exact_mut(fan_in))
+            {
+                nonzeros(gi, &mut coefs, &mut positions);
+                combine(&coefs, &positions, &layer.weight_out_in, bi);
+                for (b, &a) in bi.iter_mut().zip(ai) {
+                    // torch's threshold_backward: zero where a <= 0 (a NaN passes).
+                    if a <= 0.0 {
+                        *b = 0.0;
+                    }
+                }
+            }
+            g = below;
+        }
+    }
+
+    fn adam_step(&mut self, adam: &mut Adam) {
+        adam.step += 1;
+        let t = adam.step;
+        let bias_correction1 = 1.0 - adam.beta1.powi(t);
+        let bias_correction2 = 1.0 - adam.beta2.powi(t);
+        let step_size = (adam.lr / bias_correction1) as f32;
+        let bias_correction2_sqrt = bias_correction2.sqrt() as f32;
+        let (weight, beta2, one_minus_beta2) =
+            ((1.0 - adam.beta1) as f32, adam.beta2 as f32, (1.0 - adam.beta2) as f32);
+        let eps = adam.eps as f32;
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            for p in [&mut layer.weight, &mut layer.bias] {
+                let Param { value, grad, exp_avg, exp_avg_sq } = p;
+                for (((v, g), m), s) in
+                    value.iter_mut().zip(grad.iter()).zip(exp_avg.iter_mut()).zip(exp_avg_sq)
+                {
+                    // exp_avg.lerp_(grad, 1 - beta1): weight < 0.5, so m + w (g - m).
+                    *m += weight * (g - *m);
+                    // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value = 1 - beta2).
+                    *s = *s * beta2 + one_minus_beta2 * g * g;
+                    let denom = s.sqrt() / bias_correction2_sqrt + eps;
+                    // param.addcdiv_(exp_avg, denom, value = -step_size).
+                    *v += -step_size * (*m / denom);
+                }
+            }
+            // The first layer's input gradient is never needed, nor is its transposed copy.
+            if l > 0 {
+                layer.refresh();
+            }
+        }
+        self.refresh_base();
+    }
+}
+
+/// Adam's settings and step count (torch.optim.Adam's defaults).
+#[derive(Debug)]
+struct Adam {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step: i32,
+}
+
+/// Softmax of each row of `logits` (`classes` wide) in `f32`, like `torch.softmax`.
+fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
+    let mut out = logits.to_vec();
+    for row in out.chunks_exact_mut(classes) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        for v in row.iter_mut() {
+            *v /= sum;
+        }
+    }
+    out
+}
+
+/// Mean cross-entropy of `logits` against `labels` and, added into `dlogits`, `scale` times
+/// its gradient, `(softmax - one_hot) / n`.
+fn cross_entropy(
+    logits: &[f32],
+    labels: impl Iterator<Item = usize>,
+    classes: usize,
+    scale: f32,
+    dlogits: &mut [f32],
+) -> f64 {
+    let n = logits.len() / classes;
+    let mut total = 0.0f64;
+    for ((row, y), d) in
+        logits.chunks_exact(classes).zip(labels).zip(dlogits.chunks_exact_mut(classes))
+    {
+        // log_softmax as torch computes it: (x - max) - ln(sum(exp(x - max))).
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+        total -= f64::from((row[y] - max) - log_sum);
+        for (c, (d, v)) in d.iter_mut().zip(row).enumerate() {
+            let p = ((v - max) - log_sum).exp();
+            let target = if c == y { 1.0 } else { 0.0 };
+            *d += scale * ((p - target) / n as f32);
+        }
+    }
+    total / n as f64
+}
+
+/// The MI estimate over an MI batch whose rows are `logits` rows `0..n0` with `Z = 0` and rows
+/// `twice` (a prefix, `0..n_twice`) again with `Z = 1`, as `mi::mutual_information` computes
+/// it on the batch with the repeated rows written out; adds `scale` times its gradient with
+/// respect to the logits into `dlogits` (a repeated row gets the sum of both copies').
+fn mutual_information(
+    logits: &[f32],
+    classes: usize,
+    n_twice: usize,
+    scale: f64,
+    dlogits: &mut [f32],
+) -> f64 {
+    let n0 = logits.len() / classes;
+    let n = (n0 + n_twice) as f64;
+    let probs = softmax_rows(logits, classes);
+    let (lo, hi) = (EPS as f32, (1.0 - EPS) as f32);
+    let clamped = |s: f32| f64::from(s.clamp(lo, hi));
+    let p_z1 = n_twice as f64 / n;
+    let p_z0 = 1.0 - p_z1;
+    let (mut j0, mut j1) = (vec![0.0f64; classes], vec![0.0f64; classes]);
+    for (i, row) in probs.chunks_exact(classes).enumerate() {
+        for c in 0..classes {
+            let p = clamped(row[c]);
+            j0[c] += p;
+            if i < n_twice {
+                j1[c] += p;
+            }
+        }
+    }
+    for c in 0..classes {
+        j0[c] /= n;
+        j1[c] /= n;
+    }
+    // T(j) = j ln(j / (p_y p_z + eps) + eps): its value, dT/dj at fixed p_y, and dT/dp_y.
+    let term = |j: f64, p_y: f64, p_z: f64| {
+        let d = p_y * p_z + EPS;
+        let r = j / d + EPS;
+        (j * r.ln(), r.ln() + j / (r * d), -(j / r) * j * p_z / (d * d))
+    };
+    let mut mi = 0.0;
+    let (mut g0, mut g1) = (vec![0.0f64; classes], vec![0.0f64; classes]);
+    for c in 0..classes {
+        let p_y = j0[c] + j1[c];
+        let (t1, dj1, dpy1) = term(j1[c], p_y, p_z1);
+        let (t0, dj0, dpy0) = term(j0[c], p_y, p_z0);
+        mi += t1 + t0;
+        g1[c] = (dj1 + dpy1 + dpy0) / n;
+        g0[c] = (dj0 + dpy1 + dpy0) / n;
+    }
+    // Through the clamp (which passes gradient inside [lo, hi]) and the softmax:
+    // dl = s * (dp - <dp, s>).
+    let mut dp = vec![0.0f64; classes];
+    for (i, (row, d)) in
+        probs.chunks_exact(classes).zip(dlogits.chunks_exact_mut(classes)).enumerate()
+    {
+        for c in 0..classes {
+            let inside = (lo..=hi).contains(&row[c]);
+            let g = g0[c] + if i < n_twice { g1[c] } else { 0.0 };
+            dp[c] = if inside { g } else { 0.0 };
+        }
+        let dot: f64 = dp.iter().zip(row).map(|(g, &s)| g * f64::from(s)).sum();
+        for c in 0..classes {
+            d[c] += (scale * f64::from(row[c]) * (dp[c] - dot)) as f32;
+        }
+    }
+    mi
+}
+
+/// The native engine's optimisation state over a copy of `model` (written back by
+/// [`Step::sync`]).
+pub(crate) struct Native<'a> {
+    model: &'a Mlp,
+    data: &'a Data,
+    net: Net,
+    adam: Adam,
+    acts: Vec<Vec<f32>>,
+    rows: Vec<usize>,
+    batch: Batch,
+    totals: Totals,
+}
+
+impl<'a> Native<'a> {
+    pub(crate) fn new(model: &'a Mlp, data: &'a Data, lr: f64) -> Self {
+        let x = &data.images().sparse().0;
+        let net = Net::from_mlp(model, x.background);
+        assert_eq!(x.dim, net.layers[0].fan_in, "the model's input width is the images' width");
+        Self {
+            model,
+            data,
+            net,
+            adam: Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 },
+            acts: Vec::new(),
+            rows: Vec::new(),
+            batch: Batch::default(),
+            totals: Totals::default(),
+        }
+    }
+}
+
+impl Step for Native<'_> {
+    fn supervised(&mut self, rows: Rows<'_>) {
+        let x = &self.data.images().sparse().0;
+        let labels = &self.data.images().mnist().train.labels;
+        self.rows.clear();
+        self.rows.extend(rows.ids().iter().map(|&i| i as usize));
+        self.batch.fill(x, &self.rows);
+        self.net.forward(&self.batch, &mut self.acts);
+        let classes = self.net.classes();
+        let logits = self.acts.last().expect("a forward pass");
+        let mut dlogits = vec![0.0f32; logits.len()];
+        let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
+        let loss = cross_entropy(logits, ys, classes, 1.0, &mut dlogits);
+        self.net.backward(&self.batch, &self.acts, dlogits);
+        self.net.adam_step(&mut self.adam);
+        self.totals.add(loss, loss, None);
+    }
+
+    fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
+        let x = &self.data.images().sparse().0;
+        let labels = &self.data.images().mnist().train.labels;
+        self.rows.clear();
+        self.rows.extend(remain.ids().iter().chain(forget.ids()).map(|&i| i as usize));
+        let nr = remain.ids().len();
+        self.batch.fill(x, &self.rows);
+        self.net.forward(&self.batch, &mut self.acts);
+        let classes = self.net.classes();
+        let logits = self.acts.last().expect("a forward pass");
+        let mut dlogits = vec![0.0f32; logits.len()];
+        let ys = self.rows[..nr].iter().map(|&i| usize::from(labels[i]));
+        let ce =
+            cross_entropy(&logits[..nr * classes], ys, classes, 1.0, &mut dlogits[..nr * classes]);
+        let mi = mutual_information(logits, classes, nr, gamma, &mut dlogits);
+        self.net.backward(&self.batch, &self.acts, dlogits);
+        self.net.adam_step(&mut self.adam);
+        self.totals.add(ce + gamma * mi, ce, Some(mi));
+    }
+
+    fn take_totals(&mut self) -> Totals {
+        std::mem::take(&mut self.totals)
+    }
+
+    fn sync(&self) {
+        self.net.write_to(self.model);
+    }
+}
+
+/// Rows per block in [`evaluate`]: keeps the activations in cache.
+const EVAL_BLOCK: usize = 64;
+
+/// Accuracy on the remain, forget and test sets, computed natively (see [`crate::eval`]).
+pub(crate) fn evaluate(model: &Mlp, data: &Data) -> Metrics {
+    let (train, test) = data.images().sparse();
+    let net = Net::from_mlp(model, train.background);
+    let mnist = data.images().mnist();
+    let correct = |x: &SparseRows, labels: &[u8]| -> Vec<bool> {
+        let mut acts = Vec::new();
+        let mut ok = Vec::with_capacity(x.len());
+        let classes = net.classes();
+        let rows: Vec<usize> = (0..x.len()).collect();
+        let mut batch = Batch::default();
+        for block in rows.chunks(EVAL_BLOCK) {
+            batch.fill(x, block);
+            net.forward(&batch, &mut acts);
+            for (row, &i) in acts.last().expect("a forward pass").chunks_exact(classes).zip(block) {
+                ok.push(argmax(row) == usize::from(labels[i]));
+            }
+        }
+        ok
+    };
+    // The test set's background must be the training set's for the shared `base`.
+    debug_assert_eq!(train.background.to_bits(), test.background.to_bits());
+    let train_ok = correct(train, &mnist.train.labels);
+    let test_ok = correct(test, &mnist.test.labels);
+    let percent = |ids: &mut dyn Iterator<Item = bool>, n: usize| {
+        100.0 * ids.filter(|&ok| ok).count() as f64 / n as f64
+    };
+    Metrics {
+        remain: percent(
+            &mut data.remain().iter().map(|&i| train_ok[i as usize]),
+            data.remain().len(),
+        ),
+        forget: percent(
+            &mut data.forget().iter().map(|&i| train_ok[i as usize]),
+            data.forget().len(),
+        ),
+        test: percent(&mut test_ok.iter().copied(), test_ok.len()),
+    }
+}
+
+/// The first index of the largest value (torch's `argmax`).
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::MlpSpec;
+    use tch::{Device, Kind, Tensor};
+
+    use crate::mi::mutual_information as mi_reference;
+
+    /// `n` "images" of 12 values: background -0.5 in most places, a few bright pixels.
+    fn images(n: usize) -> Vec<f32> {
+        let mut rng = data::rng::stream(5, "images");
+        (0..n * 12)
+            .map(|_| {
+                use rand::Rng as _;
+                if rng.random_bool(0.3) { rng.random_range(-0.4..2.5) } else { -0.5 }
+            })
+            .collect()
+    }
+
+    fn model() -> Mlp {
+        let spec = MlpSpec { input: 12, hidden: vec![16, 8], classes: 4 };
+        Mlp::init(&spec, &mut data::rng::stream(3, "init"), Device::Cpu)
+    }
+
+    /// The gradients of `net`, in the model's layout (weights `[out][in]`), flattened.
+    fn grads_out_in(net: &Net) -> Vec<f32> {
+        let mut out = Vec::new();
+        for layer in &net.layers {
+            let mut w = vec![0.0; layer.weight.grad.len()];
+            transpose(&layer.weight.grad, layer.fan_in, layer.fan_out, &mut w);
+            out.extend(w);
+            out.extend(&layer.bias.grad);
+        }
+        out
+    }
+
+    fn autograd_grads(model: &Mlp, loss: impl Fn(&Mlp) -> Tensor) -> Vec<f32> {
+        let mut grads = Vec::new();
+        loss(model).backward();
+        for (w, b) in model.layer_parameters() {
+            for t in [w, b] {
+                grads.extend(Vec::<f32>::try_from(&t.grad().flatten(0, -1)).unwrap());
+                let _ = t.grad().zero_();
+            }
+        }
+        grads
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    fn dense(features: &[f32], ids: &[usize]) -> Tensor {
+        let rows: Vec<f32> =
+            ids.iter().flat_map(|&i| features[i * 12..(i + 1) * 12].to_vec()).collect();
+        Tensor::from_slice(&rows).view([ids.len() as i64, 12])
+    }
+
+    #[test]
+    fn sparse_rows_keep_what_differs_from_the_most_common_value() {
+        let features = images(50);
+        let x = SparseRows::new(&features, 12);
+        assert_eq!((x.len(), x.background()), (50, -0.5));
+        let stored = features.iter().filter(|&&v| v != -0.5).count();
+        assert_eq!(x.mean_nonzero(), stored as f64 / 50.0);
+        for i in 0..50 {
+            let mut row = [-0.5f32; 12];
+            let (pixels, deltas) = x.row(i);
+            for (&p, &d) in pixels.iter().zip(deltas) {
+                row[p as usize] += d;
+            }
+            for (r, f) in row.iter().zip(&features[i * 12..]) {
+                assert!((r - f).abs() <= 1e-6 * f.abs().max(1.0), "{r} {f}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_gives_each_row_the_logits_it_gets_alone_and_libtorch_agrees() {
+        let features = images(40);
+        let x = SparseRows::new(&features, 12);
+        let model = model();
+        let net = Net::from_mlp(&model, x.background);
+        let ids: Vec<usize> = (0..40).rev().collect();
+        let (mut batch, mut acts) = (Batch::default(), Vec::new());
+        batch.fill(&x, &ids);
+        net.forward(&batch, &mut acts);
+        let together = acts.last().unwrap().clone();
+        for (k, &i) in ids.iter().enumerate() {
+            batch.fill(&x, &[i]);
+            net.forward(&batch, &mut acts);
+            assert_eq!(acts.last().unwrap()[..], together[k * 4..(k + 1) * 4]);
+        }
+        let reference: Vec<f32> =
+            Vec::try_from(&tch::no_grad(|| model.forward(&dense(&features, &ids))).flatten(0, -1))
+                .unwrap();
+        assert!(max_diff(&together, &reference) < 1e-5, "{}", max_diff(&together, &reference));
+    }
+
+    #[test]
+    fn cross_entropy_and_mi_gradients_match_autograd() {
+        let mut features = images(30);
+        // Forget rows that look unlike the remain rows, so that the MI term matters.
+        for v in &mut features[20 * 12..] {
+            *v = if *v == -0.5 { -0.5 } else { 2.5 };
+        }
+        features[20 * 12..].chunks_exact_mut(12).for_each(|row| row[..5].fill(3.0));
+        let x = SparseRows::new(&features, 12);
+        let model = model();
+        let labels: Vec<i64> = (0..30).map(|i| i % 4).collect();
+        let (remain, forget): (Vec<usize>, Vec<usize>) = ((0..20).collect(), (20..30).collect());
+        let (xr, xf) = (dense(&features, &remain), dense(&features, &forget));
+        let yr = Tensor::from_slice(&labels[..20]);
+        let gamma = 4.0;
+        let z = Tensor::cat(
+            &[
+                Tensor::zeros([30], (Kind::Float, Device::Cpu)),
+                Tensor::ones([20], (Kind::Float, Device::Cpu)),
+            ],
+            0,
+        );
+        let check = |with_mi: bool| {
+            let expected = autograd_grads(&model, |m| {
+                let ce = m.forward(&xr).cross_entropy_for_logits(&yr);
+                if with_mi {
+                    ce + mi_reference(&m.forward(&Tensor::cat(&[&xr, &xf, &xr], 0)), &z) * gamma
+                } else {
+                    ce
+                }
+            });
+            let mut net = Net::from_mlp(&model, x.background);
+            let ids: Vec<usize> = if with_mi { (0..30).collect() } else { remain.clone() };
+            let (mut batch, mut acts) = (Batch::default(), Vec::new());
+            batch.fill(&x, &ids);
+            net.forward(&batch, &mut acts);
+            let logits = acts.last().unwrap();
+            let mut dlogits = vec![0.0; logits.len()];
+            let ys = (0..20).map(|i| labels[i] as usize);
+            let ce = cross_entropy(&logits[..80], ys, 4, 1.0, &mut dlogits[..80]);
+            let reference_ce =
+                tch::no_grad(|| model.forward(&xr).cross_entropy_for_logits(&yr)).double_value(&[]);
+            assert!((ce - reference_ce).abs() < 1e-6, "{ce} {reference_ce}");
+            if with_mi {
+                let mi = mutual_information(logits, 4, 20, gamma, &mut dlogits);
+                let reference = tch::no_grad(|| {
+                    mi_reference(&model.forward(&Tensor::cat(&[&xr, &xf, &xr], 0)), &z)
+                })
+                .double_value(&[]);
+                assert!(mi > 5e-5 && (mi - reference).abs() < 1e-6, "{mi} {reference}");
+            }
+            net.backward(&batch, &acts, dlogits);
+            let got = grads_out_in(&net);
+            assert!(expected.iter().any(|g| g.abs() > 1e-3));
+            assert!(
+                max_diff(&got, &expected) < 2e-6,
+                "mi {with_mi}: {}",
+                max_diff(&got, &expected)
+            );
+        };
+        check(false);
+        check(true);
+    }
+
+    #[test]
+    fn adam_matches_tch_adam_to_rounding_and_writes_back() {
+        let features = images(16);
+        let x = SparseRows::new(&features, 12);
+        let model = model();
+        let reference = model.duplicate();
+        let ids: Vec<usize> = (0..16).collect();
+        let labels: Vec<i64> = (0..16).map(|i| i % 4).collect();
+        let (xs, ys) = (dense(&features, &ids), Tensor::from_slice(&labels));
+        let mut opt =
+            tch::nn::OptimizerConfig::build(tch::nn::Adam::default(), reference.var_store(), 1e-2)
+                .unwrap();
+        let mut net = Net::from_mlp(&model, x.background);
+        let mut adam = Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+        let (mut batch, mut acts) = (Batch::default(), Vec::new());
+        batch.fill(&x, &ids);
+        for _ in 0..5 {
+            opt.backward_step(&reference.forward(&xs).cross_entropy_for_logits(&ys));
+            net.forward(&batch, &mut acts);
+            let logits = acts.last().unwrap();
+            let mut dlogits = vec![0.0; logits.len()];
+            cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, 1.0, &mut dlogits);
+            net.backward(&batch, &acts, dlogits);
+            net.adam_step(&mut adam);
+        }
+        net.write_to(&model);
+        let (a, b) = (model.flat_parameters(), reference.flat_parameters());
+        assert!(max_diff(&a, &b) < 1e-5, "{}", max_diff(&a, &b));
+        assert!(max_diff(&a, &self::model().flat_parameters()) > 1e-3, "the model moved");
+    }
+}
