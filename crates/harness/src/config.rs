@@ -123,6 +123,9 @@ pub struct RawSupervised {
     pub batch_size: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Evaluate every N epochs (and after the last) for history.csv; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +143,9 @@ pub struct RawMiUnlearn {
     pub forget_batch_size: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// Evaluate every N epochs (and after the last) for history.csv; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,12 +195,22 @@ pub struct Experiment {
     /// Every method and parameter set, `original` first when present.
     pub methods: Vec<Method>,
     pub engine: Engine,
+    /// Per method name, how many epochs apart its runs are evaluated (always after the last
+    /// epoch). Not in the cache key: it changes what is recorded, not the model.
+    pub eval_every: Vec<(&'static str, usize)>,
     pub check: Option<CheckSpec>,
     /// The configuration with every default written out, as TOML.
     pub resolved: String,
 }
 
 impl Experiment {
+    /// Whether a run of `method` is evaluated after `epoch` for its history (the original,
+    /// whose key leaves out the split, never is).
+    pub fn evaluates_after(&self, method: &Method, epoch: usize) -> bool {
+        let every = self.eval_every.iter().find(|(m, _)| *m == method.name()).map_or(1, |e| e.1);
+        method.uses_split() && (epoch % every == 0 || epoch == method.epochs())
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
@@ -312,12 +328,14 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         };
         methods.push(Method::Original(s));
     }
+    let mut eval_every = Vec::new();
     for (name, section, wrap) in [
         ("retrain", &mut m.retrain, Method::Retrain as fn(Supervised) -> Method),
         ("finetune", &mut m.finetune, Method::Finetune),
     ] {
         let Some(s) = section else { continue };
         let key = |k: &str| format!("methods.{name}.{k}");
+        eval_every.push((name, positive(&key("eval_every"), *s.eval_every.get_or_insert(1))?));
         let batch_size =
             positive(&key("batch_size"), *s.batch_size.get_or_insert(defaults.batch_size))?;
         let lr = rate(&key("lr"), *s.lr.get_or_insert(defaults.lr))?;
@@ -341,6 +359,8 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         )?;
         let lr = rate("methods.mi_unlearn.lr", *s.lr.get_or_insert(d.lr))?;
         let key = |k: &str| format!("methods.mi_unlearn.{k}");
+        eval_every
+            .push(("mi_unlearn", positive(&key("eval_every"), *s.eval_every.get_or_insert(1))?));
         let gammas = s.gamma.to_vec();
         let epochs_list = s.epochs.to_vec();
         for (k, n) in [("gamma", gammas.len()), ("epochs", epochs_list.len())] {
@@ -418,6 +438,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         seeds: raw.seeds,
         data_dir,
         load,
+        eval_every,
         forget,
         model,
         methods,
@@ -666,5 +687,25 @@ epochs = 5
             &["`engine` is \"jit\"; use one of \"autograd\", \"fused\", \"native\""],
         );
         assert_eq!(parse(&format!("engine = \"fused\"\n{MINIMAL}")).unwrap().engine, Engine::Fused);
+    }
+
+    #[test]
+    fn eval_every_thins_the_history_but_keeps_the_last_epoch() {
+        let text = "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n\
+            [methods.original]\nepochs = 25\n[methods.retrain]\nepochs = 25\neval_every = 10\n\
+            [methods.mi_unlearn]\ngamma = 4\nepochs = 3\n";
+        let exp = parse(text).unwrap();
+        let evaluated = |name: &str| -> Vec<usize> {
+            let m = exp.methods.iter().find(|m| m.name() == name).unwrap();
+            (1..=m.epochs()).filter(|&e| exp.evaluates_after(m, e)).collect()
+        };
+        assert_eq!(evaluated("retrain"), [10, 20, 25]);
+        assert_eq!(evaluated("mi_unlearn"), [1, 2, 3], "every epoch by default");
+        assert_eq!(evaluated("original"), [] as [usize; 0], "never: its key has no split");
+        assert!(exp.resolved.contains("eval_every = 1"), "defaults are written out");
+        check_err(
+            &text.replace("eval_every = 10", "eval_every = 0"),
+            &["methods.retrain.eval_every", "is 0"],
+        );
     }
 }

@@ -1,6 +1,6 @@
-//! Runs a plan: upstream models first, then their dependants, each level's jobs in parallel
-//! on a rayon pool; every model comes from the cache when it is there and goes into it when
-//! it is trained.
+//! Runs a plan on a pool of workers, each job as soon as the model it starts from exists
+//! (jobs that others wait for first, then the longest); every model comes from the cache when
+//! it is there and goes into it when it is trained.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::Context as _;
 use data::split::forget_split;
 use methods::{Data, Images, eval::evaluate};
-use rayon::prelude::*;
 
 use crate::cache::{Accuracy, Cache, EpochRecord, Record};
 use crate::config::Experiment;
@@ -104,17 +103,84 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         total: plan.jobs.len(),
         progress: Progress::new(plan.jobs.len(), opts.verbosity),
     };
-    let mut results = Vec::with_capacity(plan.jobs.len());
-    for level in plan.levels() {
-        let level_results: anyhow::Result<Vec<RunResult>> =
-            pool.install(|| level.par_iter().map(|job| run_job(job, &shared)).collect());
-        results.extend(level_results.inspect_err(|_| shared.progress.finish())?);
-    }
+    let results = schedule(&plan, opts.jobs.max(1), &pool, |job| run_job(job, &shared));
     shared.progress.finish();
-    // Back to plan order (levels reorder the jobs).
-    let position = |key: &str| plan.jobs.iter().position(|j| j.key == key).expect("a planned job");
-    results.sort_by_key(|r| position(&r.job.key));
-    Ok(Outcome { plan, results })
+    Ok(Outcome { plan, results: results? })
+}
+
+/// Runs every job of `plan` on `workers` threads of `pool`, each as soon as its upstream job
+/// has finished; among the jobs that can start, those that others wait for go first, then
+/// the longest. Stops at the first error (jobs already running finish). Results in plan order.
+fn schedule(
+    plan: &Plan,
+    workers: usize,
+    pool: &rayon::ThreadPool,
+    run: impl Fn(&Job) -> anyhow::Result<RunResult> + Sync,
+) -> anyhow::Result<Vec<RunResult>> {
+    let n = plan.jobs.len();
+    let index = |key: &str| plan.jobs.iter().position(|j| j.key == key);
+    let upstream: Vec<Option<usize>> =
+        plan.jobs.iter().map(|j| j.upstream.as_deref().and_then(index)).collect();
+    let has_dependents: Vec<bool> = (0..n).map(|i| upstream.contains(&Some(i))).collect();
+    let priority = |i: usize| (has_dependents[i], plan.jobs[i].method.epochs(), usize::MAX - i);
+    struct State {
+        ready: Vec<usize>,
+        waiting: Vec<usize>,
+        results: Vec<Option<RunResult>>,
+        running: usize,
+        error: Option<anyhow::Error>,
+    }
+    let (ready, waiting) = (0..n).partition(|&i| upstream[i].is_none());
+    let state = Mutex::new(State {
+        ready,
+        waiting,
+        results: (0..n).map(|_| None).collect(),
+        running: 0,
+        error: None,
+    });
+    let wake = std::sync::Condvar::new();
+    let worker = || {
+        let mut s = state.lock().expect("no worker panics holding the lock");
+        loop {
+            if s.error.is_some() || (s.ready.is_empty() && s.running == 0) {
+                wake.notify_all();
+                return;
+            }
+            let Some(pos) = (0..s.ready.len()).max_by_key(|&p| priority(s.ready[p])) else {
+                s = wake.wait(s).expect("no worker panics holding the lock");
+                continue;
+            };
+            let i = s.ready.swap_remove(pos);
+            s.running += 1;
+            drop(s);
+            let result = run(&plan.jobs[i]);
+            s = state.lock().expect("no worker panics holding the lock");
+            s.running -= 1;
+            match result {
+                Ok(r) => {
+                    s.results[i] = Some(r);
+                    let (now, still): (Vec<usize>, Vec<usize>) =
+                        s.waiting.iter().partition(|&&w| upstream[w] == Some(i));
+                    s.waiting = still;
+                    s.ready.extend(now);
+                }
+                Err(e) => {
+                    s.error.get_or_insert(e);
+                }
+            }
+            wake.notify_all();
+        }
+    };
+    pool.scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|_| worker());
+        }
+    });
+    let s = state.into_inner().expect("no worker panicked");
+    if let Some(e) = s.error {
+        return Err(e);
+    }
+    Ok(s.results.into_iter().map(|r| r.expect("every job ran")).collect())
 }
 
 fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
@@ -154,9 +220,9 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 device: tch::Device::Cpu,
                 engine: exp.engine,
             };
-            // Unlearning runs are evaluated after every epoch (their trajectory is the point).
-            // The original is not: its key leaves out the split, so its record must too.
-            let per_epoch = job.method.uses_split();
+            // Unlearning runs are evaluated after every epoch, or every `eval_every` (their
+            // trajectory is the point). The original is not: its key leaves out the split, so
+            // its record must too.
             let mut history = Vec::with_capacity(job.method.epochs());
             let bar = s.progress.job(&job.label(), job.method.epochs());
             let t0 = Instant::now();
@@ -167,7 +233,9 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                         loss: stats.loss,
                         ce: stats.ce,
                         mi: stats.mi,
-                        metrics: per_epoch.then(|| evaluate(m, &data, exp.engine).into()),
+                        metrics: exp
+                            .evaluates_after(&job.method, epoch)
+                            .then(|| evaluate(m, &data, exp.engine).into()),
                     };
                     let label = job.label();
                     s.progress

@@ -392,6 +392,27 @@ mod tests {
         }
     }
 
+    /// On real images (needs `scripts/setup`): the native evaluation of a trained model gives
+    /// exactly libtorch's accuracies.
+    #[test]
+    fn native_evaluation_equals_libtorch_on_real_mnist() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/MNIST/raw");
+        let options = data::mnist::LoadOptions { train_limit: Some(6000), test_limit: Some(2000) };
+        let mnist = data::mnist::load(&dir, &options).expect("MNIST: run scripts/setup");
+        let split = forget_split(
+            &mnist.train.labels,
+            &ForgetSpec { class: 3, fraction: 0.75 },
+            &mut data::rng::stream(0, "split"),
+        )
+        .unwrap();
+        let data = Data::new(&Images::new(std::sync::Arc::new(mnist)), &split, Device::Cpu);
+        let spec = MlpSpec::default();
+        let (model, _) = train(&Method::Original(supervised(1)), &data, &spec, None);
+        let native = eval::evaluate(&model, &data, Engine::Native);
+        assert_eq!(native, eval::evaluate(&model, &data, Engine::Autograd));
+        assert!(native.test > 75.0 && native.forget > 60.0, "{native:?}");
+    }
+
     #[test]
     fn the_last_epoch_callback_sees_the_final_model() {
         let (data, spec) = fixture(300, 0.75);

@@ -124,50 +124,36 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// A batch of images grouped by pixel: for each pixel, the batch rows where it differs from
-/// the background and by how much, in row order (a counting sort of the rows' entries). The
-/// first layer's weight gradient is one [`combine`] per pixel over it.
+/// the background and by how much, in row order. The first layer's forward pass is one
+/// [`scatter`] per pixel over it, its weight gradient one [`combine`] per pixel.
 #[derive(Debug, Default)]
 struct Batch {
-    /// `starts[p]..starts[p + 1]` indexes pixel `p`'s entries.
-    starts: Vec<usize>,
-    deltas: Vec<f32>,
-    rows: Vec<u32>,
+    /// Per pixel, its deltas and the batch rows they belong to (buffers reused across batches).
+    deltas: Vec<Vec<f32>>,
+    rows: Vec<Vec<u32>>,
     len: usize,
 }
 
 impl Batch {
-    /// Rebuilds the grouping for images `ids` of `x`, reusing the buffers.
+    /// Regroups images `ids` of `x`, reusing the buffers.
     fn fill(&mut self, x: &SparseRows, ids: &[usize]) {
         self.len = ids.len();
-        self.starts.clear();
-        self.starts.resize(x.dim + 1, 0);
-        for &i in ids {
-            for &p in x.row(i).0 {
-                self.starts[p as usize + 1] += 1;
-            }
-        }
-        for p in 0..x.dim {
-            self.starts[p + 1] += self.starts[p];
-        }
-        let total = self.starts[x.dim];
-        self.deltas.resize(total, 0.0);
-        self.rows.resize(total, 0);
-        let mut next = self.starts.clone();
+        self.deltas.resize_with(x.dim, Vec::new);
+        self.rows.resize_with(x.dim, Vec::new);
+        self.deltas.iter_mut().for_each(Vec::clear);
+        self.rows.iter_mut().for_each(Vec::clear);
         for (row, &i) in ids.iter().enumerate() {
             let (pixels, deltas) = x.row(i);
             for (&p, &d) in pixels.iter().zip(deltas) {
-                let slot = &mut next[p as usize];
-                self.deltas[*slot] = d;
-                self.rows[*slot] = row as u32;
-                *slot += 1;
+                self.deltas[p as usize].push(d);
+                self.rows[p as usize].push(row as u32);
             }
         }
     }
 
-    /// Pixel `p`'s `(deltas, rows)`.
+    /// Pixel `p`'s `(deltas, rows)`, in row order.
     fn pixel(&self, p: usize) -> (&[f32], &[u32]) {
-        let range = self.starts[p]..self.starts[p + 1];
-        (&self.deltas[range.clone()], &self.rows[range])
+        (&self.deltas[p], &self.rows[p])
     }
 }
 
