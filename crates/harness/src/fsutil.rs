@@ -27,8 +27,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
+    let result = result.and_then(|()| match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => sync_dir(dir).map_err(std::io::Error::other),
+        None => Ok(()),
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Makes a rename in `dir` durable (fsync of the folder); a no-op where folders cannot be
+/// opened for it.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::File::open(dir) {
+        Ok(d) => {
+            let _ = d.sync_all();
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", dir.display())),
+    }
 }

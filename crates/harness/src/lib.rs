@@ -5,7 +5,7 @@
 //! ```no_run
 //! let exp = harness::config::Experiment::load("experiments/paper_table.toml".as_ref())?;
 //! let opts = harness::run::RunOptions { jobs: 2, threads: 1, cache: "cache".into(),
-//!     verbosity: harness::progress::Verbosity::Normal };
+//!     verbosity: harness::progress::Verbosity::Normal, shard: None };
 //! let outcome = harness::run::execute(&exp, &opts)?;
 //! let summary = harness::report::write("results/paper_table".as_ref(), &outcome, &exp.resolved)?;
 //! print!("{}", harness::report::table(&summary));

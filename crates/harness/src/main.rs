@@ -22,6 +22,16 @@ struct Cli {
     /// Output folder [default: results/<experiment name>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only shard I of N (I from 0): the jobs whose index among the sorted job keys is I
+    /// mod N, and the original models they need. Writes no results: run `harness report`
+    /// when every shard is done. Defaults to Slurm's SLURM_ARRAY_TASK_ID (minus
+    /// SLURM_ARRAY_TASK_MIN) of SLURM_ARRAY_TASK_COUNT, or to Kubernetes'
+    /// JOB_COMPLETION_INDEX of --shard-count, when they are set.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// The number of shards, for JOB_COMPLETION_INDEX.
+    #[arg(long, env = "UNLEARN_BENCH_SHARD_COUNT", value_name = "N")]
+    shard_count: Option<usize>,
     #[command(flatten)]
     run: RunArgs,
     /// Print only the summary table.
@@ -75,6 +85,18 @@ enum Command {
         /// Skip the sweep comparison.
         #[arg(long)]
         no_sweep: bool,
+    },
+    /// Write an experiment's CSV files and figures from whatever runs the cache holds,
+    /// training nothing (after sharded runs); lists the runs that are missing.
+    Report {
+        /// The experiment file.
+        experiment: PathBuf,
+        /// Output folder [default: results/<experiment name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The model cache folder.
+        #[arg(long, env = "UNLEARN_BENCH_CACHE", default_value = "cache")]
+        cache: PathBuf,
     },
     /// Run every experiment file under a folder and rewrite its results folder, reusing the
     /// cache.
@@ -187,7 +209,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let path = cli.experiment.as_ref().expect("clap requires it without a subcommand");
             let exp = Experiment::load(path)?;
             let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
-            run_experiment(path, &exp, &options(&cli.run, verbosity)?, &out).map(drop)
+            let mut opts = options(&cli.run, verbosity)?;
+            opts.shard = shard(cli.shard.as_deref(), cli.shard_count)?;
+            match opts.shard {
+                Some(shard) => run_shard(path, &exp, &opts, shard),
+                None => run_experiment(path, &exp, &opts, &out).map(drop),
+            }
+        }
+        Some(Command::Report { experiment, out, cache }) => {
+            let exp = Experiment::load(experiment)?;
+            let out = out.clone().unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+            report(experiment, &exp, cache, &out)
         }
         Some(Command::Plot { dir }) => {
             let written = harness::plot::plot_dir(dir)?;
@@ -285,6 +317,100 @@ fn bench(data: &Path, epochs: usize, python: Option<PathBuf>, sweep: bool) -> an
     Ok(())
 }
 
+/// The shard to run: `--shard I/N`, else the array index of a Slurm or Kubernetes job.
+fn shard(flag: Option<&str>, count: Option<usize>) -> anyhow::Result<Option<(usize, usize)>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let number = |what: &str, v: &str| -> anyhow::Result<usize> {
+        v.trim().parse().with_context(|| format!("{what} is {v:?}; expected a whole number"))
+    };
+    let (index, count, source) = if let Some(flag) = flag {
+        let (i, n) = flag
+            .split_once('/')
+            .with_context(|| format!("--shard is {flag:?}; write it as I/N, e.g. 0/4"))?;
+        (number("--shard's I", i)?, number("--shard's N", n)?, "--shard")
+    } else if let (Some(id), Some(n)) = (env("SLURM_ARRAY_TASK_ID"), env("SLURM_ARRAY_TASK_COUNT"))
+    {
+        let min =
+            env("SLURM_ARRAY_TASK_MIN").map_or(Ok(0), |m| number("SLURM_ARRAY_TASK_MIN", &m))?;
+        let id = number("SLURM_ARRAY_TASK_ID", &id)?;
+        anyhow::ensure!(id >= min, "SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}");
+        (id - min, number("SLURM_ARRAY_TASK_COUNT", &n)?, "SLURM_ARRAY_TASK_ID")
+    } else if let Some(i) = env("JOB_COMPLETION_INDEX") {
+        let n = count.with_context(|| {
+            "JOB_COMPLETION_INDEX is set but the number of shards is not: pass --shard-count N or set UNLEARN_BENCH_SHARD_COUNT"
+        })?;
+        (number("JOB_COMPLETION_INDEX", &i)?, n, "JOB_COMPLETION_INDEX")
+    } else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        count >= 1 && index < count,
+        "{source}: shard {index} of {count} does not exist; shards are numbered 0 to N-1"
+    );
+    Ok(Some((index, count)))
+}
+
+fn run_shard(
+    path: &Path,
+    exp: &Experiment,
+    opts: &RunOptions,
+    (index, count): (usize, usize),
+) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
+    let outcome = execute(exp, opts).with_context(|| format!("running {}", path.display()))?;
+    eprintln!(
+        "{}: shard {index}/{count}: {} runs in {:.1}s ({} trained); no results written: run `harness report {}` once every shard is done",
+        path.display(),
+        outcome.results.len(),
+        t0.elapsed().as_secs_f64(),
+        outcome.trained(),
+        path.display()
+    );
+    Ok(())
+}
+
+fn report(path: &Path, exp: &Experiment, cache: &Path, out: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cache.is_dir(),
+        "{}: no such cache folder; pass --cache or set UNLEARN_BENCH_CACHE",
+        cache.display()
+    );
+    let opts = RunOptions {
+        jobs: 1,
+        threads: 1,
+        cache: cache.to_owned(),
+        verbosity: Verbosity::Quiet,
+        shard: None,
+    };
+    let (outcome, missing) = harness::run::collect(exp, &opts)?;
+    anyhow::ensure!(
+        !outcome.results.is_empty(),
+        "{}: none of its {} runs is in {}; run the experiment (or its shards) first",
+        path.display(),
+        missing.len(),
+        cache.display()
+    );
+    let summary = harness::report::write(out, &outcome, &exp.resolved)?;
+    let figures = harness::plot::plot_dir(out)?;
+    print!("{}", harness::report::table(&summary));
+    eprintln!(
+        "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
+        path.display(),
+        outcome.results.len(),
+        outcome.plan.jobs.len(),
+        cache.display(),
+        out.display(),
+        figures.len()
+    );
+    if !missing.is_empty() {
+        eprintln!("missing {} runs (not in the cache yet):", missing.len());
+        for job in &missing {
+            eprintln!("  {}", job.label());
+        }
+    }
+    Ok(())
+}
+
 fn options(args: &RunArgs, verbosity: Verbosity) -> anyhow::Result<RunOptions> {
     anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
     anyhow::ensure!(args.jobs != Some(0), "--jobs must be at least 1");
@@ -294,6 +420,7 @@ fn options(args: &RunArgs, verbosity: Verbosity) -> anyhow::Result<RunOptions> {
         threads: args.threads,
         cache: args.cache.clone(),
         verbosity,
+        shard: None,
     })
 }
 

@@ -76,6 +76,27 @@ impl Plan {
         Self { jobs }
     }
 
+    /// Shard `index` of `count`: the jobs whose position among the plan's keys in sorted order
+    /// is `index` mod `count` (stable whatever the order of the experiment file), plus the
+    /// upstream models they start from, which several shards may need (the cache's locks see
+    /// that one trains each and the others wait for it).
+    pub fn shard(&self, index: usize, count: usize) -> Plan {
+        assert!(index < count, "shard index {index} of {count}");
+        let mut keys: Vec<&str> = self.jobs.iter().map(|j| j.key.as_str()).collect();
+        keys.sort_unstable();
+        let mine = |key: &str| keys.binary_search(&key).expect("a planned key") % count == index;
+        let needed: Vec<&str> = self
+            .jobs
+            .iter()
+            .filter(|j| mine(&j.key))
+            .flat_map(|j| [Some(j.key.as_str()), j.upstream.as_deref()])
+            .flatten()
+            .collect();
+        Plan {
+            jobs: self.jobs.iter().filter(|j| needed.contains(&j.key.as_str())).cloned().collect(),
+        }
+    }
+
     /// Jobs with no upstream, then the jobs that depend on them.
     pub fn levels(&self) -> [Vec<&Job>; 2] {
         let (first, second) = self.jobs.iter().partition(|j| j.upstream.is_none());
@@ -125,7 +146,11 @@ fn job(
 }
 
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex_bytes(text.as_bytes())
+}
+
+pub fn sha256_hex_bytes(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -217,5 +242,40 @@ mod tests {
             "the original ignores the split"
         );
         assert_ne!(keys(&base, "retrain"), keys(&split, "retrain"));
+    }
+
+    #[test]
+    fn shards_cover_every_job_once_and_bring_their_upstream() {
+        let p = plan("[1, 2, 4]", "0.75");
+        let n = p.jobs.len();
+        assert_eq!(n, 2 * 6);
+        let mut owned = Vec::new();
+        for i in 0..3 {
+            let shard = p.shard(i, 3);
+            for j in &shard.jobs {
+                if let Some(up) = &j.upstream {
+                    assert!(shard.jobs.iter().any(|u| &u.key == up), "upstream in the shard");
+                }
+            }
+            owned.extend(shard.jobs.iter().map(|j| j.key.clone()));
+        }
+        owned.sort();
+        owned.dedup();
+        assert_eq!(owned.len(), n, "together the shards run every job");
+        let mut sorted: Vec<_> = p.jobs.iter().map(|j| j.key.clone()).collect();
+        sorted.sort();
+        let own: Vec<_> =
+            sorted.iter().enumerate().filter(|(i, _)| i % 3 == 1).map(|(_, k)| k).collect();
+        let shard = p.shard(1, 3);
+        assert!(own.iter().all(|k| shard.jobs.iter().any(|j| &&j.key == k)));
+        assert_eq!(p.shard(0, 1).jobs, p.jobs, "one shard is the whole plan");
+        // The order of the experiment file does not matter, only the keys.
+        let reordered = Plan { jobs: p.jobs.iter().rev().cloned().collect() };
+        let keys = |p: &Plan| {
+            let mut k: Vec<_> = p.jobs.iter().map(|j| j.key.clone()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&reordered.shard(2, 3)), keys(&p.shard(2, 3)));
     }
 }

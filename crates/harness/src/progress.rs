@@ -65,6 +65,11 @@ impl Progress {
         }
     }
 
+    /// A warning, printed even with `-q`.
+    pub fn warn(&self, msg: impl Display) {
+        self.print(&format_args!("warning: {msg}"));
+    }
+
     /// A line at `-v`.
     pub fn detail(&self, msg: impl Display) {
         if self.verbosity >= Verbosity::Verbose {

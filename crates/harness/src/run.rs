@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use data::split::forget_split;
 use methods::{Data, Images, eval::evaluate};
 
-use crate::cache::{Accuracy, Cache, EpochRecord, Record};
+use crate::cache::{Accuracy, Cache, Entry, EpochRecord, Lock, Record};
 use crate::config::Experiment;
 use crate::plan::{Job, Plan, split_key};
 use crate::progress::{Progress, Verbosity};
@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub threads: usize,
     pub cache: std::path::PathBuf,
     pub verbosity: Verbosity,
+    /// Run only shard `index` of `count` (see [`Plan::shard`]).
+    pub shard: Option<(usize, usize)>,
 }
 
 /// One finished run.
@@ -84,7 +86,10 @@ impl Shared<'_> {
 /// Runs every job of `exp`.
 pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     let fingerprint = data::mnist::fingerprint(&exp.load);
-    let plan = Plan::new(exp, &fingerprint);
+    let mut plan = Plan::new(exp, &fingerprint);
+    if let Some((index, count)) = opts.shard {
+        plan = plan.shard(index, count);
+    }
     let threads = opts.threads.max(1);
     tch::set_num_threads(threads as i32);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -111,6 +116,47 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
 /// Runs every job of `plan` on `workers` threads of `pool`, each as soon as its upstream job
 /// has finished; among the jobs that can start, those that others wait for go first, then
 /// the longest. Stops at the first error (jobs already running finish). Results in plan order.
+/// Every finished run of `exp` in the cache, in plan order, training nothing (a run whose
+/// model is cached but whose evaluation is not is evaluated); and the jobs with no finished
+/// run.
+pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, Vec<Job>)> {
+    let fingerprint = data::mnist::fingerprint(&exp.load);
+    let plan = Plan::new(exp, &fingerprint);
+    let shared = Shared {
+        exp,
+        cache: Cache::open(&opts.cache)?,
+        fingerprint,
+        images: Mutex::new(None),
+        done: AtomicUsize::new(0),
+        total: plan.jobs.len(),
+        progress: Progress::new(0, Verbosity::Quiet),
+    };
+    let (mut results, mut missing) = (Vec::new(), Vec::new());
+    for job in &plan.jobs {
+        let Some(record) = cached(job, &shared)? else {
+            missing.push(job.clone());
+            continue;
+        };
+        let split_key = split_key(exp, &shared.fingerprint, job.seed);
+        let accuracy = match shared.cache.eval(&job.key, &split_key) {
+            Some(a) => a,
+            None => {
+                let images = shared.images()?;
+                let labels = &images.mnist().train.labels;
+                let split =
+                    forget_split(labels, &exp.forget, &mut data::rng::stream(job.seed, "split"))?;
+                let data = Data::new(&images, &split, tch::Device::Cpu);
+                let model = shared.cache.load_model(&job.key, &exp.model)?;
+                let a: Accuracy = evaluate(&model, &data, exp.engine).into();
+                shared.cache.store_eval(&job.key, &split_key, &a)?;
+                a
+            }
+        };
+        results.push(RunResult { job: job.clone(), record, accuracy, trained: false });
+    }
+    Ok((Outcome { plan, results }, missing))
+}
+
 fn schedule(
     plan: &Plan,
     workers: usize,
@@ -183,10 +229,27 @@ fn schedule(
     Ok(s.results.into_iter().map(|r| r.expect("every job ran")).collect())
 }
 
+/// The job's cache entry, if it holds a trustworthy one; a corrupt entry is reported and
+/// removed.
+fn cached(job: &Job, s: &Shared<'_>) -> anyhow::Result<Option<Record>> {
+    match s.cache.lookup(&job.key)? {
+        Entry::Found(record) => Ok(Some(record)),
+        Entry::Missing => Ok(None),
+        Entry::Corrupt(why) => {
+            s.progress.warn(format_args!(
+                "cache entry of {} is corrupt ({why}); removing it and retraining",
+                job.label()
+            ));
+            s.cache.discard(&job.key)?;
+            Ok(None)
+        }
+    }
+}
+
 fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     let exp = s.exp;
     let split_key = split_key(exp, &s.fingerprint, job.seed);
-    let record = s.cache.record(&job.key)?;
+    let mut record = cached(job, s)?;
     if let Some(record) = &record
         && let Some(accuracy) = s.cache.eval(&job.key, &split_key)
     {
@@ -197,6 +260,31 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             accuracy,
             trained: false,
         });
+    }
+    // Not in the cache: train it, unless another process is training it, in which case wait
+    // for its entry (or take over its lock if it dies).
+    let mut lock = None;
+    let mut waiting = false;
+    while record.is_none() {
+        match s.cache.lock(&job.key)? {
+            Lock::Acquired(l) => {
+                // It may have been stored between the lookup and the lock.
+                record = cached(job, s)?;
+                lock = Some(l);
+                break;
+            }
+            Lock::Busy(holder) => {
+                if !waiting {
+                    s.progress.log(format_args!(
+                        "{}: {holder} is training it; waiting for its cache entry",
+                        job.label()
+                    ));
+                    waiting = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                record = cached(job, s)?;
+            }
+        }
     }
 
     let images = s.images()?;
@@ -248,13 +336,15 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 key: job.key.clone(),
                 label: job.label(),
                 description: job.description.clone(),
+                model_sha256: String::new(),
                 seconds: t0.elapsed().as_secs_f64(),
                 history,
             };
-            s.cache.store(&model, &record)?;
+            let record = s.cache.store(&model, record)?;
             (model, record, true)
         }
     };
+    drop(lock);
     // A run evaluated after its last epoch already has its final numbers.
     let last_epoch = record.history.last().and_then(|e| e.metrics);
     let accuracy: Accuracy =
