@@ -146,16 +146,20 @@ fn hostname() -> String {
 }
 
 impl Cache {
+    /// The cache in `dir`. Creates nothing: folders are made by the first write, so a run
+    /// that fails before training leaves no trace.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let root = dir.join(LAYOUT);
-        for sub in ["models", "evals", "locks", "tmp"] {
-            let d = root.join(sub);
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("cannot create the cache folder {}", d.display()))?;
-        }
-        let cache = Self { root };
+        let cache = Self { root: dir.join(LAYOUT) };
         cache.sweep_tmp();
         Ok(cache)
+    }
+
+    /// `root/<sub>`, created if needed.
+    fn dir(&self, sub: &str) -> anyhow::Result<PathBuf> {
+        let d = self.root.join(sub);
+        std::fs::create_dir_all(&d)
+            .with_context(|| format!("cannot create the cache folder {}", d.display()))?;
+        Ok(d)
     }
 
     /// Removes what killed processes left in `tmp/` (anything a day old: a live writer
@@ -218,7 +222,7 @@ impl Cache {
     pub fn discard(&self, key: &str) -> anyhow::Result<()> {
         let entry = self.entry(key);
         // Renamed away first, so that no reader sees a half-deleted entry.
-        let gone = temp_sibling(&self.root.join("tmp").join(key));
+        let gone = temp_sibling(&self.dir("tmp")?.join(key));
         match std::fs::rename(&entry, &gone) {
             Ok(()) => std::fs::remove_dir_all(&gone)
                 .with_context(|| format!("cannot remove {}", gone.display())),
@@ -229,7 +233,7 @@ impl Cache {
 
     /// Tries to take the lock of job `key`, taking over a stale one.
     pub fn lock(&self, key: &str) -> anyhow::Result<Lock> {
-        let path = self.root.join("locks").join(key);
+        let path = self.dir("locks")?.join(key);
         let me = Holder { host: hostname(), pid: std::process::id() };
         loop {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -270,7 +274,7 @@ impl Cache {
             let unreadable = holder.is_none() && age > Duration::from_secs(2);
             if dead || unreadable || age > STALE_AFTER {
                 // Renaming is atomic: of several processes taking over, one succeeds.
-                let _ = std::fs::rename(&path, temp_sibling(&self.root.join("tmp").join(key)));
+                let _ = std::fs::rename(&path, temp_sibling(&self.dir("tmp")?.join(key)));
                 continue;
             }
             return Ok(Lock::Busy(holder.expect("a live lock names its holder")));
@@ -287,7 +291,8 @@ impl Cache {
     /// is the same model).
     pub fn store(&self, model: &Mlp, mut record: Record) -> anyhow::Result<Record> {
         let entry = self.entry(&record.key);
-        let tmp = temp_sibling(&self.root.join("tmp").join(&record.key));
+        self.dir("models")?;
+        let tmp = temp_sibling(&self.dir("tmp")?.join(&record.key));
         let result = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(&tmp)?;
             let model_file = tmp.join("model.safetensors");

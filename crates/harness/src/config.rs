@@ -23,7 +23,7 @@ pub enum ConfigError {
 
 /// A value or a list of values: `gamma = 4` or `gamma = [1, 2, 4]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged, expecting = "a value or a list of values")]
+#[serde(untagged, expecting = "expected a number or a list of numbers, e.g. 5 or [1, 2.5]")]
 pub enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
@@ -642,7 +642,7 @@ epochs = 5
         );
         check_err(
             &MINIMAL.replace("epochs = 5", "epochs = \"5\""),
-            &["line 14", "a value or a list of values"],
+            &["line 14", "expected a number or a list of numbers"],
         );
         check_err(&format!("{MINIMAL}\n[methods.sisa]\nshards = 4\n"), &["unknown field `sisa`"]);
         check_err("seeds = [0]", &["missing field `forget`"]);

@@ -48,3 +48,31 @@ pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         Err(e) => Err(e).with_context(|| format!("cannot open {}", dir.display())),
     }
 }
+
+/// Checks that `dir` could be created and written, without creating it: a file is written
+/// and removed in `dir`, or in its nearest existing ancestor. So a run whose results could not
+/// be written fails before it starts, and leaves nothing behind.
+pub fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
+    let fix = "choose another --out folder or fix its permissions";
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p,
+            _ => {
+                existing = Path::new(".");
+                break;
+            }
+        }
+    }
+    anyhow::ensure!(
+        existing.is_dir(),
+        "{}: cannot create the results folder: {} is not a folder; {fix}",
+        dir.display(),
+        existing.display()
+    );
+    let probe = temp_sibling(&existing.join("write-test"));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("{}: cannot write the results folder; {fix}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

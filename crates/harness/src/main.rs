@@ -136,12 +136,8 @@ fn main() -> ExitCode {
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
-        // For `check`, every error is unusable input (2); a failed comparison is 1.
-        if matches!(cli.command, Some(Command::Check { .. })) {
-            ExitCode::from(2)
-        } else {
-            ExitCode::FAILURE
-        }
+        // 1 is kept for a failed check; every error (bad input, missing data, I/O) is 2.
+        ExitCode::from(2)
     })
 }
 
@@ -382,6 +378,7 @@ fn report(path: &Path, exp: &Experiment, cache: &Path, out: &Path) -> anyhow::Re
         verbosity: Verbosity::Quiet,
         shard: None,
     };
+    harness::fsutil::ensure_writable(out)?;
     let (outcome, missing) = harness::run::collect(exp, &opts)?;
     anyhow::ensure!(
         !outcome.results.is_empty(),
@@ -441,6 +438,8 @@ fn run_experiment(
             opts.cache.display()
         );
     }
+    // An unwritable results folder fails now, not after the training.
+    harness::fsutil::ensure_writable(out)?;
     let t0 = std::time::Instant::now();
     let outcome = execute(exp, opts).with_context(|| format!("running {}", path.display()))?;
     let summary = harness::report::write(out, &outcome, &exp.resolved)?;

@@ -108,6 +108,15 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         total: plan.jobs.len(),
         progress: Progress::new(plan.jobs.len(), opts.verbosity),
     };
+    // Missing or corrupt data fails before anything is trained or cached; a run that the
+    // cache holds entirely never loads the data.
+    let needs_data = plan.jobs.iter().any(|j| {
+        !matches!(shared.cache.lookup(&j.key), Ok(Entry::Found(_)))
+            || shared.cache.eval(&j.key, &split_key(exp, &shared.fingerprint, j.seed)).is_none()
+    });
+    if needs_data {
+        shared.images()?;
+    }
     let results = schedule(&plan, opts.jobs.max(1), &pool, |job| run_job(job, &shared));
     shared.progress.finish();
     Ok(Outcome { plan, results: results? })

@@ -1,79 +1,11 @@
 //! End to end on a small slice of real MNIST (needs `scripts/setup`): the binary's behaviour,
 //! the cache, and reproducibility across parallelism.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn mnist_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/MNIST/raw");
-    assert!(
-        dir.join("train-images-idx3-ubyte").exists(),
-        "MNIST missing in {}: run scripts/setup",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
-}
+use std::path::Path;
 
-fn experiment(dir: &Path) -> PathBuf {
-    let text = format!(
-        r#"
-seeds = [0, 1]
-[data]
-dir = "{}"
-train_limit = 4000
-test_limit = 1000
-[forget]
-class = 3
-fraction = 0.75
-[methods.original]
-epochs = 2
-[methods.retrain]
-epochs = 2
-[methods.finetune]
-epochs = 1
-[methods.mi_unlearn]
-gamma = [0, 4]
-epochs = 2
-"#,
-        mnist_dir().display()
-    );
-    std::fs::create_dir_all(dir.join("experiments")).unwrap();
-    let path = dir.join("experiments/slice.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// Runs the harness binary; returns (success, stdout, stderr).
-fn harness(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-type Row = std::collections::HashMap<String, String>;
-
-fn read_csv(path: &Path) -> Vec<Row> {
-    csv::Reader::from_path(path).unwrap().deserialize().map(Result::unwrap).collect()
-}
-
-fn num(row: &Row, column: &str) -> f64 {
-    row[column].parse().unwrap_or_else(|_| panic!("{column} in {row:?}"))
-}
-
-/// runs.csv without the `seconds` column (wall time is the one thing allowed to differ).
-fn numbers(path: &Path) -> Vec<Vec<(String, String)>> {
-    read_csv(path)
-        .into_iter()
-        .map(|r| {
-            let mut cells: Vec<_> = r.into_iter().filter(|(k, _)| k != "seconds").collect();
-            cells.sort();
-            cells
-        })
-        .collect()
-}
+use common::*;
 
 #[test]
 fn slice_trains_caches_and_reproduces_across_jobs() {
@@ -267,16 +199,6 @@ fn bad_input_fails_with_a_clear_message_and_writes_nothing() {
     ]);
     assert!(!ok && stderr.contains("run scripts/setup"), "{stderr}");
     assert!(!out.exists());
-}
-
-/// Runs the harness binary; returns (exit code, stdout, stderr).
-fn harness_code(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]

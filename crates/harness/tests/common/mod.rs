@@ -1,0 +1,87 @@
+//! Helpers shared by the integration tests: the real-MNIST slice experiment and the binary.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn mnist_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/MNIST/raw");
+    assert!(
+        dir.join("train-images-idx3-ubyte").exists(),
+        "MNIST missing in {}: run scripts/setup",
+        dir.display()
+    );
+    dir.canonicalize().unwrap()
+}
+
+pub fn experiment(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+seeds = [0, 1]
+[data]
+dir = "{}"
+train_limit = 4000
+test_limit = 1000
+[forget]
+class = 3
+fraction = 0.75
+[methods.original]
+epochs = 2
+[methods.retrain]
+epochs = 2
+[methods.finetune]
+epochs = 1
+[methods.mi_unlearn]
+gamma = [0, 4]
+epochs = 2
+"#,
+        mnist_dir().display()
+    );
+    std::fs::create_dir_all(dir.join("experiments")).unwrap();
+    let path = dir.join("experiments/slice.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the harness binary; returns (success, stdout, stderr).
+pub fn harness(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+pub type Row = std::collections::HashMap<String, String>;
+
+pub fn read_csv(path: &Path) -> Vec<Row> {
+    csv::Reader::from_path(path).unwrap().deserialize().map(Result::unwrap).collect()
+}
+
+pub fn num(row: &Row, column: &str) -> f64 {
+    row[column].parse().unwrap_or_else(|_| panic!("{column} in {row:?}"))
+}
+
+/// A CSV file without its `seconds*` columns (wall time is the one thing allowed to differ).
+pub fn numbers(path: &Path) -> Vec<Vec<(String, String)>> {
+    read_csv(path)
+        .into_iter()
+        .map(|r| {
+            let mut cells: Vec<_> =
+                r.into_iter().filter(|(k, _)| !k.starts_with("seconds")).collect();
+            cells.sort();
+            cells
+        })
+        .collect()
+}
+
+/// Runs the harness binary; returns (exit code, stdout, stderr).
+pub fn harness_code(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
