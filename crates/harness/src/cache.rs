@@ -330,3 +330,72 @@ impl Cache {
         write_atomic(&self.eval_path(model_key, split_key), &serde_json::to_vec(acc)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock_file(cache: &Cache, key: &str, text: &str, age: Duration) -> PathBuf {
+        let path = cache.dir("locks").unwrap().join(key);
+        std::fs::write(&path, text).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_lock_is_exclusive_released_on_drop_and_taken_over_when_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        assert!(!dir.path().join("v2").exists(), "opening creates nothing");
+
+        let Lock::Acquired(held) = cache.lock("a").unwrap() else { panic!("free") };
+        let me = Holder { host: hostname(), pid: std::process::id() };
+        match cache.lock("a").unwrap() {
+            Lock::Busy(h) => assert_eq!(h, me),
+            Lock::Acquired(_) => panic!("held twice"),
+        }
+        drop(held);
+        assert!(matches!(cache.lock("a").unwrap(), Lock::Acquired(_)), "released on drop");
+
+        // A live process elsewhere, recently refreshed: busy.
+        lock_file(&cache, "b", "other-host 1\n", Duration::from_secs(5));
+        assert!(matches!(cache.lock("b").unwrap(), Lock::Busy(h) if h.host == "other-host"));
+        // The same lock, silent for longer than STALE_AFTER: taken over.
+        lock_file(&cache, "b", "other-host 1\n", STALE_AFTER + Duration::from_secs(5));
+        assert!(matches!(cache.lock("b").unwrap(), Lock::Acquired(_)));
+        // This host, a pid that does not exist: taken over at once.
+        lock_file(&cache, "c", &format!("{} {}\n", hostname(), u32::MAX - 1), Duration::ZERO);
+        assert!(matches!(cache.lock("c").unwrap(), Lock::Acquired(_)));
+    }
+
+    #[test]
+    fn lookup_reports_missing_found_and_corrupt_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        assert!(matches!(cache.lookup("k").unwrap(), Entry::Missing));
+        let spec = MlpSpec { input: 4, hidden: vec![3], classes: 2 };
+        let model = Mlp::init(&spec, &mut data::rng::stream(0, "t"), tch::Device::Cpu);
+        let record = Record {
+            key: "k".into(),
+            label: "t".into(),
+            description: String::new(),
+            model_sha256: String::new(),
+            seconds: 1.0,
+            history: Vec::new(),
+        };
+        let stored = cache.store(&model, record).unwrap();
+        assert_eq!(stored.model_sha256.len(), 64);
+        assert!(matches!(cache.lookup("k").unwrap(), Entry::Found(r) if r == stored));
+        let file = cache.model_path("k");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+        assert!(
+            matches!(cache.lookup("k").unwrap(), Entry::Corrupt(why) if why.contains("SHA-256"))
+        );
+        cache.discard("k").unwrap();
+        assert!(matches!(cache.lookup("k").unwrap(), Entry::Missing));
+    }
+}
