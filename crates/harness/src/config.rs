@@ -208,7 +208,7 @@ impl Experiment {
     /// whose key leaves out the split, never is).
     pub fn evaluates_after(&self, method: &Method, epoch: usize) -> bool {
         let every = self.eval_every.iter().find(|(m, _)| *m == method.name()).map_or(1, |e| e.1);
-        method.uses_split() && (epoch % every == 0 || epoch == method.epochs())
+        method.uses_split() && (epoch.is_multiple_of(every) || epoch == method.epochs())
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

@@ -61,7 +61,25 @@ struct Shared<'a> {
     progress: Progress,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    fn new(
+        exp: &'a Experiment,
+        opts: &RunOptions,
+        fingerprint: String,
+        total: usize,
+        verbosity: Verbosity,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            exp,
+            cache: Cache::open(&opts.cache)?,
+            fingerprint,
+            images: Mutex::new(None),
+            done: AtomicUsize::new(0),
+            total,
+            progress: Progress::new(total, verbosity),
+        })
+    }
+
     /// The dataset, loaded by the first job that needs it and shared by all.
     fn images(&self) -> anyhow::Result<Arc<Images>> {
         let mut slot = self.images.lock().expect("no job panics while loading");
@@ -99,15 +117,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         .start_handler(move |_| tch::set_num_threads(threads as i32))
         .build()
         .context("cannot start the worker threads")?;
-    let shared = Shared {
-        exp,
-        cache: Cache::open(&opts.cache)?,
-        fingerprint,
-        images: Mutex::new(None),
-        done: AtomicUsize::new(0),
-        total: plan.jobs.len(),
-        progress: Progress::new(plan.jobs.len(), opts.verbosity),
-    };
+    let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), opts.verbosity)?;
     // Missing or corrupt data fails before anything is trained or cached; a run that the
     // cache holds entirely never loads the data.
     let needs_data = plan.jobs.iter().any(|j| {
@@ -122,24 +132,13 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     Ok(Outcome { plan, results: results? })
 }
 
-/// Runs every job of `plan` on `workers` threads of `pool`, each as soon as its upstream job
-/// has finished; among the jobs that can start, those that others wait for go first, then
-/// the longest. Stops at the first error (jobs already running finish). Results in plan order.
 /// Every finished run of `exp` in the cache, in plan order, training nothing (a run whose
 /// model is cached but whose evaluation is not is evaluated); and the jobs with no finished
 /// run.
 pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, Vec<Job>)> {
     let fingerprint = data::mnist::fingerprint(&exp.load);
     let plan = Plan::new(exp, &fingerprint);
-    let shared = Shared {
-        exp,
-        cache: Cache::open(&opts.cache)?,
-        fingerprint,
-        images: Mutex::new(None),
-        done: AtomicUsize::new(0),
-        total: plan.jobs.len(),
-        progress: Progress::new(0, Verbosity::Quiet),
-    };
+    let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
         let Some(record) = cached(job, &shared)? else {
@@ -166,6 +165,9 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
     Ok((Outcome { plan, results }, missing))
 }
 
+/// Runs every job of `plan` on `workers` threads of `pool`, each as soon as its upstream job
+/// has finished; among the jobs that can start, those that others wait for go first, then
+/// the longest. Stops at the first error (jobs already running finish). Results in plan order.
 fn schedule(
     plan: &Plan,
     workers: usize,

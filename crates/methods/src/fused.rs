@@ -221,6 +221,7 @@ impl Step for Fused<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{autograd_grads, max_diff};
     use model::MlpSpec;
     use tch::Device;
 
@@ -232,24 +233,6 @@ mod tests {
         let y = Tensor::from_slice(&[0i64, 1, 2, 3, 0, 1, 2, 3, 0, 1]);
         let xf = Tensor::randn([4, 12], (Kind::Float, Device::Cpu)) + 1.0;
         (model, x, y, xf)
-    }
-
-    /// The autograd gradients of `loss(model)`, flattened in the flat buffer's order.
-    fn autograd_grads(model: &Mlp, loss: impl Fn(&Mlp) -> Tensor) -> Vec<f32> {
-        let mut vs_grads = Vec::new();
-        loss(model).backward();
-        for (w, b) in model.layer_parameters() {
-            for t in [w, b] {
-                vs_grads.extend(Vec::<f32>::try_from(&t.grad().flatten(0, -1)).unwrap());
-                let _ = t.grad().zero_();
-            }
-        }
-        vs_grads
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
     #[test]

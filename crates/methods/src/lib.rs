@@ -15,6 +15,8 @@ mod fused;
 pub mod mi;
 mod native;
 mod tensors;
+#[cfg(test)]
+mod testutil;
 mod train;
 
 use model::{Mlp, MlpSpec};

@@ -719,6 +719,7 @@ fn argmax(row: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{autograd_grads, max_diff};
     use model::MlpSpec;
     use tch::{Device, Kind, Tensor};
 
@@ -750,23 +751,6 @@ mod tests {
             out.extend(&layer.bias.grad);
         }
         out
-    }
-
-    fn autograd_grads(model: &Mlp, loss: impl Fn(&Mlp) -> Tensor) -> Vec<f32> {
-        let mut grads = Vec::new();
-        loss(model).backward();
-        for (w, b) in model.layer_parameters() {
-            for t in [w, b] {
-                grads.extend(Vec::<f32>::try_from(&t.grad().flatten(0, -1)).unwrap());
-                let _ = t.grad().zero_();
-            }
-        }
-        grads
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
     fn dense(features: &[f32], ids: &[usize]) -> Tensor {
