@@ -367,7 +367,17 @@ impl Net {
 
     /// Writes every parameter's gradient, given the forward pass's `acts` and the loss's
     /// gradient with respect to the logits (`dlogits`, consumed as scratch).
-    fn backward(&mut self, batch: &Batch, acts: &[Vec<f32>], dlogits: Vec<f32>) {
+    ///
+    /// With `first_layer_step`, each row of the first layer's weight gradient is applied by
+    /// Adam as soon as it is computed, while it is in cache (the same arithmetic as a separate
+    /// pass: see [`Net::update`]).
+    fn backward(
+        &mut self,
+        batch: &Batch,
+        acts: &[Vec<f32>],
+        dlogits: Vec<f32>,
+        first_layer_step: Option<AdamStep>,
+    ) {
         let mut g = dlogits;
         let background = self.background;
         let (mut coefs, mut positions) = (Vec::new(), Vec::new());
@@ -381,18 +391,28 @@ impl Net {
                     *d += v;
                 }
             }
-            let dw = &mut layer.weight.grad;
             if l == 0 {
                 // dW[p] = sum_i delta_ip g_i + background * sum_i g_i.
-                for (p, row) in dw.chunks_exact_mut(width).enumerate() {
+                let Param { value, grad, exp_avg, exp_avg_sq } = &mut layer.weight;
+                for (p, row) in grad.chunks_exact_mut(width).enumerate() {
                     let (deltas, rows) = batch.pixel(p);
                     combine(deltas, rows, &g, row);
                     for (d, s) in row.iter_mut().zip(db.iter()) {
                         *d += background * s;
                     }
+                    if let Some(step) = first_layer_step {
+                        let r = p * width..(p + 1) * width;
+                        step.apply(
+                            &mut value[r.clone()],
+                            row,
+                            &mut exp_avg[r.clone()],
+                            &mut exp_avg_sq[r],
+                        );
+                    }
                 }
                 break;
             }
+            let dw = &mut layer.weight.grad;
             // dW[k] = sum_i a_ik g_i over the rows where the input a_ik is nonzero.
             let input = &acts[l - 1];
             let n = input.len() / fan_in;
@@ -429,30 +449,25 @@ impl Net {
         }
     }
 
+    /// One Adam step over every parameter, from the gradients [`Net::backward`] wrote.
+    #[cfg(test)]
     fn adam_step(&mut self, adam: &mut Adam) {
-        adam.step += 1;
-        let t = adam.step;
-        let bias_correction1 = 1.0 - adam.beta1.powi(t);
-        let bias_correction2 = 1.0 - adam.beta2.powi(t);
-        let step_size = (adam.lr / bias_correction1) as f32;
-        let bias_correction2_sqrt = bias_correction2.sqrt() as f32;
-        let (weight, beta2, one_minus_beta2) =
-            ((1.0 - adam.beta1) as f32, adam.beta2 as f32, (1.0 - adam.beta2) as f32);
-        let eps = adam.eps as f32;
+        let step = adam.next();
+        self.update(step, false);
+    }
+
+    /// Applies `step` to every parameter (but the first layer's weights when `backward`
+    /// already did), then refreshes what depends on the weights.
+    fn update(&mut self, step: AdamStep, first_weight_done: bool) {
         for (l, layer) in self.layers.iter_mut().enumerate() {
-            for p in [&mut layer.weight, &mut layer.bias] {
-                let Param { value, grad, exp_avg, exp_avg_sq } = p;
-                for (((v, g), m), s) in
-                    value.iter_mut().zip(grad.iter()).zip(exp_avg.iter_mut()).zip(exp_avg_sq)
-                {
-                    // exp_avg.lerp_(grad, 1 - beta1): weight < 0.5, so m + w (g - m).
-                    *m += weight * (g - *m);
-                    // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value = 1 - beta2).
-                    *s = *s * beta2 + one_minus_beta2 * g * g;
-                    let denom = s.sqrt() / bias_correction2_sqrt + eps;
-                    // param.addcdiv_(exp_avg, denom, value = -step_size).
-                    *v += -step_size * (*m / denom);
-                }
+            let params: &mut [&mut Param] = if l == 0 && first_weight_done {
+                &mut [&mut layer.bias]
+            } else {
+                &mut [&mut layer.weight, &mut layer.bias]
+            };
+            for p in params.iter_mut() {
+                let Param { value, grad, exp_avg, exp_avg_sq } = &mut **p;
+                step.apply(value, grad, exp_avg, exp_avg_sq);
             }
             // The first layer's input gradient is never needed, nor is its transposed copy.
             if l > 0 {
@@ -471,6 +486,49 @@ struct Adam {
     beta2: f64,
     eps: f64,
     step: i32,
+}
+
+impl Adam {
+    /// The next step's constants.
+    fn next(&mut self) -> AdamStep {
+        self.step += 1;
+        let bias_correction1 = 1.0 - self.beta1.powi(self.step);
+        let bias_correction2 = 1.0 - self.beta2.powi(self.step);
+        AdamStep {
+            step_size: (self.lr / bias_correction1) as f32,
+            bias_correction2_sqrt: bias_correction2.sqrt() as f32,
+            weight: (1.0 - self.beta1) as f32,
+            beta2: self.beta2 as f32,
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            eps: self.eps as f32,
+        }
+    }
+}
+
+/// One Adam step's constants, applied with PyTorch's single-tensor formula.
+#[derive(Debug, Clone, Copy)]
+struct AdamStep {
+    step_size: f32,
+    bias_correction2_sqrt: f32,
+    weight: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+}
+
+impl AdamStep {
+    fn apply(&self, value: &mut [f32], grad: &[f32], exp_avg: &mut [f32], exp_avg_sq: &mut [f32]) {
+        let k = *self;
+        for (((v, g), m), s) in value.iter_mut().zip(grad).zip(exp_avg).zip(exp_avg_sq) {
+            // exp_avg.lerp_(grad, 1 - beta1): weight < 0.5, so m + w (g - m).
+            *m += k.weight * (g - *m);
+            // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value = 1 - beta2).
+            *s = *s * k.beta2 + k.one_minus_beta2 * g * g;
+            let denom = s.sqrt() / k.bias_correction2_sqrt + k.eps;
+            // param.addcdiv_(exp_avg, denom, value = -step_size).
+            *v += -k.step_size * (*m / denom);
+        }
+    }
 }
 
 /// Softmax of each row of `logits` (`classes` wide) in `f32`, like `torch.softmax`.
@@ -628,8 +686,9 @@ impl Step for Native<'_> {
         let mut dlogits = vec![0.0f32; logits.len()];
         let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
         let loss = cross_entropy(logits, ys, classes, 1.0, &mut dlogits);
-        self.net.backward(&self.batch, &self.acts, dlogits);
-        self.net.adam_step(&mut self.adam);
+        let step = self.adam.next();
+        self.net.backward(&self.batch, &self.acts, dlogits, Some(step));
+        self.net.update(step, true);
         self.totals.add(loss, loss, None);
     }
 
@@ -648,8 +707,9 @@ impl Step for Native<'_> {
         let ce =
             cross_entropy(&logits[..nr * classes], ys, classes, 1.0, &mut dlogits[..nr * classes]);
         let mi = mutual_information(logits, classes, nr, gamma, &mut dlogits);
-        self.net.backward(&self.batch, &self.acts, dlogits);
-        self.net.adam_step(&mut self.adam);
+        let step = self.adam.next();
+        self.net.backward(&self.batch, &self.acts, dlogits, Some(step));
+        self.net.update(step, true);
         self.totals.add(ce + gamma * mi, ce, Some(mi));
     }
 
@@ -851,7 +911,7 @@ mod tests {
                 .double_value(&[]);
                 assert!(mi > 5e-5 && (mi - reference).abs() < 1e-6, "{mi} {reference}");
             }
-            net.backward(&batch, &acts, dlogits);
+            net.backward(&batch, &acts, dlogits, None);
             let got = grads_out_in(&net);
             assert!(expected.iter().any(|g| g.abs() > 1e-3));
             assert!(
@@ -877,17 +937,32 @@ mod tests {
             tch::nn::OptimizerConfig::build(tch::nn::Adam::default(), reference.var_store(), 1e-2)
                 .unwrap();
         let mut net = Net::from_mlp(&model, x.background);
-        let mut adam = Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+        let mut fused = net.clone();
+        let new_adam = || Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+        let (mut adam, mut fused_adam) = (new_adam(), new_adam());
         let (mut batch, mut acts) = (Batch::default(), Vec::new());
         batch.fill(&x, &ids);
+        let dlogits = |net: &Net, acts: &mut Vec<Vec<f32>>| {
+            net.forward(&batch, acts);
+            let logits = acts.last().unwrap();
+            let mut d = vec![0.0; logits.len()];
+            cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, 1.0, &mut d);
+            d
+        };
         for _ in 0..5 {
             opt.backward_step(&reference.forward(&xs).cross_entropy_for_logits(&ys));
-            net.forward(&batch, &mut acts);
-            let logits = acts.last().unwrap();
-            let mut dlogits = vec![0.0; logits.len()];
-            cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, 1.0, &mut dlogits);
-            net.backward(&batch, &acts, dlogits);
+            let d = dlogits(&net, &mut acts);
+            net.backward(&batch, &acts, d, None);
             net.adam_step(&mut adam);
+            // The training loop's path: the first layer updated inside the backward pass.
+            let d = dlogits(&fused, &mut acts);
+            let step = fused_adam.next();
+            fused.backward(&batch, &acts, d, Some(step));
+            fused.update(step, true);
+        }
+        for (a, b) in net.layers.iter().zip(&fused.layers) {
+            assert_eq!(a.weight.value, b.weight.value, "the same bits either way");
+            assert_eq!(a.bias.value, b.bias.value);
         }
         net.write_to(&model);
         let (a, b) = (model.flat_parameters(), reference.flat_parameters());
