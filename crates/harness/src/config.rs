@@ -48,7 +48,8 @@ pub struct RawExperiment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub seeds: Vec<u64>,
-    /// How training steps are computed: "autograd" (the reference, default) or "fused".
+    /// How training steps are computed: "native" (the default), "autograd" (the libtorch
+    /// reference) or "fused".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
     #[serde(default)]

@@ -5,7 +5,10 @@
 //!   [`run`] to train one;
 //! - [`mi::mutual_information`]: the plug-in estimate of `I(Y_hat; Z)` that MI-unlearn
 //!   penalises;
-//! - [`eval::evaluate`]: accuracy (%) on the remain, forget and test sets.
+//! - [`eval::evaluate`]: accuracy (%) on the remain, forget and test sets;
+//! - [`Engine`]: how each step is computed: `native` (the default: plain Rust on the CPU,
+//!   from each image's non-background pixels), `autograd` (the libtorch reference) or `fused`
+//!   (libtorch with a hand-written backward pass); they agree to float rounding.
 //!
 //! Every random draw comes from a stream of [`data::rng`] named after the method and the seed,
 //! so a run is the same whichever thread runs it and whatever else runs beside it.
