@@ -1,5 +1,5 @@
-//! The training and unlearning methods, exactly as the notebook runs them, over data held as
-//! tensors once per job ([`Data`]).
+//! The training and unlearning methods, exactly as the notebook runs them, over the dataset
+//! held once per process ([`Images`]) and each job's split of it ([`Data`]).
 //!
 //! - [`Method`]: `original`, `retrain`, `finetune` and `mi_unlearn`, with their parameters and
 //!   [`run`] to train one;
