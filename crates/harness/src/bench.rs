@@ -293,7 +293,8 @@ mod tests {
     #[test]
     fn measures_matmul_throughput_and_reports_a_table() {
         let gflops = sgemm_gflops();
-        assert!(gflops > 1.0 && gflops < 10_000.0, "{gflops}");
+        // Loose bounds: a loaded machine can be slow, but the number must be a real rate.
+        assert!(gflops.is_finite() && gflops > 0.05 && gflops < 10_000.0, "{gflops}");
         let t = table(&[Measure {
             work: "evaluation",
             engine: "-".into(),

@@ -48,8 +48,8 @@ impl Job {
     }
 }
 
-/// The jobs of an experiment, upstream jobs before the jobs that need them, grouped in
-/// [`Plan::levels`] of mutually independent jobs.
+/// The jobs of an experiment, each original before the jobs that start from it (which name
+/// it as their `upstream`; the runner starts them once it exists).
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub jobs: Vec<Job>,
@@ -95,12 +95,6 @@ impl Plan {
         Plan {
             jobs: self.jobs.iter().filter(|j| needed.contains(&j.key.as_str())).cloned().collect(),
         }
-    }
-
-    /// Jobs with no upstream, then the jobs that depend on them.
-    pub fn levels(&self) -> [Vec<&Job>; 2] {
-        let (first, second) = self.jobs.iter().partition(|j| j.upstream.is_none());
-        [first, second]
     }
 }
 
@@ -190,8 +184,9 @@ mod tests {
                 "mi_unlearn gamma=4 epochs=1 seed=0"
             ]
         );
-        let [first, second] = p.levels();
-        assert_eq!(first.len(), 4);
+        let (first, second): (Vec<&Job>, Vec<&Job>) =
+            p.jobs.iter().partition(|j| j.upstream.is_none());
+        assert_eq!(first.len(), 4, "originals and retrains start from nothing");
         assert!(
             second.iter().all(
                 |j| j.upstream.as_deref() == Some(&keys(&p, "original")[(j.seed) as usize][..])

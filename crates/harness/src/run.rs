@@ -210,7 +210,12 @@ fn schedule(
             let i = s.ready.swap_remove(pos);
             s.running += 1;
             drop(s);
-            let result = run(&plan.jobs[i]);
+            // A panicking job must not leave the others waiting for it forever.
+            let job = &plan.jobs[i];
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(job)))
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("{} panicked (a bug: please report it)", job.label()))
+                });
             s = state.lock().expect("no worker panics holding the lock");
             s.running -= 1;
             match result {
