@@ -218,6 +218,11 @@ impl Cache {
         Ok(Entry::Found(record))
     }
 
+    /// Whether an entry for `key` exists, unchecked (see [`Cache::lookup`]).
+    pub fn has_record(&self, key: &str) -> bool {
+        self.entry(key).join("record.json").exists()
+    }
+
     /// Removes an entry (a corrupt one, before retraining it).
     pub fn discard(&self, key: &str) -> anyhow::Result<()> {
         let entry = self.entry(key);

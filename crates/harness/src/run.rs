@@ -99,6 +99,15 @@ impl<'a> Shared<'a> {
         *slot = Some(images.clone());
         Ok(images)
     }
+
+    /// The data of `job`'s seed: the shared images and that seed's forget / remain split.
+    fn data(&self, job: &Job) -> anyhow::Result<Data> {
+        let images = self.images()?;
+        let labels = &images.mnist().train.labels;
+        let split =
+            forget_split(labels, &self.exp.forget, &mut data::rng::stream(job.seed, "split"))?;
+        Ok(Data::new(&images, &split, tch::Device::Cpu))
+    }
 }
 
 /// Runs every job of `exp`.
@@ -120,8 +129,9 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), opts.verbosity)?;
     // Missing or corrupt data fails before anything is trained or cached; a run that the
     // cache holds entirely never loads the data.
+    // (Presence only: each job checks its entry's hash itself when it runs.)
     let needs_data = plan.jobs.iter().any(|j| {
-        !matches!(shared.cache.lookup(&j.key), Ok(Entry::Found(_)))
+        !shared.cache.has_record(&j.key)
             || shared.cache.eval(&j.key, &split_key(exp, &shared.fingerprint, j.seed)).is_none()
     });
     if needs_data {
@@ -149,11 +159,7 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
         let accuracy = match shared.cache.eval(&job.key, &split_key) {
             Some(a) => a,
             None => {
-                let images = shared.images()?;
-                let labels = &images.mnist().train.labels;
-                let split =
-                    forget_split(labels, &exp.forget, &mut data::rng::stream(job.seed, "split"))?;
-                let data = Data::new(&images, &split, tch::Device::Cpu);
+                let data = shared.data(job)?;
                 let model = shared.cache.load_model(&job.key, &exp.model)?;
                 let a: Accuracy = evaluate(&model, &data, exp.engine).into();
                 shared.cache.store_eval(&job.key, &split_key, &a)?;
@@ -303,10 +309,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         }
     }
 
-    let images = s.images()?;
-    let labels = &images.mnist().train.labels;
-    let split = forget_split(labels, &exp.forget, &mut data::rng::stream(job.seed, "split"))?;
-    let data = Data::new(&images, &split, tch::Device::Cpu);
+    let data = s.data(job)?;
     let (model, record, trained) = match record {
         Some(record) => (s.cache.load_model(&job.key, &exp.model)?, record, false),
         None => {
