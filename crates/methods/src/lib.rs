@@ -14,6 +14,7 @@
 //! so a run is the same whichever thread runs it and whatever else runs beside it.
 
 pub mod eval;
+mod fpmode;
 mod fused;
 pub mod mi;
 mod native;

@@ -32,6 +32,9 @@
 //!   remain batch has the same logits, so its gradient is added to the first copy's;
 //! - Adam follows PyTorch's Python `torch.optim.Adam` (`exp_avg.lerp_`, `addcdiv_` with
 //!   `value = -step_size`), as the notebook ran it.
+//! - training steps run with subnormals flushed to zero (`crate::fpmode`, PyTorch's
+//!   `torch.set_flush_denormal(True)`): on Intel CPUs subnormal arithmetic is slow, and values
+//!   below 1.2e-38 move no weight by a bit.
 //!
 //! Every loop runs in a fixed order on one thread, so a run's numbers do not depend on the
 //! machine's thread count. The loops vectorise across output columns only, never reordering a
@@ -44,6 +47,7 @@ use std::collections::HashMap;
 use model::Mlp;
 
 use crate::Metrics;
+use crate::fpmode::FlushSubnormals;
 use crate::mi::EPS;
 use crate::tensors::Data;
 use crate::train::{Rows, Step, Totals};
@@ -126,11 +130,14 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 /// A batch of images grouped by pixel: for each pixel, the batch rows where it differs from
 /// the background and by how much, in row order. The first layer's forward pass is one
 /// [`scatter`] per pixel over it, its weight gradient one [`combine`] per pixel.
+///
+/// Flat, by a counting sort: pixel `p`'s terms are `deltas[starts[p]..starts[p + 1]]` (and the
+/// same range of `rows`). Rows are visited in order, so each pixel's terms stay in row order.
 #[derive(Debug, Default)]
 struct Batch {
-    /// Per pixel, its deltas and the batch rows they belong to (buffers reused across batches).
-    deltas: Vec<Vec<f32>>,
-    rows: Vec<Vec<u32>>,
+    starts: Vec<usize>,
+    deltas: Vec<f32>,
+    rows: Vec<u32>,
     len: usize,
 }
 
@@ -138,22 +145,43 @@ impl Batch {
     /// Regroups images `ids` of `x`, reusing the buffers.
     fn fill(&mut self, x: &SparseRows, ids: &[usize]) {
         self.len = ids.len();
-        self.deltas.resize_with(x.dim, Vec::new);
-        self.rows.resize_with(x.dim, Vec::new);
-        self.deltas.iter_mut().for_each(Vec::clear);
-        self.rows.iter_mut().for_each(Vec::clear);
+        // starts[p + 1] counts pixel p's terms, then becomes p's write cursor's end.
+        self.starts.clear();
+        self.starts.resize(x.dim + 1, 0);
+        let mut total = 0;
+        for &i in ids {
+            let (pixels, _) = x.row(i);
+            total += pixels.len();
+            for &p in pixels {
+                self.starts[p as usize + 1] += 1;
+            }
+        }
+        for p in 0..x.dim {
+            self.starts[p + 1] += self.starts[p];
+        }
+        self.deltas.resize(total, 0.0);
+        self.rows.resize(total, 0);
+        // `starts[p]` serves as pixel p's write cursor, moving to the end of its range.
         for (row, &i) in ids.iter().enumerate() {
             let (pixels, deltas) = x.row(i);
             for (&p, &d) in pixels.iter().zip(deltas) {
-                self.deltas[p as usize].push(d);
-                self.rows[p as usize].push(row as u32);
+                let at = &mut self.starts[p as usize];
+                self.deltas[*at] = d;
+                self.rows[*at] = row as u32;
+                *at += 1;
             }
         }
+        // Each cursor now sits at the next pixel's start: shift them back by one pixel.
+        for p in (1..=x.dim).rev() {
+            self.starts[p] = self.starts[p - 1];
+        }
+        self.starts[0] = 0;
     }
 
     /// Pixel `p`'s `(deltas, rows)`, in row order.
     fn pixel(&self, p: usize) -> (&[f32], &[u32]) {
-        (&self.deltas[p], &self.rows[p])
+        let r = self.starts[p]..self.starts[p + 1];
+        (&self.deltas[r.clone()], &self.rows[r])
     }
 }
 
@@ -706,6 +734,7 @@ impl<'a> Native<'a> {
 
 impl Step for Native<'_> {
     fn supervised(&mut self, rows: Rows<'_>) {
+        let _ftz = FlushSubnormals::new();
         let x = &self.data.images().sparse().0;
         let labels = &self.data.images().mnist().train.labels;
         self.rows.clear();
@@ -724,6 +753,7 @@ impl Step for Native<'_> {
     }
 
     fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
+        let _ftz = FlushSubnormals::new();
         let x = &self.data.images().sparse().0;
         let labels = &self.data.images().mnist().train.labels;
         self.rows.clear();
@@ -868,6 +898,29 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_lists_each_pixels_terms_in_row_order_across_reuses() {
+        let features = images(30);
+        let x = SparseRows::new(&features, 12);
+        let mut batch = Batch::default();
+        for ids in [(0..30).rev().collect::<Vec<usize>>(), vec![7, 3, 7, 12]] {
+            batch.fill(&x, &ids);
+            assert_eq!(batch.len, ids.len());
+            for p in 0..12 {
+                let mut expected = (Vec::new(), Vec::new());
+                for (row, &i) in ids.iter().enumerate() {
+                    let (pixels, deltas) = x.row(i);
+                    if let Some(k) = pixels.iter().position(|&q| q as usize == p) {
+                        expected.0.push(deltas[k]);
+                        expected.1.push(row as u32);
+                    }
+                }
+                let (deltas, rows) = batch.pixel(p);
+                assert_eq!((deltas, rows), (&expected.0[..], &expected.1[..]), "pixel {p}");
+            }
+        }
+    }
+
+    #[test]
     fn a_batch_gives_each_row_the_logits_it_gets_alone_and_libtorch_agrees() {
         let features = images(40);
         let x = SparseRows::new(&features, 12);
@@ -1000,4 +1053,28 @@ mod tests {
         assert!(max_diff(&a, &b) < 1e-5, "{}", max_diff(&a, &b));
         assert!(max_diff(&a, &self::model().flat_parameters()) > 1e-3, "the model moved");
     }
+
+    #[test]
+    fn adam_moments_of_a_dead_weight_stay_normal_in_the_training_mode() {
+        let run = |flush: bool| {
+            let mut adam = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+            // A weight whose gradient stops (a dead unit) and one whose gradient goes on.
+            let (mut value, mut m, mut s) = ([0.03f32, -0.02], [0.0f32; 2], [0.0f32; 2]);
+            for t in 0..2000 {
+                let grad = [if t < 10 { 1e-3 } else { 0.0 }, 2e-3];
+                let _ftz = flush.then(FlushSubnormals::new);
+                adam.next().apply(&mut value, &grad, &mut m, &mut s);
+            }
+            (value, m, s)
+        };
+        let (flushed, plain) = (run(true), run(false));
+        assert!(plain.1[0].is_subnormal(), "IEEE: stuck at a subnormal, {}", plain.1[0]);
+        if cfg!(target_arch = "x86_64") {
+            // 0.1 * m flushes to zero below 1.2e-37, so m rests there, a normal number.
+            assert!(flushed.1[0].is_normal() && flushed.1[0] < 1.2e-36, "{}", flushed.1[0]);
+        }
+        assert_eq!((flushed.0, flushed.2), (plain.0, plain.2), "the weights do not notice");
+        assert_eq!(flushed.1[1], plain.1[1]);
+    }
 }
+
