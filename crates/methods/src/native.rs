@@ -1077,4 +1077,3 @@ mod tests {
         assert_eq!(flushed.1[1], plain.1[1]);
     }
 }
-
