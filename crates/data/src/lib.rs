@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! let mnist = data::mnist::load(std::path::Path::new("data/MNIST/raw"), &Default::default())?;
-//! let spec = data::split::ForgetSpec { class: 3, fraction: 0.75 };
+//! let spec = data::split::ForgetSpec::class(3, 0.75);
 //! let split = data::split::forget_split(&mnist.train.labels, &spec, &mut data::rng::stream(0, "split"))?;
 //! assert_eq!(split.forget.len(), 4598);
 //! # Ok::<(), data::DataError>(())

@@ -1,15 +1,39 @@
 //! The forget / remain split: a seeded random `fraction` of the training samples of one class
-//! is to be forgotten; every other training sample remains. The test set is never split.
+//! (part of a class, or the whole class with fraction 1), or of the whole training set (a
+//! random subset across classes), is to be forgotten; every other training sample remains.
+//! The test set is never split.
 
 use rand::seq::index;
 
 use crate::{DataError, rng::Rng};
 
-/// Which samples to forget: `floor(fraction * n_class)` samples of `class`.
+/// Which samples to forget: `floor(fraction * n)` of the `n` training samples of `class`, or
+/// of all `n` training samples when `class` is `None`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ForgetSpec {
-    pub class: u8,
+    pub class: Option<u8>,
     pub fraction: f64,
+}
+
+impl ForgetSpec {
+    /// Part of one class (the notebook's scenario; fraction 1 forgets the whole class).
+    pub fn class(class: u8, fraction: f64) -> Self {
+        Self { class: Some(class), fraction }
+    }
+
+    /// A random subset across every class.
+    pub fn random(fraction: f64) -> Self {
+        Self { class: None, fraction }
+    }
+
+    /// The scenario's name: `class3-0.75`, `class3-all` or `random-0.1`.
+    pub fn name(&self) -> String {
+        match self.class {
+            Some(c) if self.fraction == 1.0 => format!("class{c}-all"),
+            Some(c) => format!("class{c}-{}", self.fraction),
+            None => format!("random-{}", self.fraction),
+        }
+    }
 }
 
 /// Indices into the training set, each list ascending; together they cover it exactly once.
@@ -28,14 +52,19 @@ pub fn forget_split(
     if !(spec.fraction > 0.0 && spec.fraction <= 1.0) {
         return Err(DataError::Split(format!("fraction {} is outside (0, 1]", spec.fraction)));
     }
-    let of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == spec.class).collect();
+    let of_class: Vec<usize> =
+        (0..labels.len()).filter(|&i| spec.class.is_none_or(|c| labels[i] == c)).collect();
     let k = (spec.fraction * of_class.len() as f64).floor() as usize;
     if k == 0 {
+        let pool = match spec.class {
+            Some(c) => format!("class {c}"),
+            None => "the training set".to_owned(),
+        };
         return Err(DataError::Split(format!(
-            "class {} has {} training samples, so a fraction of {} forgets none; choose another class or a larger fraction",
-            spec.class,
+            "{pool} has {} samples, so a fraction of {} forgets none; choose a larger fraction{}",
             of_class.len(),
-            spec.fraction
+            spec.fraction,
+            if spec.class.is_some() { " or another class" } else { "" }
         )));
     }
     let mut forget: Vec<usize> =
@@ -61,7 +90,7 @@ mod tests {
     #[test]
     fn sizes_disjointness_and_class() {
         let labels = labels();
-        let spec = ForgetSpec { class: 3, fraction: 0.75 };
+        let spec = ForgetSpec::class(3, 0.75);
         let s = forget_split(&labels, &spec, &mut stream(0, "split")).unwrap();
         assert_eq!((s.forget.len(), s.remain.len()), (75, 925));
         assert!(s.forget.iter().all(|&i| labels[i] == 3));
@@ -74,7 +103,7 @@ mod tests {
     #[test]
     fn floor_of_fraction() {
         let labels = labels(); // 100 samples of each class
-        let spec = ForgetSpec { class: 5, fraction: 0.333 };
+        let spec = ForgetSpec::class(5, 0.333);
         let s = forget_split(&labels, &spec, &mut stream(0, "split")).unwrap();
         assert_eq!(s.forget.len(), 33);
     }
@@ -82,7 +111,7 @@ mod tests {
     #[test]
     fn deterministic_per_seed() {
         let labels = labels();
-        let spec = ForgetSpec { class: 3, fraction: 0.5 };
+        let spec = ForgetSpec::class(3, 0.5);
         let draw = |seed| forget_split(&labels, &spec, &mut stream(seed, "split")).unwrap();
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1).forget, draw(2).forget);
@@ -92,12 +121,32 @@ mod tests {
     fn rejects_empty_and_bad_fractions() {
         let labels = labels();
         let err = |class, fraction| {
-            forget_split(&labels, &ForgetSpec { class, fraction }, &mut stream(0, "split"))
+            forget_split(&labels, &ForgetSpec::class(class, fraction), &mut stream(0, "split"))
                 .unwrap_err()
                 .to_string()
         };
-        assert!(err(3, 0.001).contains("forgets none"));
+        assert!(err(3, 0.001).contains("class 3 has 100 samples, so a fraction of 0.001 forgets none"));
         assert!(err(3, 1.5).contains("outside (0, 1]"));
         assert!(err(3, f64::NAN).contains("outside (0, 1]"));
+    }
+
+    #[test]
+    fn a_whole_class_and_a_random_subset_across_classes() {
+        let labels = labels();
+        let whole = forget_split(&labels, &ForgetSpec::class(4, 1.0), &mut stream(0, "split"));
+        let whole = whole.unwrap();
+        assert_eq!(whole.forget, (0..1000).filter(|&i| labels[i] == 4).collect::<Vec<_>>());
+        let random = forget_split(&labels, &ForgetSpec::random(0.1), &mut stream(0, "split"));
+        let random = random.unwrap();
+        assert_eq!((random.forget.len(), random.remain.len()), (100, 900));
+        let mut classes: Vec<u8> = random.forget.iter().map(|&i| labels[i]).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        assert!(classes.len() >= 8, "drawn across classes: {classes:?}");
+        let none = forget_split(&labels, &ForgetSpec::random(0.0005), &mut stream(0, "split"));
+        assert!(none.unwrap_err().to_string().contains("the training set has 1000 samples"));
+        let names = [ForgetSpec::class(3, 0.75), ForgetSpec::class(3, 1.0), ForgetSpec::random(0.1)]
+            .map(|s| s.name());
+        assert_eq!(names, ["class3-0.75", "class3-all", "random-0.1"]);
     }
 }

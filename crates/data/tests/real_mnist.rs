@@ -29,7 +29,7 @@ fn loads_verified_mnist_with_the_published_label_counts() {
 #[test]
 fn the_default_split_forgets_4598_threes() {
     let m = mnist();
-    let spec = ForgetSpec { class: 3, fraction: 0.75 };
+    let spec = ForgetSpec::class(3, 0.75);
     let split = |seed| forget_split(&m.train.labels, &spec, &mut stream(seed, "split")).unwrap();
     let s = split(0);
     assert_eq!((s.forget.len(), s.remain.len()), (4598, 55_402));

@@ -58,7 +58,7 @@ fn epoch_times(method: &Method, ctx: &Context<'_>, original: Option<&Mlp>) -> (f
 
 pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Measure>> {
     let mnist = data::mnist::load(&opts.data_dir, &LoadOptions::default())?;
-    let spec = ForgetSpec { class: 3, fraction: 0.75 };
+    let spec = ForgetSpec::class(3, 0.75);
     let split = forget_split(&mnist.train.labels, &spec, &mut data::rng::stream(0, "split"))?;
     let data = Data::new(&Images::new(std::sync::Arc::new(mnist)), &split, tch::Device::Cpu);
     let mlp = MlpSpec::default();

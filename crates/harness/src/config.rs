@@ -81,7 +81,11 @@ pub struct RawData {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawForget {
-    pub class: u8,
+    /// The class to forget part of (or all of, with fraction 1); left out, the forget set is
+    /// drawn from every class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<u8>,
+    /// Of the class's training samples, or of the whole training set without `class`.
     pub fraction: f64,
 }
 
@@ -283,10 +287,12 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
     let load = LoadOptions { train_limit: data.train_limit, test_limit: data.test_limit };
 
     let forget = ForgetSpec { class: raw.forget.class, fraction: raw.forget.fraction };
-    if forget.class >= data::mnist::CLASSES {
+    if let Some(class) = forget.class.filter(|&c| c >= data::mnist::CLASSES) {
         return Err(invalid(
             "forget.class",
-            format!("is {}; MNIST classes are 0 to 9", forget.class),
+            format!(
+                "is {class}; classes are 0 to 9 (leave `class` out to forget a random subset of every class)"
+            ),
         ));
     }
     if !(forget.fraction > 0.0 && forget.fraction <= 1.0) {

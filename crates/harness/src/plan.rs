@@ -106,8 +106,10 @@ pub fn split_key(exp: &Experiment, data_fingerprint: &str, seed: u64) -> String 
     ))
 }
 
+/// `class=3 fraction=0.75`, or `class=all fraction=0.1` for a random subset across classes.
 fn split_line(exp: &Experiment) -> String {
-    format!("class={} fraction={:?}", exp.forget.class, exp.forget.fraction)
+    let class = exp.forget.class.map_or_else(|| "all".to_owned(), |c| c.to_string());
+    format!("class={class} fraction={:?}", exp.forget.fraction)
 }
 
 fn job(
@@ -237,6 +239,21 @@ mod tests {
             "the original ignores the split"
         );
         assert_ne!(keys(&base, "retrain"), keys(&split, "retrain"));
+
+        // The three scenarios: part of a class, the whole class, a random subset.
+        let whole = plan("[1, 4]", "1.0");
+        let random = Plan::new(
+            &Experiment::parse(
+                "seeds = [0, 1]\n[forget]\nfraction = 0.1\n[methods.retrain]\nepochs = 2\n",
+                Path::new("t.toml"),
+            )
+            .unwrap(),
+            "mnist test",
+        );
+        assert!(random.jobs[0].description.contains("\nsplit class=all fraction=0.1\n"));
+        assert!(whole.jobs[1].description.contains("\nsplit class=3 fraction=1.0\n"));
+        let retrains = [&base, &whole, &random].map(|p| keys(p, "retrain")[0].clone());
+        assert!(retrains[0] != retrains[1] && retrains[1] != retrains[2]);
     }
 
     #[test]

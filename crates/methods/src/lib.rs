@@ -243,7 +243,7 @@ mod tests {
             Mnist { train: blobs(n_train, 0), test: blobs(90, 1), fingerprint: String::new() };
         let split = forget_split(
             &mnist.train.labels,
-            &ForgetSpec { class: 1, fraction },
+            &ForgetSpec::class(1, fraction),
             &mut data::rng::stream(0, "split"),
         )
         .unwrap();
@@ -407,7 +407,7 @@ mod tests {
         let mnist = data::mnist::load(&dir, &options).expect("MNIST: run scripts/setup");
         let split = forget_split(
             &mnist.train.labels,
-            &ForgetSpec { class: 3, fraction: 0.75 },
+            &ForgetSpec::class(3, 0.75),
             &mut data::rng::stream(0, "split"),
         )
         .unwrap();
