@@ -165,7 +165,8 @@ fn pytorch(
         .with_context(|| format!("unexpected output from {}: {stdout}", script.display()))
 }
 
-/// One sweep run: wall seconds, peak memory (MiB) and its runs.csv without the seconds.
+/// One sweep run: wall seconds, peak memory (MiB) and its runs.csv without the wall-time
+/// columns (`rte`, `rte_speedup`).
 #[derive(Debug, Clone)]
 pub struct SweepRun {
     pub jobs: usize,
@@ -221,7 +222,7 @@ pub fn sweep(
             let r = r?;
             Ok(r.iter()
                 .zip(header.iter())
-                .filter(|(_, h)| *h != "seconds")
+                .filter(|(_, h)| !h.starts_with("rte"))
                 .map(|(v, _)| v.to_owned())
                 .collect())
         })

@@ -59,11 +59,17 @@ pub struct Accuracy {
     pub remain: f64,
     pub forget: f64,
     pub test: f64,
+    /// Membership-inference efficacy on the forget set (%), final models only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mia: Option<f64>,
+    /// The attack's held-out accuracy (%), final models only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mia_attack_acc: Option<f64>,
 }
 
 impl From<Metrics> for Accuracy {
     fn from(m: Metrics) -> Self {
-        Self { remain: m.remain, forget: m.forget, test: m.test }
+        Self { remain: m.remain, forget: m.forget, test: m.test, mia: None, mia_attack_acc: None }
     }
 }
 
@@ -321,9 +327,11 @@ impl Cache {
         self.root.join("evals").join(format!("{key}.json"))
     }
 
+    /// The stored final evaluation of a model on a split; one stored before the MIA metric
+    /// existed counts as missing (it is redone and replaced).
     pub fn eval(&self, model_key: &str, split_key: &str) -> Option<Accuracy> {
         let bytes = std::fs::read(self.eval_path(model_key, split_key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        serde_json::from_slice(&bytes).ok().filter(|a: &Accuracy| a.mia.is_some())
     }
 
     pub fn store_eval(

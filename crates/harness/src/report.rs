@@ -1,8 +1,11 @@
 //! The public interface of a run: CSV files (and the resolved configuration) in the output
 //! folder, and the summary table on stdout.
 //!
-//! - `runs.csv`: one row per run (method, parameters, seed), accuracies in %, the final
-//!   epoch's mean training CE and MI, training seconds, and the cache key of the model;
+//! - `runs.csv`: one row per run (method, parameters, seed), accuracies in %, `ua` (100 -
+//!   forget accuracy), the membership-inference attack (`mia`, `mia_attack_acc`: see
+//!   `methods::mia`), the final epoch's mean training CE and MI, the gaps to retrain on the
+//!   same seed and their mean `avg_gap`, the training's wall seconds `rte` and retrain's
+//!   speed-up over it, and the cache key of the model;
 //! - `summary.csv`: one row per method and parameter set, means and sample standard deviations
 //!   (n - 1; empty for a single seed) over seeds;
 //! - `history.csv`: one row per unlearning run (every method but `original`) per epoch: the
@@ -14,7 +17,7 @@ use std::path::Path;
 use crate::fsutil::write_atomic;
 use crate::run::{Outcome, RunResult};
 
-pub const RUNS_HEADER: [&str; 14] = [
+pub const RUNS_HEADER: [&str; 20] = [
     "method",
     "gamma",
     "epochs",
@@ -22,12 +25,18 @@ pub const RUNS_HEADER: [&str; 14] = [
     "remain_acc",
     "forget_acc",
     "test_acc",
+    "ua",
+    "mia",
+    "mia_attack_acc",
     "ce",
     "mi",
     "remain_gap",
     "forget_gap",
     "test_gap",
-    "seconds",
+    "mia_gap",
+    "avg_gap",
+    "rte",
+    "rte_speedup",
     "checkpoint",
 ];
 
@@ -47,18 +56,28 @@ pub const HISTORY_HEADER: [&str; 12] = [
 ];
 
 /// The metrics summarised over seeds, in `summary.csv`'s column order (`<metric>_mean`,
-/// `<metric>_std`). Gaps are `method - retrain` on the same seed, in percentage points.
-pub const METRICS: [&str; 10] = [
+/// `<metric>_std`). Gaps are `method - retrain` on the same seed, in percentage points;
+/// `avg_gap` is the mean of the four absolute gaps (remain, forget, test, MIA); `rte` is the
+/// training's wall seconds and `rte_speedup` retrain's over the run's.
+pub const METRICS: [&str; 18] = [
     "remain_acc",
     "forget_acc",
     "test_acc",
+    "ua",
+    "mia",
+    "mia_attack_acc",
     "mi",
     "remain_gap",
     "forget_gap",
     "test_gap",
+    "mia_gap",
     "remain_abs_gap",
     "forget_abs_gap",
     "test_abs_gap",
+    "mia_abs_gap",
+    "avg_gap",
+    "rte",
+    "rte_speedup",
 ];
 
 pub fn summary_header() -> Vec<String> {
@@ -67,7 +86,7 @@ pub fn summary_header() -> Vec<String> {
         h.push(format!("{m}_mean"));
         h.push(format!("{m}_std"));
     }
-    h.extend(["seconds_mean", "checkpoints"].map(String::from));
+    h.push("checkpoints".to_owned());
     h
 }
 
@@ -81,7 +100,6 @@ pub struct SummaryRow {
     /// Statistics of the [`METRICS`] that apply to this method (no gaps for retrain, no MI
     /// but for MI-unlearn).
     pub metrics: Vec<(&'static str, Stat)>,
-    pub seconds_mean: f64,
     /// Cache keys of the runs, in seed order.
     pub checkpoints: Vec<String>,
 }
@@ -114,10 +132,28 @@ fn final_stats(r: &RunResult) -> (Option<f64>, Option<f64>) {
     (last.map(|e| e.ce), last.and_then(|e| e.mi))
 }
 
-/// `[remain, forget, test]` accuracy of each run minus that of retrain on the same seed (the
-/// retrain with the most epochs, if several ran); `None` for retrain itself and where no
-/// retrain ran.
-pub fn gaps(results: &[RunResult]) -> Vec<Option<[f64; 3]>> {
+/// What each run is compared with: retrain on the same seed (the retrain with the most
+/// epochs, if several ran).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VsRetrain {
+    /// `[remain, forget, test, mia]` of the run minus retrain's, in points (`mia` only where
+    /// both have it).
+    pub gaps: [Option<f64>; 4],
+    /// Retrain's training seconds over the run's.
+    pub speedup: f64,
+}
+
+impl VsRetrain {
+    /// The mean of the four absolute gaps.
+    pub fn avg_gap(&self) -> Option<f64> {
+        let gaps: Option<Vec<f64>> = self.gaps.iter().map(|g| g.map(f64::abs)).collect();
+        gaps.map(|g| g.iter().sum::<f64>() / g.len() as f64)
+    }
+}
+
+/// Each run against retrain on the same seed; `None` for retrain itself (but its speed-up,
+/// 1, is in [`speedups`]) and where no retrain ran.
+pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
     let retrains: Vec<&RunResult> =
         results.iter().filter(|r| r.job.method.name() == "retrain").collect();
     let most_epochs = retrains.iter().map(|r| r.job.method.epochs()).max();
@@ -131,14 +167,23 @@ pub fn gaps(results: &[RunResult]) -> Vec<Option<[f64; 3]>> {
                 .iter()
                 .find(|g| g.job.seed == r.job.seed && Some(g.job.method.epochs()) == most_epochs)?;
             let (a, b) = (&r.accuracy, &reference.accuracy);
-            Some([a.remain - b.remain, a.forget - b.forget, a.test - b.test])
+            let mia = a.mia.zip(b.mia).map(|(a, b)| a - b);
+            Some(VsRetrain {
+                gaps: [Some(a.remain - b.remain), Some(a.forget - b.forget), Some(a.test - b.test), mia],
+                speedup: reference.record.seconds / r.record.seconds,
+            })
         })
         .collect()
 }
 
+/// Each run's speed-up over retrain on the same seed (1 for that retrain itself).
+fn speedup(r: &RunResult, vs: Option<&VsRetrain>) -> Option<f64> {
+    if r.job.method.name() == "retrain" { Some(1.0) } else { vs.map(|v| v.speedup) }
+}
+
 /// Groups runs by method and parameters, in plan order.
 pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
-    let gaps = gaps(results);
+    let vs = vs_retrain(results);
     let mut groups: Vec<(&methods::Method, Vec<usize>)> = Vec::new();
     for (i, r) in results.iter().enumerate() {
         match groups.iter_mut().find(|(m, _)| **m == r.job.method) {
@@ -150,19 +195,27 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
         .into_iter()
         .map(|(method, runs)| {
             let value = |metric: &str, i: usize| -> Option<f64> {
-                let (r, gap) = (&results[i], gaps[i]);
-                let gap = |k: usize| gap.map(|g| g[k]);
+                let (r, vs) = (&results[i], vs[i].as_ref());
+                let gap = |k: usize| vs.and_then(|v| v.gaps[k]);
                 match metric {
                     "remain_acc" => Some(r.accuracy.remain),
                     "forget_acc" => Some(r.accuracy.forget),
                     "test_acc" => Some(r.accuracy.test),
+                    "ua" => Some(100.0 - r.accuracy.forget),
+                    "mia" => r.accuracy.mia,
+                    "mia_attack_acc" => r.accuracy.mia_attack_acc,
                     "mi" => final_stats(r).1,
                     "remain_gap" => gap(0),
                     "forget_gap" => gap(1),
                     "test_gap" => gap(2),
+                    "mia_gap" => gap(3),
                     "remain_abs_gap" => gap(0).map(f64::abs),
                     "forget_abs_gap" => gap(1).map(f64::abs),
                     "test_abs_gap" => gap(2).map(f64::abs),
+                    "mia_abs_gap" => gap(3).map(f64::abs),
+                    "avg_gap" => vs.and_then(VsRetrain::avg_gap),
+                    "rte" => Some(r.record.seconds),
+                    "rte_speedup" => speedup(r, vs),
                     _ => unreachable!("{metric} is not in METRICS"),
                 }
             };
@@ -173,14 +226,12 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
                     Some((m, Stat::of(&values?)))
                 })
                 .collect();
-            let seconds: Vec<f64> = runs.iter().map(|&i| results[i].record.seconds).collect();
             SummaryRow {
                 method: method.name().to_owned(),
                 gamma: method.gamma(),
                 epochs: method.epochs(),
                 n_seeds: runs.len(),
                 metrics,
-                seconds_mean: Stat::of(&seconds).mean,
                 checkpoints: runs.iter().map(|&i| results[i].job.key.clone()).collect(),
             }
         })
@@ -214,22 +265,30 @@ pub(crate) fn csv_bytes(
 pub fn runs_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     csv_bytes(
         &RUNS_HEADER,
-        results.iter().zip(gaps(results)).map(|(r, gap)| {
+        results.iter().zip(vs_retrain(results)).map(|(r, vs)| {
             let (ce, mi) = final_stats(r);
+            let gap = |k: usize| opt(vs.as_ref().and_then(|v| v.gaps[k]));
+            let a = &r.accuracy;
             vec![
                 r.job.method.name().to_owned(),
                 opt(r.job.method.gamma()),
                 r.job.method.epochs().to_string(),
                 r.job.seed.to_string(),
-                r.accuracy.remain.to_string(),
-                r.accuracy.forget.to_string(),
-                r.accuracy.test.to_string(),
+                a.remain.to_string(),
+                a.forget.to_string(),
+                a.test.to_string(),
+                (100.0 - a.forget).to_string(),
+                opt(a.mia),
+                opt(a.mia_attack_acc),
                 opt(ce),
                 opt(mi),
-                opt(gap.map(|g| g[0])),
-                opt(gap.map(|g| g[1])),
-                opt(gap.map(|g| g[2])),
+                gap(0),
+                gap(1),
+                gap(2),
+                gap(3),
+                opt(vs.as_ref().and_then(VsRetrain::avg_gap)),
                 format!("{:.2}", r.record.seconds),
+                speedup(r, vs.as_ref()).map(|s| format!("{s:.2}")).unwrap_or_default(),
                 r.job.key.clone(),
             ]
         }),
@@ -273,7 +332,6 @@ pub fn summary_csv(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
                 row.push(opt(stat.map(|st| st.mean)));
                 row.push(opt(stat.and_then(|st| st.std)));
             }
-            row.push(format!("{:.2}", s.seconds_mean));
             row.push(s.checkpoints.join(" "));
             row
         }),
@@ -304,12 +362,22 @@ pub fn table(rows: &[SummaryRow]) -> String {
         None => format!("{:^15}", "-"),
     };
     let mut out = format!(
-        "{:<11} {:>5} {:>6} {:>5}  {:<15} {:<15} {:<15} {:<15} {:>8}\n",
-        "method", "gamma", "epochs", "seeds", "remain %", "forget %", "test %", "forget gap", "MI"
+        "{:<11} {:>5} {:>6} {:>5}  {:<15} {:<15} {:<15} {:<15} {:<15} {:>7} {:>8}\n",
+        "method",
+        "gamma",
+        "epochs",
+        "seeds",
+        "remain %",
+        "forget %",
+        "test %",
+        "forget gap",
+        "MIA %",
+        "avg gap",
+        "MI"
     );
     for r in rows {
         out += &format!(
-            "{:<11} {:>5} {:>6} {:>5}  {} {} {} {} {:>8}\n",
+            "{:<11} {:>5} {:>6} {:>5}  {} {} {} {} {} {:>7} {:>8}\n",
             r.method,
             r.gamma.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
             r.epochs,
@@ -318,6 +386,8 @@ pub fn table(rows: &[SummaryRow]) -> String {
             pm(r.metric("forget_acc")),
             pm(r.metric("test_acc")),
             pm(r.metric("forget_gap")),
+            pm(r.metric("mia")),
+            r.metric("avg_gap").map(|m| format!("{:.2}", m.mean)).unwrap_or_else(|| "-".into()),
             r.metric("mi").map(|m| format!("{:.4}", m.mean)).unwrap_or_else(|| "-".into()),
         );
     }

@@ -161,7 +161,7 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
             None => {
                 let data = shared.data(job)?;
                 let model = shared.cache.load_model(&job.key, &exp.model)?;
-                let a: Accuracy = evaluate(&model, &data, exp.engine).into();
+                let a = final_evaluation(&model, &data, exp, job.seed);
                 shared.cache.store_eval(&job.key, &split_key, &a)?;
                 a
             }
@@ -364,15 +364,24 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         }
     };
     drop(lock);
-    // A run evaluated after its last epoch already has its final numbers.
-    let last_epoch = record.history.last().and_then(|e| e.metrics);
-    let accuracy: Accuracy =
-        last_epoch.unwrap_or_else(|| evaluate(&model, &data, exp.engine).into());
+    let accuracy = final_evaluation(&model, &data, exp, job.seed);
     s.cache.store_eval(&job.key, &split_key, &accuracy)?;
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };
     finish(s, job, &how, &accuracy);
     Ok(RunResult { job: job.clone(), record, accuracy, trained })
+}
+
+/// The final model's accuracies and the membership-inference attack on it (its stream drawn
+/// from the run's seed), from one pass over the data.
+fn final_evaluation(model: &model::Mlp, data: &Data, exp: &Experiment, seed: u64) -> Accuracy {
+    let outputs = methods::eval::outputs(model, data, exp.engine);
+    let mia = outputs.mia(data, seed);
+    Accuracy {
+        mia: Some(mia.mia),
+        mia_attack_acc: Some(mia.attack_acc),
+        ..outputs.metrics(data).into()
+    }
 }
 
 fn finish(s: &Shared<'_>, job: &Job, how: &str, a: &Accuracy) {

@@ -32,14 +32,32 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
             assert!(num(r, "mi") > 0.0, "MI recorded: {r:?}");
         }
         if method == "retrain" {
-            assert_eq!(r["forget_gap"], "");
+            assert_eq!((&r["forget_gap"][..], &r["rte_speedup"][..]), ("", "1.00"));
         } else {
             let retrain =
                 runs.iter().find(|o| o["method"] == "retrain" && o["seed"] == r["seed"]).unwrap();
             let gap = num(r, "forget_acc") - num(retrain, "forget_acc");
             assert_eq!(num(r, "forget_gap"), gap, "{r:?}");
+            assert_eq!(num(r, "mia_gap"), num(r, "mia") - num(retrain, "mia"), "{r:?}");
+            let abs: f64 = ["remain_gap", "forget_gap", "test_gap", "mia_gap"]
+                .iter()
+                .map(|c| num(r, c).abs())
+                .sum();
+            assert!((num(r, "avg_gap") - abs / 4.0).abs() < 1e-9, "{r:?}");
+            assert!(num(r, "rte_speedup") > 0.0, "{r:?}");
         }
+        assert_eq!(num(r, "ua"), 100.0 - num(r, "forget_acc"), "{r:?}");
+        // The attack tells members from test samples better than chance, not perfectly.
+        assert!((52.0..70.0).contains(&num(r, "mia_attack_acc")), "{r:?}");
         assert_eq!(r["checkpoint"].len(), 64, "checkpoint key");
+    }
+    // The retrained model never saw the forget set: the attack calls far more of it
+    // non-members than it does for the original, which trained on it.
+    for seed in ["0", "1"] {
+        let mia = |m: &str| {
+            num(runs.iter().find(|r| r["method"] == m && r["seed"] == seed).unwrap(), "mia")
+        };
+        assert!(mia("retrain") > mia("original") + 20.0, "seed {seed}");
     }
     // history.csv: every unlearning run (not the original) x its epochs, epochs 1..E, and the
     // last epoch's evaluation equals the run's final numbers.

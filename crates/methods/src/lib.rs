@@ -5,7 +5,8 @@
 //!   [`run`] to train one;
 //! - [`mi::mutual_information`]: the plug-in estimate of `I(Y_hat; Z)` that MI-unlearn
 //!   penalises;
-//! - [`eval::evaluate`]: accuracy (%) on the remain, forget and test sets;
+//! - [`eval::evaluate`]: accuracy (%) on the remain, forget and test sets; [`eval::outputs`]
+//!   with [`mia::attack`]: membership-inference efficacy on the forget set;
 //! - [`Engine`]: how each step is computed: `native` (the default: plain Rust on the CPU,
 //!   from each image's non-background pixels), `autograd` (the libtorch reference) or `fused`
 //!   (libtorch with a hand-written backward pass); they agree to float rounding.
@@ -17,6 +18,7 @@ pub mod eval;
 mod fpmode;
 mod fused;
 pub mod mi;
+pub mod mia;
 mod native;
 mod tensors;
 #[cfg(test)]

@@ -46,7 +46,7 @@ use std::collections::HashMap;
 
 use model::Mlp;
 
-use crate::Metrics;
+use crate::eval::Outputs;
 use crate::fpmode::FlushSubnormals;
 use crate::mi::EPS;
 use crate::tensors::Data;
@@ -786,42 +786,34 @@ impl Step for Native<'_> {
 /// Rows per block in [`evaluate`]: keeps the activations in cache.
 const EVAL_BLOCK: usize = 256;
 
-/// Accuracy on the remain, forget and test sets, computed natively (see [`crate::eval`]).
-pub(crate) fn evaluate(model: &Mlp, data: &Data) -> Metrics {
+/// Whether each training and test image is classified correctly, and its cross-entropy
+/// (`f32` log-softmax, as torch computes it), for `model`.
+pub(crate) fn outputs(model: &Mlp, data: &Data) -> Outputs {
     let (train, test) = data.images().sparse();
     let net = Net::from_mlp(model, train.background);
     let mnist = data.images().mnist();
-    let correct = |x: &SparseRows, labels: &[u8]| -> Vec<bool> {
+    let run = |x: &SparseRows, labels: &[u8]| -> (Vec<bool>, Vec<f32>) {
         let mut acts = Vec::new();
-        let mut ok = Vec::with_capacity(x.len());
+        let (mut ok, mut loss) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
         let classes = net.classes();
         let rows: Vec<usize> = (0..x.len()).collect();
         for block in rows.chunks(EVAL_BLOCK) {
             net.forward_rows(x, block, &mut acts);
             for (row, &i) in acts.last().expect("a forward pass").chunks_exact(classes).zip(block) {
-                ok.push(argmax(row) == usize::from(labels[i]));
+                let y = usize::from(labels[i]);
+                ok.push(argmax(row) == y);
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+                loss.push(-((row[y] - max) - log_sum));
             }
         }
-        ok
+        (ok, loss)
     };
     // The test set's background must be the training set's for the shared `base`.
     debug_assert_eq!(train.background.to_bits(), test.background.to_bits());
-    let train_ok = correct(train, &mnist.train.labels);
-    let test_ok = correct(test, &mnist.test.labels);
-    let percent = |ids: &mut dyn Iterator<Item = bool>, n: usize| {
-        100.0 * ids.filter(|&ok| ok).count() as f64 / n as f64
-    };
-    Metrics {
-        remain: percent(
-            &mut data.remain().iter().map(|&i| train_ok[i as usize]),
-            data.remain().len(),
-        ),
-        forget: percent(
-            &mut data.forget().iter().map(|&i| train_ok[i as usize]),
-            data.forget().len(),
-        ),
-        test: percent(&mut test_ok.iter().copied(), test_ok.len()),
-    }
+    let (train_correct, train_loss) = run(train, &mnist.train.labels);
+    let (test_correct, test_loss) = run(test, &mnist.test.labels);
+    Outputs { train_correct, test_correct, train_loss, test_loss }
 }
 
 /// The first index of the largest value (torch's `argmax`).

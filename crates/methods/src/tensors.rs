@@ -49,16 +49,13 @@ pub struct Data {
     tensors: OnceCell<Tensors>,
 }
 
-/// The training and test sets as `[n, dim]` float / `[n]` int64 tensors, and the split as
-/// index tensors.
+/// The training and test sets as `[n, dim]` float / `[n]` int64 tensors.
 #[derive(Debug)]
 pub(crate) struct Tensors {
     pub train_x: Tensor,
     pub train_y: Tensor,
     pub test_x: Tensor,
     pub test_y: Tensor,
-    pub remain_index: Tensor,
-    pub forget_index: Tensor,
 }
 
 impl Data {
@@ -98,15 +95,7 @@ impl Data {
             let mnist = &self.images.mnist;
             let (train_x, train_y) = to_tensors(&mnist.train, self.device);
             let (test_x, test_y) = to_tensors(&mnist.test, self.device);
-            let index = |v: &[i64]| Tensor::from_slice(v).to_device(self.device);
-            Tensors {
-                train_x,
-                train_y,
-                test_x,
-                test_y,
-                remain_index: index(&self.remain),
-                forget_index: index(&self.forget),
-            }
+            Tensors { train_x, train_y, test_x, test_y }
         })
     }
 }

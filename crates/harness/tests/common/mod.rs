@@ -63,13 +63,13 @@ pub fn num(row: &Row, column: &str) -> f64 {
     row[column].parse().unwrap_or_else(|_| panic!("{column} in {row:?}"))
 }
 
-/// A CSV file without its `seconds*` columns (wall time is the one thing allowed to differ).
+/// A CSV file without its `rte*` columns (wall time is the one thing allowed to differ).
 pub fn numbers(path: &Path) -> Vec<Vec<(String, String)>> {
     read_csv(path)
         .into_iter()
         .map(|r| {
             let mut cells: Vec<_> =
-                r.into_iter().filter(|(k, _)| !k.starts_with("seconds")).collect();
+                r.into_iter().filter(|(k, _)| !k.starts_with("rte")).collect();
             cells.sort();
             cells
         })
