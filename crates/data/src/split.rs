@@ -125,7 +125,9 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(err(3, 0.001).contains("class 3 has 100 samples, so a fraction of 0.001 forgets none"));
+        assert!(
+            err(3, 0.001).contains("class 3 has 100 samples, so a fraction of 0.001 forgets none")
+        );
         assert!(err(3, 1.5).contains("outside (0, 1]"));
         assert!(err(3, f64::NAN).contains("outside (0, 1]"));
     }
@@ -145,8 +147,9 @@ mod tests {
         assert!(classes.len() >= 8, "drawn across classes: {classes:?}");
         let none = forget_split(&labels, &ForgetSpec::random(0.0005), &mut stream(0, "split"));
         assert!(none.unwrap_err().to_string().contains("the training set has 1000 samples"));
-        let names = [ForgetSpec::class(3, 0.75), ForgetSpec::class(3, 1.0), ForgetSpec::random(0.1)]
-            .map(|s| s.name());
+        let names =
+            [ForgetSpec::class(3, 0.75), ForgetSpec::class(3, 1.0), ForgetSpec::random(0.1)]
+                .map(|s| s.name());
         assert_eq!(names, ["class3-0.75", "class3-all", "random-0.1"]);
     }
 }

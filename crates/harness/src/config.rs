@@ -107,6 +107,53 @@ pub struct RawMethods {
     pub finetune: Option<RawSupervised>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mi_unlearn: Option<RawMiUnlearn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_ascent: Option<RawBaseline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neggrad_plus: Option<RawBaseline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_label: Option<RawBaseline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrub: Option<RawBaseline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l1_sparse: Option<RawBaseline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salun: Option<RawBaseline>,
+}
+
+/// A baseline's section: every key optional (its paper's defaults, adapted; see
+/// `methods::baselines`); a key the method does not have is an error.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBaseline {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remain_batch_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_batch_size: Option<usize>,
+    /// neggrad_plus: the forget CE's weight; scrub: the remain KL's weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// scrub
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// scrub: epochs that start with a max-step pass over the forget set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_epochs: Option<usize>,
+    /// l1_sparse
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+    /// salun: the fraction of weights that may change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparsity: Option<f64>,
+    /// Evaluate every N epochs (and after the last) for history.csv; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<usize>,
 }
 
 /// The original model: one parameter set, shared by every method that starts from it.
@@ -420,8 +467,26 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
             }));
         }
     }
+    for (name, section) in [
+        ("grad_ascent", &mut m.grad_ascent),
+        ("neggrad_plus", &mut m.neggrad_plus),
+        ("random_label", &mut m.random_label),
+        ("scrub", &mut m.scrub),
+        ("l1_sparse", &mut m.l1_sparse),
+        ("salun", &mut m.salun),
+    ] {
+        let Some(raw) = section else { continue };
+        let key = |k: &str| format!("methods.{name}.{k}");
+        eval_every.push((name, positive(&key("eval_every"), *raw.eval_every.get_or_insert(1))?));
+        methods.push(baseline(name, raw, &key, &invalid)?);
+    }
     if methods.is_empty() {
-        return Err(invalid("methods", "is empty; add at least one of [methods.original], [methods.retrain], [methods.finetune], [methods.mi_unlearn]".into()));
+        let sections: Vec<String> =
+            Method::NAMES.iter().map(|n| format!("[methods.{n}]")).collect();
+        return Err(invalid(
+            "methods",
+            format!("is empty; add at least one of {}", sections.join(", ")),
+        ));
     }
     if let Some(needs) = methods.iter().find(|m| m.needs_original())
         && m.original.is_none()
@@ -432,9 +497,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
                 .into(),
         ));
     }
-    methods.sort_by_key(|m| {
-        ["original", "retrain", "finetune", "mi_unlearn"].iter().position(|n| *n == m.name())
-    });
+    methods.sort_by_key(|m| Method::NAMES.iter().position(|n| *n == m.name()));
 
     let check = raw.check.as_ref().map(|c| validate_check(c, &invalid)).transpose()?;
 
@@ -453,6 +516,141 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         check,
         resolved,
     })
+}
+
+/// A baseline's section, checked: the keys its method has, defaults filled in (and written
+/// back into `raw` for the resolved configuration); any other key set is an error.
+fn baseline(
+    name: &str,
+    raw: &mut RawBaseline,
+    key: &dyn Fn(&str) -> String,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Method, ConfigError> {
+    use methods::{GradAscent, L1Sparse, NegGradPlus, RandomLabel, Salun, Scrub};
+    let positive = |k: &str, v: usize| {
+        if v == 0 { Err(invalid(&key(k), "is 0; it must be at least 1".into())) } else { Ok(v) }
+    };
+    let real = |k: &str, v: f64, ok: bool, need: &str| {
+        if v.is_finite() && ok { Ok(v) } else { Err(invalid(&key(k), format!("is {v}; {need}"))) }
+    };
+    let lr = |raw: &mut RawBaseline, d: f64| {
+        let v = *raw.lr.get_or_insert(d);
+        real("lr", v, v > 0.0, "a learning rate must be positive")
+    };
+    let size = |slot: &mut Option<usize>, k: &str, d: usize| positive(k, *slot.get_or_insert(d));
+    let epochs = |raw: &mut RawBaseline, d: usize| positive("epochs", *raw.epochs.get_or_insert(d));
+    let method = match name {
+        "grad_ascent" => {
+            let d = GradAscent::default();
+            Method::GradAscent(GradAscent {
+                epochs: epochs(raw, d.epochs)?,
+                batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
+                lr: lr(raw, d.lr)?,
+            })
+        }
+        "neggrad_plus" => {
+            let d = NegGradPlus::default();
+            let alpha = *raw.alpha.get_or_insert(d.alpha);
+            Method::NegGradPlus(NegGradPlus {
+                alpha: real("alpha", alpha, alpha >= 0.0, "it must be >= 0")?,
+                epochs: epochs(raw, d.epochs)?,
+                remain_batch_size: size(
+                    &mut raw.remain_batch_size,
+                    "remain_batch_size",
+                    d.remain_batch_size,
+                )?,
+                forget_batch_size: size(
+                    &mut raw.forget_batch_size,
+                    "forget_batch_size",
+                    d.forget_batch_size,
+                )?,
+                lr: lr(raw, d.lr)?,
+            })
+        }
+        "random_label" => {
+            let d = RandomLabel::default();
+            Method::RandomLabel(RandomLabel {
+                epochs: epochs(raw, d.epochs)?,
+                batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
+                lr: lr(raw, d.lr)?,
+            })
+        }
+        "scrub" => {
+            let d = Scrub::default();
+            let alpha = *raw.alpha.get_or_insert(d.alpha);
+            let temperature = *raw.temperature.get_or_insert(d.temperature);
+            let epochs = epochs(raw, d.epochs)?;
+            let max_epochs = *raw.max_epochs.get_or_insert(d.max_epochs.min(epochs));
+            if max_epochs > epochs {
+                return Err(invalid(
+                    &key("max_epochs"),
+                    format!("is {max_epochs}, more than the {epochs} epochs"),
+                ));
+            }
+            Method::Scrub(Scrub {
+                alpha: real("alpha", alpha, alpha >= 0.0, "it must be >= 0")?,
+                temperature: real("temperature", temperature, temperature > 0.0, "it must be > 0")?,
+                epochs,
+                max_epochs,
+                remain_batch_size: size(
+                    &mut raw.remain_batch_size,
+                    "remain_batch_size",
+                    d.remain_batch_size,
+                )?,
+                forget_batch_size: size(
+                    &mut raw.forget_batch_size,
+                    "forget_batch_size",
+                    d.forget_batch_size,
+                )?,
+                lr: lr(raw, d.lr)?,
+            })
+        }
+        "l1_sparse" => {
+            let d = L1Sparse::default();
+            let lambda = *raw.lambda.get_or_insert(d.lambda);
+            Method::L1Sparse(L1Sparse {
+                lambda: real("lambda", lambda, lambda >= 0.0, "it must be >= 0")?,
+                epochs: epochs(raw, d.epochs)?,
+                batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
+                lr: lr(raw, d.lr)?,
+            })
+        }
+        "salun" => {
+            let d = Salun::default();
+            let sparsity = *raw.sparsity.get_or_insert(d.sparsity);
+            Method::Salun(Salun {
+                sparsity: real(
+                    "sparsity",
+                    sparsity,
+                    sparsity > 0.0 && sparsity <= 1.0,
+                    "it must be in (0, 1]",
+                )?,
+                epochs: epochs(raw, d.epochs)?,
+                batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
+                lr: lr(raw, d.lr)?,
+            })
+        }
+        _ => unreachable!("{name} is not a baseline"),
+    };
+    // Keys the method does not read, set anyway, are mistakes.
+    let used: Vec<&str> = method.params().iter().map(|(k, _)| *k).collect();
+    let set = [
+        ("batch_size", raw.batch_size.is_some()),
+        ("remain_batch_size", raw.remain_batch_size.is_some()),
+        ("forget_batch_size", raw.forget_batch_size.is_some()),
+        ("alpha", raw.alpha.is_some()),
+        ("temperature", raw.temperature.is_some()),
+        ("max_epochs", raw.max_epochs.is_some()),
+        ("lambda", raw.lambda.is_some()),
+        ("sparsity", raw.sparsity.is_some()),
+    ];
+    if let Some((k, _)) = set.iter().find(|(k, is_set)| *is_set && !used.contains(k)) {
+        return Err(invalid(
+            &key(k),
+            format!("is not a parameter of {name}; its parameters are {}", used.join(", ")),
+        ));
+    }
+    Ok(method)
 }
 
 fn validate_check(
@@ -713,6 +911,53 @@ epochs = 5
         check_err(
             &text.replace("eval_every = 10", "eval_every = 0"),
             &["methods.retrain.eval_every", "is 0"],
+        );
+    }
+    #[test]
+    fn baselines_take_their_papers_defaults_and_reject_keys_they_do_not_have() {
+        let text = format!(
+            "{MINIMAL}[methods.scrub]\nepochs = 4\n[methods.salun]\nsparsity = 0.3\n[methods.grad_ascent]\n"
+        );
+        let exp = parse(&text).unwrap();
+        let names: Vec<_> = exp.methods.iter().map(Method::name).collect();
+        assert_eq!(
+            names[names.len() - 3..],
+            ["grad_ascent", "scrub", "salun"],
+            "in the order of Method::NAMES"
+        );
+        let scrub = exp.methods.iter().find(|m| m.name() == "scrub").unwrap();
+        assert_eq!(scrub, &Method::Scrub(methods::Scrub { epochs: 4, ..Default::default() }));
+        let salun = exp.methods.iter().find(|m| m.name() == "salun").unwrap();
+        assert_eq!(salun, &Method::Salun(methods::Salun { sparsity: 0.3, ..Default::default() }));
+        assert!(
+            exp.resolved.contains("[methods.scrub]\nepochs = 4\nlr = 0.0001"),
+            "{}",
+            exp.resolved
+        );
+
+        check_err(
+            &format!("{MINIMAL}[methods.grad_ascent]\nalpha = 0.5\n"),
+            &[
+                "`methods.grad_ascent.alpha` is not a parameter of grad_ascent",
+                "epochs, batch_size, lr",
+            ],
+        );
+        check_err(
+            &format!("{MINIMAL}[methods.salun]\nsparsity = 1.5\n"),
+            &["`methods.salun.sparsity` is 1.5"],
+        );
+        check_err(
+            &format!("{MINIMAL}[methods.scrub]\nepochs = 2\nmax_epochs = 3\n"),
+            &["`methods.scrub.max_epochs` is 3, more than the 2 epochs"],
+        );
+        check_err(
+            &format!("{MINIMAL}[methods.l1_sparse]\nlambda = -1\n"),
+            &["`methods.l1_sparse.lambda` is -1"],
+        );
+        check_err(&format!("{MINIMAL}[methods.scrub]\nbeta = 1\n"), &["unknown field `beta`"]);
+        check_err(
+            "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.5\n[methods.scrub]\n",
+            &["`methods.scrub` starts from the original model"],
         );
     }
 }

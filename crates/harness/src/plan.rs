@@ -125,8 +125,10 @@ fn job(
         method.name()
     );
     // Left out for the reference engine, so that its keys predate the choice of engines.
-    if exp.engine != methods::Engine::Autograd {
-        d += &format!("engine {}\n", exp.engine.name());
+    // The engine that trains it: the baselines run on autograd whatever the experiment asks.
+    let engine = method.engine(exp.engine);
+    if engine != methods::Engine::Autograd {
+        d += &format!("engine {}\n", engine.name());
     }
     for (name, value) in method.params() {
         d += &format!("param {name}={value}\n");
@@ -252,6 +254,11 @@ mod tests {
         );
         assert!(random.jobs[0].description.contains("\nsplit class=all fraction=0.1\n"));
         assert!(whole.jobs[1].description.contains("\nsplit class=3 fraction=1.0\n"));
+        // The baselines run on autograd whatever the experiment's engine: their keys say so.
+        let text = "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 2\n[methods.scrub]\n";
+        let scrub = Plan::new(&Experiment::parse(text, Path::new("t.toml")).unwrap(), "mnist test");
+        assert!(scrub.jobs[0].description.contains("\nengine native\n"));
+        assert!(!scrub.jobs[1].description.contains("engine"), "{}", scrub.jobs[1].description);
         let retrains = [&base, &whole, &random].map(|p| keys(p, "retrain")[0].clone());
         assert!(retrains[0] != retrains[1] && retrains[1] != retrains[2]);
     }

@@ -169,7 +169,12 @@ pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
             let (a, b) = (&r.accuracy, &reference.accuracy);
             let mia = a.mia.zip(b.mia).map(|(a, b)| a - b);
             Some(VsRetrain {
-                gaps: [Some(a.remain - b.remain), Some(a.forget - b.forget), Some(a.test - b.test), mia],
+                gaps: [
+                    Some(a.remain - b.remain),
+                    Some(a.forget - b.forget),
+                    Some(a.test - b.test),
+                    mia,
+                ],
                 speedup: reference.record.seconds / r.record.seconds,
             })
         })

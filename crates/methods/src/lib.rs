@@ -14,6 +14,7 @@
 //! Every random draw comes from a stream of [`data::rng`] named after the method and the seed,
 //! so a run is the same whichever thread runs it and whatever else runs beside it.
 
+pub mod baselines;
 pub mod eval;
 mod fpmode;
 mod fused;
@@ -28,6 +29,12 @@ mod train;
 use model::{Mlp, MlpSpec};
 use tch::Device;
 
+pub use baselines::grad_ascent::GradAscent;
+pub use baselines::l1_sparse::L1Sparse;
+pub use baselines::neggrad_plus::NegGradPlus;
+pub use baselines::random_label::RandomLabel;
+pub use baselines::salun::Salun;
+pub use baselines::scrub::Scrub;
 pub use eval::Metrics;
 pub use native::SparseRows;
 pub use tensors::{Data, Images};
@@ -44,6 +51,13 @@ pub enum Method {
     Finetune(Supervised),
     /// Fine-tunes a copy of the original with loss `CE(remain) + gamma * I(Y_hat; Z)`.
     MiUnlearn(MiUnlearn),
+    /// The field's baselines ([`baselines`]), each from a copy of the original.
+    GradAscent(GradAscent),
+    NegGradPlus(NegGradPlus),
+    RandomLabel(RandomLabel),
+    Scrub(Scrub),
+    L1Sparse(L1Sparse),
+    Salun(Salun),
 }
 
 /// Adam on mini-batches reshuffled every epoch (the notebook's `train_model`).
@@ -86,12 +100,44 @@ impl Method {
             Method::Retrain(_) => "retrain",
             Method::Finetune(_) => "finetune",
             Method::MiUnlearn(_) => "mi_unlearn",
+            Method::GradAscent(_) => "grad_ascent",
+            Method::NegGradPlus(_) => "neggrad_plus",
+            Method::RandomLabel(_) => "random_label",
+            Method::Scrub(_) => "scrub",
+            Method::L1Sparse(_) => "l1_sparse",
+            Method::Salun(_) => "salun",
+        }
+    }
+
+    /// Every method name, in the order results list them.
+    pub const NAMES: [&'static str; 10] = [
+        "original",
+        "retrain",
+        "finetune",
+        "mi_unlearn",
+        "grad_ascent",
+        "neggrad_plus",
+        "random_label",
+        "scrub",
+        "l1_sparse",
+        "salun",
+    ];
+
+    /// The engine that trains this method when `engine` is asked for: the baselines exist
+    /// only on libtorch's autograd.
+    pub fn engine(&self, engine: Engine) -> Engine {
+        match self {
+            Method::Original(_)
+            | Method::Retrain(_)
+            | Method::Finetune(_)
+            | Method::MiUnlearn(_) => engine,
+            _ => Engine::Autograd,
         }
     }
 
     /// Whether the method starts from the original model of the same seed.
     pub fn needs_original(&self) -> bool {
-        matches!(self, Method::Finetune(_) | Method::MiUnlearn(_))
+        !matches!(self, Method::Original(_) | Method::Retrain(_))
     }
 
     /// Whether the trained model depends on the forget / remain split.
@@ -103,6 +149,12 @@ impl Method {
         match self {
             Method::Original(s) | Method::Retrain(s) | Method::Finetune(s) => s.epochs,
             Method::MiUnlearn(m) => m.epochs,
+            Method::GradAscent(m) => m.epochs,
+            Method::NegGradPlus(m) => m.epochs,
+            Method::RandomLabel(m) => m.epochs,
+            Method::Scrub(m) => m.epochs,
+            Method::L1Sparse(m) => m.epochs,
+            Method::Salun(m) => m.epochs,
         }
     }
 
@@ -131,6 +183,51 @@ impl Method {
                 ("lr", format!("{:?}", m.lr)),
                 ("optimizer", "adam".into()),
                 ("mi_estimator", "plugin-softmax-clamp1e-10".into()),
+            ],
+            Method::GradAscent(m) => vec![
+                ("epochs", m.epochs.to_string()),
+                ("batch_size", m.batch_size.to_string()),
+                ("lr", format!("{:?}", m.lr)),
+                ("optimizer", "adam".into()),
+            ],
+            Method::NegGradPlus(m) => vec![
+                ("alpha", format!("{:?}", m.alpha)),
+                ("epochs", m.epochs.to_string()),
+                ("remain_batch_size", m.remain_batch_size.to_string()),
+                ("forget_batch_size", m.forget_batch_size.to_string()),
+                ("lr", format!("{:?}", m.lr)),
+                ("optimizer", "adam".into()),
+            ],
+            Method::RandomLabel(m) => vec![
+                ("epochs", m.epochs.to_string()),
+                ("batch_size", m.batch_size.to_string()),
+                ("lr", format!("{:?}", m.lr)),
+                ("optimizer", "adam".into()),
+            ],
+            Method::Scrub(m) => vec![
+                ("alpha", format!("{:?}", m.alpha)),
+                ("temperature", format!("{:?}", m.temperature)),
+                ("epochs", m.epochs.to_string()),
+                ("max_epochs", m.max_epochs.to_string()),
+                ("remain_batch_size", m.remain_batch_size.to_string()),
+                ("forget_batch_size", m.forget_batch_size.to_string()),
+                ("lr", format!("{:?}", m.lr)),
+                ("optimizer", "adam".into()),
+            ],
+            Method::L1Sparse(m) => vec![
+                ("lambda", format!("{:?}", m.lambda)),
+                ("schedule", "linear-decay".into()),
+                ("epochs", m.epochs.to_string()),
+                ("batch_size", m.batch_size.to_string()),
+                ("lr", format!("{:?}", m.lr)),
+                ("optimizer", "adam".into()),
+            ],
+            Method::Salun(m) => vec![
+                ("sparsity", format!("{:?}", m.sparsity)),
+                ("epochs", m.epochs.to_string()),
+                ("batch_size", m.batch_size.to_string()),
+                ("lr", format!("{:?}", m.lr)),
+                ("optimizer", "adam".into()),
             ],
         }
     }
@@ -214,6 +311,54 @@ pub fn run(
                 &mut stream("shuffle/mi_unlearn"),
                 on_epoch,
             );
+            model
+        }
+        Method::GradAscent(m) => {
+            let model = start();
+            baselines::grad_ascent::run(
+                &model,
+                data,
+                m,
+                &mut stream("shuffle/grad_ascent"),
+                on_epoch,
+            );
+            model
+        }
+        Method::NegGradPlus(m) => {
+            let model = start();
+            let rng = &mut stream("shuffle/neggrad_plus");
+            baselines::neggrad_plus::run(&model, data, m, rng, on_epoch);
+            model
+        }
+        Method::RandomLabel(m) => {
+            let model = start();
+            let (rng, labels) =
+                (&mut stream("shuffle/random_label"), &mut stream("labels/random_label"));
+            baselines::random_label::run(&model, data, m, rng, labels, on_epoch);
+            model
+        }
+        Method::Scrub(m) => {
+            let model = start();
+            let teacher = start();
+            baselines::scrub::run(
+                &model,
+                &teacher,
+                data,
+                m,
+                &mut stream("shuffle/scrub"),
+                on_epoch,
+            );
+            model
+        }
+        Method::L1Sparse(m) => {
+            let model = start();
+            baselines::l1_sparse::run(&model, data, m, &mut stream("shuffle/l1_sparse"), on_epoch);
+            model
+        }
+        Method::Salun(m) => {
+            let model = start();
+            let (rng, labels) = (&mut stream("shuffle/salun"), &mut stream("labels/salun"));
+            baselines::salun::run(&model, data, m, rng, labels, on_epoch);
             model
         }
     }
@@ -348,6 +493,72 @@ mod tests {
         // The remaining quarter of class 1 goes with the forgotten three quarters (at most
         // 50 of 450 remain samples); the other classes stay.
         assert!(after.remain > 85.0, "{after:?}");
+    }
+
+    #[test]
+    fn every_baseline_forgets_keeps_the_rest_and_is_reproducible() {
+        let (data, spec) = fixture(600, 0.75);
+        let (original, _) = train(&Method::Original(supervised(10)), &data, &spec, None);
+        let before = eval::evaluate(&original, &data, Engine::default());
+        assert!(before.forget > 95.0, "{before:?}");
+        // Settings strong enough to show on 450 samples; each method's direction is the test.
+        let cases = [
+            Method::GradAscent(GradAscent { epochs: 10, batch_size: 16, lr: 1e-2 }),
+            Method::NegGradPlus(NegGradPlus {
+                alpha: 0.5,
+                epochs: 5,
+                remain_batch_size: 32,
+                forget_batch_size: 8,
+                lr: 1e-2,
+            }),
+            Method::RandomLabel(RandomLabel { epochs: 10, batch_size: 16, lr: 1e-2 }),
+            Method::Scrub(Scrub {
+                alpha: 0.001,
+                temperature: 4.0,
+                epochs: 10,
+                max_epochs: 3,
+                remain_batch_size: 32,
+                forget_batch_size: 8,
+                lr: 1e-2,
+            }),
+            Method::Salun(Salun { sparsity: 0.5, epochs: 10, batch_size: 16, lr: 1e-2 }),
+        ];
+        for method in &cases {
+            let (model, history) = train(method, &data, &spec, Some(&original));
+            let after = eval::evaluate(&model, &data, Engine::default());
+            assert_eq!(history.len(), method.epochs(), "{method:?}");
+            assert!(after.forget < before.forget - 30.0, "{method:?}: {before:?} -> {after:?}");
+            if !matches!(method, Method::GradAscent(_)) {
+                // Plain ascent has nothing holding the other classes in place.
+                assert!(after.test > 55.0, "{method:?}: {after:?}");
+            }
+            let (again, _) = train(method, &data, &spec, Some(&original));
+            assert_eq!(again.flat_parameters(), model.flat_parameters(), "{method:?}");
+        }
+        // L1-sparse is fine-tuning on the remain set: it keeps the model and shrinks weights.
+        let l1 = |lambda| {
+            let cfg = L1Sparse { lambda, epochs: 5, batch_size: 16, lr: 1e-2 };
+            train(&Method::L1Sparse(cfg), &data, &spec, Some(&original)).0
+        };
+        let norm = |m: &Mlp| m.flat_parameters().iter().map(|p| p.abs()).sum::<f32>();
+        let (plain, sparse) = (l1(0.0), l1(1e-2));
+        assert!(norm(&sparse) < 0.8 * norm(&plain), "{} {}", norm(&sparse), norm(&plain));
+        assert!(eval::evaluate(&sparse, &data, Engine::default()).remain > 90.0);
+    }
+
+    #[test]
+    fn salun_changes_only_the_salient_weights() {
+        let (data, spec) = fixture(300, 0.75);
+        let (original, _) = train(&Method::Original(supervised(5)), &data, &spec, None);
+        let cfg = Salun { sparsity: 0.2, epochs: 2, batch_size: 16, lr: 1e-2 };
+        let (model, _) = train(&Method::Salun(cfg), &data, &spec, Some(&original));
+        let (a, b) = (original.flat_parameters(), model.flat_parameters());
+        let changed = a.iter().zip(&b).filter(|(p, q)| p != q).count();
+        assert!(
+            changed > 0 && changed <= (0.2 * a.len() as f64).ceil() as usize + 2,
+            "{changed}/{}",
+            a.len()
+        );
     }
 
     #[test]

@@ -131,7 +131,10 @@ mod tests {
     #[test]
     fn logistic_regression_finds_the_boundary_between_two_groups() {
         // Members at x in [0, 1), non-members at x in [2, 3): the boundary is near 1.5.
-        let x: Vec<f64> = (0..100).map(|i| f64::from(i) / 100.0).chain((0..100).map(|i| 2.0 + f64::from(i) / 100.0)).collect();
+        let x: Vec<f64> = (0..100)
+            .map(|i| f64::from(i) / 100.0)
+            .chain((0..100).map(|i| 2.0 + f64::from(i) / 100.0))
+            .collect();
         let y: Vec<f64> = (0..200).map(|i| if i < 100 { 1.0 } else { 0.0 }).collect();
         let m = Logistic::fit(&x, &y);
         assert!(m.member(0.9) && m.member(1.3) && !m.member(1.7) && !m.member(2.1), "{m:?}");

@@ -38,12 +38,17 @@ pub(crate) struct Order<'a> {
 
 impl<'a> Order<'a> {
     /// `pool` shuffled by `rng`.
-    fn shuffled(pool: &[i64], rng: &mut Rng, data: &'a Data) -> Self {
+    pub(crate) fn shuffled(pool: &[i64], rng: &mut Rng, data: &'a Data) -> Self {
         let ids = permutation(rng, pool.len()).into_iter().map(|p| pool[p as usize]).collect();
         Self { ids, data, tensor: OnceCell::new() }
     }
 
-    fn rows(&self, start: usize, len: usize) -> Rows<'_> {
+    /// `pool` in its own order.
+    pub(crate) fn in_order(pool: &[i64], data: &'a Data) -> Self {
+        Self { ids: pool.to_vec(), data, tensor: OnceCell::new() }
+    }
+
+    pub(crate) fn rows(&self, start: usize, len: usize) -> Rows<'_> {
         Rows { order: self, start, len }
     }
 }
@@ -64,14 +69,19 @@ impl Rows<'_> {
 
     /// The batch as `(images, labels)` tensors on the data's device.
     pub(crate) fn gather(&self) -> (Tensor, Tensor) {
+        let idx = self.index();
+        let t = self.order.data.tensors();
+        (t.train_x.index_select(0, &idx), t.train_y.index_select(0, &idx))
+    }
+
+    /// The rows' training-set indices as a tensor on the data's device.
+    pub(crate) fn index(&self) -> Tensor {
         let data = self.order.data;
         let order = self
             .order
             .tensor
             .get_or_init(|| Tensor::from_slice(&self.order.ids).to_device(data.device()));
-        let idx = order.narrow(0, self.start as i64, self.len as i64);
-        let t = data.tensors();
-        (t.train_x.index_select(0, &idx), t.train_y.index_select(0, &idx))
+        order.narrow(0, self.start as i64, self.len as i64)
     }
 }
 

@@ -68,8 +68,7 @@ pub fn numbers(path: &Path) -> Vec<Vec<(String, String)>> {
     read_csv(path)
         .into_iter()
         .map(|r| {
-            let mut cells: Vec<_> =
-                r.into_iter().filter(|(k, _)| !k.starts_with("rte")).collect();
+            let mut cells: Vec<_> = r.into_iter().filter(|(k, _)| !k.starts_with("rte")).collect();
             cells.sort();
             cells
         })

@@ -1,0 +1,46 @@
+//! NegGrad+ (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023): descend
+//! on the remain set while ascending on the forget set, `CE(remain) - alpha * CE(forget)`,
+//! on remain and forget batches paired as MI-unlearn pairs them.
+
+use model::Mlp;
+
+use super::{Epoch, adam, for_pairs};
+use crate::Data;
+use crate::train::EpochStats;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NegGradPlus {
+    pub alpha: f64,
+    pub epochs: usize,
+    pub remain_batch_size: usize,
+    pub forget_batch_size: usize,
+    pub lr: f64,
+}
+
+impl Default for NegGradPlus {
+    fn default() -> Self {
+        Self { alpha: 0.1, epochs: 5, remain_batch_size: 64, forget_batch_size: 16, lr: 1e-4 }
+    }
+}
+
+pub(crate) fn run(
+    model: &Mlp,
+    data: &Data,
+    cfg: &NegGradPlus,
+    rng: &mut data::rng::Rng,
+    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+) {
+    let mut opt = adam(model, cfg.lr);
+    for epoch in 1..=cfg.epochs {
+        let mut totals = Epoch::default();
+        for_pairs(data, cfg.remain_batch_size, cfg.forget_batch_size, rng, |remain, forget| {
+            let ((xr, yr), (xf, yf)) = (remain.gather(), forget.gather());
+            let ce = model.forward(&xr).cross_entropy_for_logits(&yr);
+            let forget_ce = model.forward(&xf).cross_entropy_for_logits(&yf);
+            let loss = &ce - forget_ce * cfg.alpha;
+            opt.backward_step(&loss);
+            totals.add(&loss, &ce);
+        });
+        on_epoch(epoch, model, &totals.stats());
+    }
+}
