@@ -1,6 +1,7 @@
-//! MNIST in memory: the four IDX files, verified against their published SHA-256, decoded once
-//! and normalised exactly like torchvision's `ToTensor()` + `Normalize((0.1307,), (0.3081,))`
-//! (in `f32`: `(p / 255 - 0.1307) / 0.3081`).
+//! MNIST and Fashion-MNIST in memory: the four IDX files, verified against their published
+//! SHA-256, decoded once and normalised exactly like torchvision's `ToTensor()` +
+//! `Normalize((mean,), (std,))` (in `f32`: `(p / 255 - mean) / std`), with MNIST's
+//! (0.1307, 0.3081) and Fashion-MNIST's training-set (0.2860, 0.3530).
 
 use std::path::{Path, PathBuf};
 
@@ -8,9 +9,58 @@ use sha2::{Digest, Sha256};
 
 use crate::{DataError, idx};
 
-/// The SHA-256 of the four uncompressed files, as `sha256sum` prints them (shared with
+/// The SHA-256 of MNIST's four uncompressed files, as `sha256sum` prints them (shared with
 /// `scripts/setup`).
 pub const SHA256SUMS: &str = include_str!("../mnist.sha256");
+/// The same for Fashion-MNIST.
+pub const FASHION_SHA256SUMS: &str = include_str!("../fashion-mnist.sha256");
+
+/// Which of the two 28x28, ten-class datasets (the same file names and format).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kind {
+    #[default]
+    Mnist,
+    FashionMnist,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Mnist, Kind::FashionMnist];
+
+    /// The name in experiment files and results: `mnist`, `fashion-mnist`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Mnist => "mnist",
+            Kind::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Where `scripts/setup` puts the files.
+    pub fn default_dir(self) -> &'static str {
+        match self {
+            Kind::Mnist => "data/MNIST/raw",
+            Kind::FashionMnist => "data/FashionMNIST/raw",
+        }
+    }
+
+    fn sha256sums(self) -> &'static str {
+        match self {
+            Kind::Mnist => SHA256SUMS,
+            Kind::FashionMnist => FASHION_SHA256SUMS,
+        }
+    }
+
+    /// The normalisation's mean and standard deviation of a pixel in `[0, 1]`.
+    fn mean_std(self) -> (f32, f32) {
+        match self {
+            Kind::Mnist => (MEAN, STD),
+            Kind::FashionMnist => (0.2860, 0.3530),
+        }
+    }
+}
 
 pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
 pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
@@ -46,17 +96,22 @@ impl Dataset {
         self.features.truncate(n * self.dim);
     }
 
-    /// Decodes `u8` images into normalised `f32` rows.
+    /// Decodes `u8` images into `f32` rows normalised with MNIST's mean and deviation.
     pub fn from_idx(images: &idx::Images, labels: Vec<u8>) -> Self {
-        let features = images.pixels.iter().map(|&p| (p as f32 / 255.0 - MEAN) / STD).collect();
+        Self::normalised(images, labels, MEAN, STD)
+    }
+
+    fn normalised(images: &idx::Images, labels: Vec<u8>, mean: f32, std: f32) -> Self {
+        let features = images.pixels.iter().map(|&p| (p as f32 / 255.0 - mean) / std).collect();
         Self { features, labels, dim: images.rows * images.cols }
     }
 }
 
-/// Which part of MNIST to load. The default is all of it; limits keep the first samples, for
-/// quick tests.
+/// Which dataset and which part of it to load. The default is all of MNIST; limits keep the
+/// first samples, for quick tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadOptions {
+    pub kind: Kind,
     pub train_limit: Option<usize>,
     pub test_limit: Option<usize>,
 }
@@ -70,15 +125,20 @@ pub struct Mnist {
     pub fingerprint: String,
 }
 
-/// The expected SHA-256 of `file`, from [`SHA256SUMS`].
+/// The expected SHA-256 of MNIST's `file`, from [`SHA256SUMS`].
 pub fn expected_sha256(file: &str) -> &'static str {
-    SHA256SUMS
+    expected_sha256_of(Kind::Mnist, file)
+}
+
+/// The expected SHA-256 of `kind`'s `file`.
+pub fn expected_sha256_of(kind: Kind, file: &str) -> &'static str {
+    kind.sha256sums()
         .lines()
         .find_map(|line| {
             let (hash, name) = line.split_once("  ")?;
             (name.trim() == file).then_some(hash)
         })
-        .unwrap_or_else(|| panic!("{file} is not listed in crates/data/mnist.sha256"))
+        .unwrap_or_else(|| panic!("{file} is not listed for {}", kind.name()))
 }
 
 /// Loads and verifies the four files in `dir` (each either plain or with a `.gz` suffix).
@@ -86,7 +146,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<Mnist, DataError> {
     let read = |name: &str| -> Result<(PathBuf, Vec<u8>), DataError> {
         let path = locate(dir, name)?;
         let bytes = idx::read_bytes(&path)?;
-        verify(&path, &bytes, expected_sha256(name))?;
+        verify(&path, &bytes, expected_sha256_of(options.kind, name))?;
         Ok((path, bytes))
     };
     let split = |images_name: &str, labels_name: &str| -> Result<Dataset, DataError> {
@@ -106,7 +166,8 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<Mnist, DataError> {
                 n_labels: labels.len(),
             });
         }
-        Ok(Dataset::from_idx(&images, labels))
+        let (mean, std) = options.kind.mean_std();
+        Ok(Dataset::normalised(&images, labels, mean, std))
     };
     let mut train = split(TRAIN_IMAGES, TRAIN_LABELS)?;
     let mut test = split(TEST_IMAGES, TEST_LABELS)?;
@@ -120,15 +181,17 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<Mnist, DataError> {
     Ok(Mnist { train, test, fingerprint })
 }
 
-/// What identifies the loaded data: the verified hashes of the four files and the limits.
+/// What identifies the loaded data: the dataset, the verified hashes of its four files and
+/// the limits.
 pub fn fingerprint(options: &LoadOptions) -> String {
     let limit = |l: Option<usize>| l.map_or("all".to_owned(), |n| n.to_string());
     let hashes: Vec<_> = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
         .iter()
-        .map(|f| expected_sha256(f))
+        .map(|f| expected_sha256_of(options.kind, f))
         .collect();
     format!(
-        "mnist {} train_limit={} test_limit={}",
+        "{} {} train_limit={} test_limit={}",
+        options.kind.name(),
         hashes.join(" "),
         limit(options.train_limit),
         limit(options.test_limit)
@@ -194,7 +257,9 @@ mod tests {
         assert!(
             all.contains("ba891046e6505d7a") && all.ends_with("train_limit=all test_limit=all")
         );
-        let some = fingerprint(&LoadOptions { train_limit: Some(1000), test_limit: None });
+        let some = fingerprint(&LoadOptions { train_limit: Some(1000), ..Default::default() });
         assert_ne!(all, some);
+        let fashion = fingerprint(&LoadOptions { kind: Kind::FashionMnist, ..Default::default() });
+        assert!(fashion.starts_with("fashion-mnist c59f468a2f672dc8"), "{fashion}");
     }
 }

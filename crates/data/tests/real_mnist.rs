@@ -38,3 +38,25 @@ fn the_default_split_forgets_4598_threes() {
     assert_eq!(split(0), s);
     assert_ne!(split(1).forget, s.forget);
 }
+
+#[test]
+fn loads_verified_fashion_mnist_normalised_by_its_own_statistics() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/FashionMNIST/raw");
+    let options = LoadOptions { kind: data::mnist::Kind::FashionMnist, ..Default::default() };
+    let m = load(&dir, &options).unwrap_or_else(|e| panic!("{e} (run scripts/setup)"));
+    assert_eq!((m.train.len(), m.test.len(), m.train.dim), (60_000, 10_000, 784));
+    let mut counts = [0usize; 10];
+    for &l in &m.train.labels {
+        counts[l as usize] += 1;
+    }
+    assert_eq!(counts, [6000; 10], "Fashion-MNIST is balanced");
+    // Normalised with its training set's mean and std: about 0 and 1 there.
+    let n = m.train.features.len() as f64;
+    let mean = m.train.features.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = m.train.features.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    assert!(mean.abs() < 1e-3 && (var.sqrt() - 1.0).abs() < 1e-3, "{mean} {}", var.sqrt());
+    // The MNIST loader refuses these files: the hashes differ.
+    let err = load(&dir, &LoadOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("SHA-256"), "{err}");
+    assert!(m.fingerprint.starts_with("fashion-mnist "));
+}

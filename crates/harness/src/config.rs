@@ -38,6 +38,55 @@ impl<T: Clone> OneOrMany<T> {
     }
 }
 
+/// A value or a list of them for the axes of a suite: `dataset = "mnist"` or
+/// `dataset = ["mnist", "fashion-mnist"]`; `[forget]` or several `[[forget]]` tables.
+/// Deserialised by hand rather than `untagged`, so that a mistake inside the one value keeps
+/// serde's message and line (an untagged enum would only say that nothing matched).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum OneOrList<T> {
+    One(T),
+    List(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrList<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer, StrDeserializer};
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = OneOrList<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one value (or table) or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                T::deserialize(StrDeserializer::<E>::new(v)).map(OneOrList::One)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(OneOrList::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrList::List)
+            }
+        }
+        d.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
+impl<T: Clone> OneOrList<T> {
+    fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrList::One(v) => vec![v.clone()],
+            OneOrList::List(v) => v.clone(),
+        }
+    }
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +103,8 @@ pub struct RawExperiment {
     pub engine: Option<String>,
     #[serde(default)]
     pub data: RawData,
-    pub forget: RawForget,
+    /// One scenario, or several (`[[forget]]`): each with each dataset is a cell of a suite.
+    pub forget: OneOrList<RawForget>,
     #[serde(default)]
     pub model: RawModel,
     pub methods: RawMethods,
@@ -66,8 +116,9 @@ pub struct RawExperiment {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawData {
+    /// `"mnist"` (the default), `"fashion-mnist"`, or a list of them (a suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
+    pub dataset: Option<OneOrList<String>>,
     /// Folder of the IDX files; relative paths are relative to the working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
@@ -263,19 +314,104 @@ impl Experiment {
         method.uses_split() && (epoch.is_multiple_of(every) || epoch == method.epochs())
     }
 
+    /// Loads a file of one cell (one dataset, one scenario); see [`Suite::load`] for more.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut suite = Suite::load(path)?;
+        if suite.cells.len() != 1 {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "data.dataset".into(),
+                problem: format!(
+                    "and `forget` make {} cells; this command takes a file of one dataset and one scenario",
+                    suite.cells.len()
+                ),
+            });
+        }
+        Ok(suite.cells.remove(0))
+    }
+
+    /// Parses `text` as a file of one cell; `path` is used in messages and for the default name.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut suite = Suite::parse(text, path)?;
+        assert_eq!(suite.cells.len(), 1, "a one-cell file");
+        Ok(suite.cells.remove(0))
+    }
+}
+
+/// An experiment file: one experiment per dataset and scenario ("cell"). A file with one
+/// dataset and one `[forget]` is a suite of one cell named like the file; with several, each
+/// cell is named `<dataset>-<scenario>` (e.g. `mnist-class3-0.75`) and its results go to
+/// `<suite>/<cell>/`.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub name: String,
+    pub cells: Vec<Experiment>,
+}
+
+impl Suite {
+    pub fn is_single(&self) -> bool {
+        self.cells.len() == 1
+    }
+
+    /// Each cell's output folder under `out`.
+    pub fn cell_out(&self, out: &Path, cell: &Experiment) -> PathBuf {
+        if self.is_single() { out.to_owned() } else { out.join(&cell.name) }
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
-    /// Parses `text`; `path` is used in messages and for the default name.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let raw: RawExperiment = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        validate(raw, path)
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            problem,
+        };
+        let datasets = raw.data.dataset.as_ref().map_or(vec!["mnist".to_owned()], |d| d.to_vec());
+        let scenarios = raw.forget.to_vec();
+        if datasets.is_empty() || scenarios.is_empty() {
+            let key = if datasets.is_empty() { "data.dataset" } else { "forget" };
+            return Err(invalid(key, "is an empty list; give at least one".into()));
+        }
+        check_unique(&datasets, |d| format!("{d:?}"))
+            .map_err(|d| invalid("data.dataset", format!("lists {d} twice")))?;
+        let single = datasets.len() == 1 && scenarios.len() == 1;
+        if !single && raw.data.dir.is_some() {
+            return Err(invalid(
+                "data.dir",
+                "cannot be one folder for several cells; leave it out (each dataset has its own, from scripts/setup)".into(),
+            ));
+        }
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("experiment");
+        let name = raw.name.clone().unwrap_or_else(|| stem.to_owned());
+        let mut cells = Vec::new();
+        for dataset in &datasets {
+            for scenario in &scenarios {
+                let mut cell = raw.clone();
+                cell.data.dataset = Some(OneOrList::One(dataset.clone()));
+                cell.forget = OneOrList::One(scenario.clone());
+                if !single {
+                    let spec = ForgetSpec { class: scenario.class, fraction: scenario.fraction };
+                    cell.name = Some(format!("{dataset}-{}", spec.name()));
+                }
+                let exp = validate(cell, path)?;
+                if cells.iter().any(|c: &Experiment| c.name == exp.name) {
+                    return Err(invalid(
+                        "forget",
+                        format!("lists the scenario {} twice", exp.name),
+                    ));
+                }
+                cells.push(exp);
+            }
+        }
+        Ok(Self { name, cells })
     }
 }
 
@@ -316,14 +452,16 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
     })?;
 
     let data = &mut raw.data;
-    let dataset = data.dataset.get_or_insert_with(|| "mnist".into());
-    if dataset != "mnist" {
-        return Err(invalid(
-            "data.dataset",
-            format!("is {dataset:?}; the supported dataset is \"mnist\""),
-        ));
-    }
-    let data_dir = data.dir.get_or_insert_with(|| PathBuf::from("data/MNIST/raw")).clone();
+    let dataset = match data.dataset.get_or_insert_with(|| OneOrList::One("mnist".into())) {
+        OneOrList::One(d) => d.clone(),
+        OneOrList::List(_) => unreachable!("a suite's cells have one dataset each"),
+    };
+    let kind = data::mnist::Kind::from_name(&dataset).ok_or_else(|| {
+        let names: Vec<_> =
+            data::mnist::Kind::ALL.iter().map(|k| format!("{:?}", k.name())).collect();
+        invalid("data.dataset", format!("is {dataset:?}; use one of {}", names.join(", ")))
+    })?;
+    let data_dir = data.dir.get_or_insert_with(|| PathBuf::from(kind.default_dir())).clone();
     for (key, limit) in
         [("data.train_limit", data.train_limit), ("data.test_limit", data.test_limit)]
     {
@@ -331,9 +469,12 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
             return Err(invalid(key, "is 0; leave it out to use every sample".into()));
         }
     }
-    let load = LoadOptions { train_limit: data.train_limit, test_limit: data.test_limit };
+    let load = LoadOptions { kind, train_limit: data.train_limit, test_limit: data.test_limit };
 
-    let forget = ForgetSpec { class: raw.forget.class, fraction: raw.forget.fraction };
+    let OneOrList::One(raw_forget) = &raw.forget else {
+        unreachable!("a suite's cells have one scenario each")
+    };
+    let forget = ForgetSpec { class: raw_forget.class, fraction: raw_forget.fraction };
     if let Some(class) = forget.class.filter(|&c| c >= data::mnist::CLASSES) {
         return Err(invalid(
             "forget.class",
@@ -958,6 +1099,50 @@ epochs = 5
         check_err(
             "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.5\n[methods.scrub]\n",
             &["`methods.scrub` starts from the original model"],
+        );
+    }
+    #[test]
+    fn a_file_with_several_datasets_or_scenarios_is_a_suite_of_cells() {
+        let text = MINIMAL.replace(
+            "[forget]\nclass = 3\nfraction = 0.75\n",
+            "[data]\ndataset = [\"mnist\", \"fashion-mnist\"]\n[[forget]]\nclass = 3\nfraction = 0.75\n[[forget]]\nclass = 3\nfraction = 1\n[[forget]]\nfraction = 0.1\n",
+        );
+        let suite = Suite::parse(&text, Path::new("experiments/bench.toml")).unwrap();
+        assert_eq!(suite.name, "bench");
+        let names: Vec<_> = suite.cells.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mnist-class3-0.75",
+                "mnist-class3-all",
+                "mnist-random-0.1",
+                "fashion-mnist-class3-0.75",
+                "fashion-mnist-class3-all",
+                "fashion-mnist-random-0.1"
+            ]
+        );
+        let fashion = &suite.cells[3];
+        assert_eq!(fashion.data_dir, PathBuf::from("data/FashionMNIST/raw"));
+        assert_eq!(fashion.load.kind, data::mnist::Kind::FashionMnist);
+        assert!(fashion.resolved.contains("dataset = \"fashion-mnist\""), "{}", fashion.resolved);
+        assert_eq!(
+            suite.cell_out(Path::new("results/bench"), fashion),
+            PathBuf::from("results/bench/fashion-mnist-class3-0.75")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bench.toml"), &text).unwrap();
+        let err = Experiment::load(&dir.path().join("bench.toml")).unwrap_err().to_string();
+        assert!(err.contains("make 6 cells; this command takes a file of one dataset"), "{err}");
+
+        let with_dir = text.replace("[data]\n", "[data]\ndir = \"x\"\n");
+        let err = Suite::parse(&with_dir, Path::new("b.toml")).unwrap_err().to_string();
+        assert!(err.contains("`data.dir` cannot be one folder for several cells"), "{err}");
+        let twice = text.replace("\"fashion-mnist\"]", "\"mnist\"]");
+        let err = Suite::parse(&twice, Path::new("b.toml")).unwrap_err().to_string();
+        assert!(err.contains("`data.dataset` lists \"mnist\" twice"), "{err}");
+        check_err(
+            &MINIMAL.replace("[forget]", "[data]\ndataset = \"cifar\"\n[forget]"),
+            &["`data.dataset` is \"cifar\"; use one of \"mnist\", \"fashion-mnist\""],
         );
     }
 }

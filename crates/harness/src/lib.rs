@@ -17,6 +17,7 @@ pub mod cache;
 pub mod check;
 pub mod config;
 pub mod fsutil;
+pub mod leaderboard;
 pub mod plan;
 pub mod plot;
 pub mod progress;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use harness::config::Experiment;
+use harness::config::{Experiment, Suite};
 use harness::progress::Verbosity;
 use harness::run::{RunOptions, execute};
 
@@ -203,22 +203,35 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Some(Command::Check { .. }) => unreachable!("handled in main"),
         None => {
             let path = cli.experiment.as_ref().expect("clap requires it without a subcommand");
-            let exp = Experiment::load(path)?;
-            let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
+            let suite = Suite::load(path)?;
+            let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
             let mut opts = options(&cli.run, verbosity)?;
             opts.shard = shard(cli.shard.as_deref(), cli.shard_count)?;
             match opts.shard {
-                Some(shard) => run_shard(path, &exp, &opts, shard),
-                None => run_experiment(path, &exp, &opts, &out).map(drop),
+                Some(shard) => {
+                    suite.cells.iter().try_for_each(|exp| run_shard(path, exp, &opts, shard))
+                }
+                None => run_suite(path, &suite, &opts, &out),
             }
         }
         Some(Command::Report { experiment, out, cache }) => {
-            let exp = Experiment::load(experiment)?;
-            let out = out.clone().unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
-            report(experiment, &exp, cache, &out)
+            let suite = Suite::load(experiment)?;
+            let out = out.clone().unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
+            let mut summaries = Vec::new();
+            for exp in &suite.cells {
+                let cell_out = suite.cell_out(&out, exp);
+                summaries.push((exp.name.clone(), report(experiment, exp, cache, &cell_out)?));
+            }
+            write_leaderboard(&suite, &summaries, &out)
         }
         Some(Command::Plot { dir }) => {
-            let written = harness::plot::plot_dir(dir)?;
+            // A suite's folder holds its leaderboard; a cell's (or a plain experiment's) its runs.
+            let written = if dir.join("leaderboard.csv").exists() && !dir.join("runs.csv").exists()
+            {
+                harness::plot::plot_leaderboard(dir)?
+            } else {
+                harness::plot::plot_dir(dir)?
+            };
             anyhow::ensure!(
                 !written.is_empty(),
                 "{}: these runs call for no figure (see `harness plot --help`)",
@@ -242,7 +255,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 if entry.file_type().is_file()
                     && entry.path().extension().is_some_and(|e| e == "toml")
                 {
-                    all.push((entry.path().to_owned(), Experiment::load(entry.path())?));
+                    all.push((entry.path().to_owned(), Suite::load(entry.path())?));
                 }
             }
             anyhow::ensure!(
@@ -263,8 +276,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     dup.2
                 );
             }
-            for (path, exp) in &all {
-                run_experiment(path, exp, &opts, &results.join(&exp.name))?;
+            for (path, suite) in &all {
+                run_suite(path, suite, &opts, &results.join(&suite.name))?;
             }
             Ok(())
         }
@@ -365,7 +378,12 @@ fn run_shard(
     Ok(())
 }
 
-fn report(path: &Path, exp: &Experiment, cache: &Path, out: &Path) -> anyhow::Result<()> {
+fn report(
+    path: &Path,
+    exp: &Experiment,
+    cache: &Path,
+    out: &Path,
+) -> anyhow::Result<Vec<harness::report::SummaryRow>> {
     anyhow::ensure!(
         cache.is_dir(),
         "{}: no such cache folder; pass --cache or set UNLEARN_BENCH_CACHE",
@@ -405,6 +423,39 @@ fn report(path: &Path, exp: &Experiment, cache: &Path, out: &Path) -> anyhow::Re
             eprintln!("  {}", job.label());
         }
     }
+    Ok(summary)
+}
+
+/// Runs every cell of `suite` into its folder, then, for a suite of several cells, writes
+/// the leaderboard over them into `out`.
+fn run_suite(path: &Path, suite: &Suite, opts: &RunOptions, out: &Path) -> anyhow::Result<()> {
+    let mut summaries = Vec::new();
+    for exp in &suite.cells {
+        if !suite.is_single() && opts.verbosity > Verbosity::Quiet {
+            eprintln!("{}: cell {}", path.display(), exp.name);
+        }
+        let summary = run_experiment(path, exp, opts, &suite.cell_out(out, exp))?;
+        summaries.push((exp.name.clone(), summary));
+    }
+    write_leaderboard(suite, &summaries, out)
+}
+
+fn write_leaderboard(
+    suite: &Suite,
+    summaries: &[(String, Vec<harness::report::SummaryRow>)],
+    out: &Path,
+) -> anyhow::Result<()> {
+    if suite.is_single() {
+        return Ok(());
+    }
+    let board = harness::leaderboard::build(summaries);
+    let files = harness::leaderboard::write(out, &board)?;
+    print!("{}", harness::leaderboard::table(&board));
+    eprintln!(
+        "leaderboard over {} cells: wrote {}",
+        summaries.len(),
+        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
     Ok(())
 }
 

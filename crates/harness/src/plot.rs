@@ -612,6 +612,117 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) 
     )
 }
 
+/// A row of `leaderboard.csv`.
+#[derive(Debug, Clone, Deserialize)]
+struct BoardRow {
+    rank: Option<usize>,
+    method: String,
+    parameters: String,
+    avg_gap: Option<f64>,
+    forget_acc: Option<f64>,
+    remain_acc: Option<f64>,
+    test_acc: Option<f64>,
+    mia: Option<f64>,
+    rte: Option<f64>,
+}
+
+const BOARD_PANELS: [(&str, &str); 6] = [
+    ("avg_gap", "avg gap to retrain (points)"),
+    ("forget_acc", "forget acc. (%)"),
+    ("remain_acc", "remain acc. (%)"),
+    ("test_acc", "test acc. (%)"),
+    ("mia", "MIA efficacy (%)"),
+    ("rte", "run time (s)"),
+];
+
+/// Draws `leaderboard.svg/png` in `dir` from its `leaderboard.csv` alone: one row per method
+/// in rank order (retrain, the reference, on top), one panel of horizontal bars per metric,
+/// retrain's value as a dashed line in each.
+pub fn plot_leaderboard(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let rows: Vec<BoardRow> = read_csv(&dir.join("leaderboard.csv"))?;
+    anyhow::ensure!(!rows.is_empty(), "{}: no rows", dir.join("leaderboard.csv").display());
+    let height = 160 + 46 * rows.len() as u32;
+    render!(dir, "leaderboard", (1800, height.max(400)), |root| draw_leaderboard(root, &rows))
+}
+
+fn draw_leaderboard<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[BoardRow],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let root = root.titled("Methods ranked by their mean absolute gap to retrain", font(26.0))?;
+    let (labels, panels) = root.split_horizontally(300);
+    let areas = panels.split_evenly((1, BOARD_PANELS.len()));
+    let n = rows.len();
+    let value = |r: &BoardRow, c: &str| match c {
+        "avg_gap" => r.avg_gap,
+        "forget_acc" => r.forget_acc,
+        "remain_acc" => r.remain_acc,
+        "test_acc" => r.test_acc,
+        "mia" => r.mia,
+        _ => r.rte,
+    };
+    // Method labels, aligned with the bars (the panels' plotting areas start 50 px down).
+    let (_, h) = labels.dim_in_pixel();
+    let top = 12 + 40;
+    let slot = (h as i32 - top - 50) as f64 / n as f64;
+    for (i, r) in rows.iter().enumerate() {
+        let rank = r.rank.map_or_else(|| "ref".to_owned(), |k| format!("{k}."));
+        let y = top + ((i as f64 + 0.5) * slot) as i32;
+        labels.draw(&Text::new(
+            format!("{rank} {} ({})", r.method, r.parameters),
+            (290, y),
+            font(17.0).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+    }
+    let retrain = rows.iter().find(|r| r.method == "retrain");
+    for (area, (column, desc)) in areas.iter().zip(BOARD_PANELS) {
+        let values: Vec<Option<f64>> = rows.iter().map(|r| value(r, column)).collect();
+        let max = values.iter().flatten().copied().fold(0.0f64, f64::max);
+        let x_max =
+            if column.ends_with("acc") || column == "mia" { 100.0 } else { (max * 1.1).max(1e-3) };
+        let mut chart = ChartBuilder::on(area)
+            .margin_top(12)
+            .margin_right(28)
+            .x_label_area_size(50)
+            .y_label_area_size(0)
+            .caption(desc, font(19.0))
+            .build_cartesian_2d(0.0..x_max, 0.0..n as f64)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_labels(3)
+            .x_label_formatter(&|v| {
+                if x_max < 10.0 { format!("{v:.1}") } else { format!("{v:.0}") }
+            })
+            .label_style(font(15.0))
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        let colour = match column {
+            "forget_acc" => FORGET_COLOUR,
+            "remain_acc" => REMAIN_COLOUR,
+            "test_acc" => TEST_COLOUR,
+            "mia" => MI_COLOUR,
+            "rte" => RETRAIN_COLOUR,
+            _ => FINETUNE_COLOUR,
+        };
+        chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
+            let y = (n - 1 - i) as f64;
+            v.map(|v| Rectangle::new([(0.0, y + 0.18), (v, y + 0.82)], colour.filled()))
+        }))?;
+        if let Some(reference) = retrain.and_then(|r| value(r, column)) {
+            chart.draw_series(DashedLineSeries::new(
+                vec![(reference, 0.0), (reference, n as f64)],
+                8,
+                6,
+                BLACK.stroke_width(2),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

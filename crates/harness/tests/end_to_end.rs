@@ -301,3 +301,75 @@ fn check_passes_fails_and_rejects_unusable_baselines() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no [check] section"), "{stderr}");
 }
+
+/// A suite: two datasets x two scenarios, the baselines beside the notebook's methods.
+#[test]
+fn a_suite_runs_every_cell_and_ranks_the_methods() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("suite.toml");
+    std::fs::write(
+        &exp,
+        r#"
+seeds = [0]
+[data]
+dataset = ["mnist", "fashion-mnist"]
+train_limit = 2000
+test_limit = 500
+[[forget]]
+class = 3
+fraction = 1.0
+[[forget]]
+fraction = 0.1
+[methods.original]
+epochs = 2
+[methods.retrain]
+epochs = 2
+[methods.random_label]
+[methods.l1_sparse]
+epochs = 1
+"#,
+    )
+    .unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    let args = [exp.to_str().unwrap(), "--cache", &p("cache"), "--out", &p("out")];
+    let (ok, stdout, stderr) = harness_in_workspace(&args);
+    assert!(ok, "{stderr}");
+    let cells = [
+        "mnist-class3-all",
+        "mnist-random-0.1",
+        "fashion-mnist-class3-all",
+        "fashion-mnist-random-0.1",
+    ];
+    for cell in cells {
+        let runs = read_csv(&tmp.path().join(format!("out/{cell}/runs.csv")));
+        assert_eq!(runs.len(), 4, "{cell}");
+        let retrain = runs.iter().find(|r| r["method"] == "retrain").unwrap();
+        if cell.contains("class3-all") {
+            // A whole class forgotten: retrain never predicts it.
+            assert_eq!(num(retrain, "forget_acc"), 0.0, "{cell}");
+        } else {
+            assert!(num(retrain, "forget_acc") > 60.0, "{cell}: {retrain:?}");
+        }
+    }
+    // Originals do not depend on the scenario: 2 per dataset, not 4.
+    assert!(stderr.contains("(4 trained)") && stderr.contains("(3 trained)"), "{stderr}");
+    let board = read_csv(&tmp.path().join("out/leaderboard.csv"));
+    let methods: Vec<&str> = board.iter().map(|r| r["method"].as_str()).collect();
+    assert_eq!(methods[0], "retrain");
+    assert_eq!(methods.len(), 4);
+    assert!(board[1..].iter().all(|r| r["cells"] == "4" && !r["rank"].is_empty()), "{board:?}");
+    let gaps: Vec<f64> = board[1..].iter().map(|r| num(r, "avg_gap")).collect();
+    assert!(gaps.is_sorted(), "{gaps:?}");
+    assert!(stdout.contains("rank  method"), "{stdout}");
+    for ext in ["svg", "png"] {
+        assert!(tmp.path().join(format!("out/leaderboard.{ext}")).exists());
+    }
+    // From the cache, the same leaderboard; `plot` redraws its figure from the CSV alone.
+    let before = std::fs::read(tmp.path().join("out/leaderboard.csv")).unwrap();
+    let (ok, _, stderr) = harness_in_workspace(&args);
+    assert!(ok, "{stderr}");
+    assert_eq!(before, std::fs::read(tmp.path().join("out/leaderboard.csv")).unwrap());
+    std::fs::remove_file(tmp.path().join("out/leaderboard.png")).unwrap();
+    let (ok, _, stderr) = harness(&["plot", &p("out")]);
+    assert!(ok && tmp.path().join("out/leaderboard.png").exists(), "{stderr}");
+}

@@ -616,7 +616,11 @@ mod tests {
     #[test]
     fn native_evaluation_equals_libtorch_on_real_mnist() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/MNIST/raw");
-        let options = data::mnist::LoadOptions { train_limit: Some(6000), test_limit: Some(2000) };
+        let options = data::mnist::LoadOptions {
+            train_limit: Some(6000),
+            test_limit: Some(2000),
+            ..Default::default()
+        };
         let mnist = data::mnist::load(&dir, &options).expect("MNIST: run scripts/setup");
         let split = forget_split(
             &mnist.train.labels,

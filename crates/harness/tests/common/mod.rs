@@ -43,6 +43,25 @@ epochs = 2
     path
 }
 
+/// The workspace root, where the datasets' default folders (`data/...`) are relative to.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Runs the harness binary in the workspace root; returns (success, stdout, stderr).
+pub fn harness_in_workspace(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(workspace())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// Runs the harness binary; returns (success, stdout, stderr).
 pub fn harness(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();

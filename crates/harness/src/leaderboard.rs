@@ -1,0 +1,200 @@
+//! The leaderboard of a suite (an experiment file with several datasets or scenarios): every
+//! method and parameter set, its summary metrics averaged over the cells it ran in, ranked by
+//! `avg_gap` (the mean absolute gap to retrain over remain, forget and test accuracy and MIA;
+//! lower is closer to the gold standard). Retrain is the reference and is listed first,
+//! unranked. Written as `leaderboard.csv`; the figure is drawn from that file alone
+//! ([`crate::plot::plot_leaderboard`]).
+
+use std::path::{Path, PathBuf};
+
+use crate::fsutil::write_atomic;
+use crate::report::{SummaryRow, csv_bytes, opt, parameters};
+
+/// The columns averaged over cells, in `leaderboard.csv`'s order after the identifiers.
+pub const COLUMNS: [&str; 8] =
+    ["avg_gap", "forget_acc", "remain_acc", "test_acc", "ua", "mia", "rte", "rte_speedup"];
+
+pub const HEADER: [&str; 12] = [
+    "rank",
+    "method",
+    "parameters",
+    "cells",
+    "avg_gap",
+    "forget_acc",
+    "remain_acc",
+    "test_acc",
+    "ua",
+    "mia",
+    "rte",
+    "rte_speedup",
+];
+
+/// One row: a method and parameter set over the cells it ran in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// 1 for the smallest `avg_gap`; `None` for retrain (the reference).
+    pub rank: Option<usize>,
+    pub method: String,
+    pub parameters: String,
+    pub cells: usize,
+    /// The cell means of [`COLUMNS`], in order (`None` where no cell has the metric).
+    pub values: [Option<f64>; 8],
+}
+
+impl Entry {
+    pub fn value(&self, column: &str) -> Option<f64> {
+        COLUMNS.iter().position(|c| *c == column).and_then(|i| self.values[i])
+    }
+}
+
+/// Averages each method's summary rows over the cells (`(cell name, summary)`) and ranks them.
+pub fn build(cells: &[(String, Vec<SummaryRow>)]) -> Vec<Entry> {
+    let mut entries: Vec<(String, String, Vec<&SummaryRow>)> = Vec::new();
+    for (_, rows) in cells {
+        for row in rows {
+            let params = parameters(row.gamma, row.epochs);
+            match entries.iter_mut().find(|(m, p, _)| *m == row.method && *p == params) {
+                Some((_, _, found)) => found.push(row),
+                None => entries.push((row.method.clone(), params, vec![row])),
+            }
+        }
+    }
+    let mut board: Vec<Entry> = entries
+        .into_iter()
+        .map(|(method, parameters, rows)| {
+            let values = COLUMNS.map(|c| {
+                let present: Vec<f64> =
+                    rows.iter().filter_map(|r| r.metric(c).map(|s| s.mean)).collect();
+                (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
+            });
+            Entry { rank: None, method, parameters, cells: rows.len(), values }
+        })
+        .collect();
+    // Retrain first, then by avg_gap (runs without one, e.g. no retrain ran, last), ties in
+    // the order the methods were listed.
+    board.sort_by(|a, b| {
+        let key = |e: &Entry| (e.method != "retrain", e.value("avg_gap").unwrap_or(f64::INFINITY));
+        key(a).partial_cmp(&key(b)).expect("no NaN in gaps")
+    });
+    let mut rank = 0;
+    for e in &mut board {
+        if e.method != "retrain" && e.value("avg_gap").is_some() {
+            rank += 1;
+            e.rank = Some(rank);
+        }
+    }
+    board
+}
+
+pub fn csv(board: &[Entry]) -> anyhow::Result<Vec<u8>> {
+    csv_bytes(
+        &HEADER,
+        board.iter().map(|e| {
+            let mut row = vec![
+                e.rank.map(|r| r.to_string()).unwrap_or_default(),
+                e.method.clone(),
+                e.parameters.clone(),
+                e.cells.to_string(),
+            ];
+            row.extend(e.values.iter().map(|v| opt(*v)));
+            row
+        }),
+    )
+}
+
+/// Writes `leaderboard.csv` and its figure into `out`; returns the files written.
+pub fn write(out: &Path, board: &[Entry]) -> anyhow::Result<Vec<PathBuf>> {
+    let path = out.join("leaderboard.csv");
+    write_atomic(&path, &csv(board)?)?;
+    let mut files = vec![path];
+    files.extend(crate::plot::plot_leaderboard(out)?);
+    Ok(files)
+}
+
+/// The leaderboard as a plain-text table.
+pub fn table(board: &[Entry]) -> String {
+    let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    let mut out = format!(
+        "{:>4}  {:<13} {:<18} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
+        "rank",
+        "method",
+        "parameters",
+        "cells",
+        "avg gap",
+        "forget %",
+        "remain %",
+        "test %",
+        "MIA %",
+        "rte (s)"
+    );
+    for e in board {
+        out += &format!(
+            "{:>4}  {:<13} {:<18} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
+            e.rank.map_or_else(|| "ref".to_owned(), |r| r.to_string()),
+            e.method,
+            e.parameters,
+            e.cells,
+            cell(e.value("avg_gap")),
+            cell(e.value("forget_acc")),
+            cell(e.value("remain_acc")),
+            cell(e.value("test_acc")),
+            cell(e.value("mia")),
+            cell(e.value("rte")),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Stat;
+
+    fn row(method: &str, avg_gap: Option<f64>, forget: f64) -> SummaryRow {
+        let mut metrics = vec![("forget_acc", Stat { mean: forget, std: None })];
+        if let Some(g) = avg_gap {
+            metrics.push(("avg_gap", Stat { mean: g, std: None }));
+        }
+        SummaryRow {
+            method: method.into(),
+            gamma: None,
+            epochs: 5,
+            n_seeds: 3,
+            metrics,
+            checkpoints: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn averages_over_cells_and_ranks_by_avg_gap_with_retrain_first() {
+        let cells = vec![
+            (
+                "a".to_owned(),
+                vec![
+                    row("scrub", Some(4.0), 80.0),
+                    row("retrain", None, 90.0),
+                    row("salun", Some(1.0), 70.0),
+                ],
+            ),
+            (
+                "b".to_owned(),
+                vec![
+                    row("scrub", Some(2.0), 60.0),
+                    row("retrain", None, 94.0),
+                    row("salun", Some(5.0), 50.0),
+                ],
+            ),
+        ];
+        let board = build(&cells);
+        let order: Vec<_> = board.iter().map(|e| (e.rank, e.method.as_str())).collect();
+        assert_eq!(order, [(None, "retrain"), (Some(1), "scrub"), (Some(2), "salun")]);
+        assert_eq!(board[1].value("avg_gap"), Some(3.0));
+        assert_eq!(board[1].value("forget_acc"), Some(70.0));
+        assert_eq!(board[0].value("forget_acc"), Some(92.0));
+        assert_eq!(board[0].value("avg_gap"), None);
+        assert_eq!(board[2].cells, 2);
+        let text = String::from_utf8(csv(&board).unwrap()).unwrap();
+        assert!(text.starts_with("rank,method,parameters,cells,avg_gap"), "{text}");
+        assert!(text.contains("\n1,scrub,epochs=5,2,3,70,"), "{text}");
+    }
+}
