@@ -111,6 +111,10 @@ pub struct RawExperiment {
     /// What `harness check` compares with a baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<RawCheck>,
+    /// What a suite's leaderboard ranks by: "avg_gap" (the default) or "train_gap" (remain
+    /// and forget gaps only, for hyper-parameter searches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -173,14 +177,15 @@ pub struct RawMethods {
 }
 
 /// A baseline's section: every key optional (its paper's defaults, adapted; see
-/// `methods::baselines`); a key the method does not have is an error.
+/// `methods::baselines`); `epochs`, `lr`, `alpha`, `lambda` and `sparsity` take lists, which
+/// expand into every combination; a key the method does not have is an error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBaseline {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub epochs: Option<usize>,
+    pub epochs: Option<OneOrMany<usize>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f64>,
+    pub lr: Option<OneOrMany<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,7 +194,7 @@ pub struct RawBaseline {
     pub forget_batch_size: Option<usize>,
     /// neggrad_plus: the forget CE's weight; scrub: the remain KL's weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<f64>,
+    pub alpha: Option<OneOrMany<f64>>,
     /// scrub
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
@@ -198,10 +203,10 @@ pub struct RawBaseline {
     pub max_epochs: Option<usize>,
     /// l1_sparse
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lambda: Option<f64>,
+    pub lambda: Option<OneOrMany<f64>>,
     /// salun: the fraction of weights that may change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sparsity: Option<f64>,
+    pub sparsity: Option<OneOrMany<f64>>,
     /// Evaluate every N epochs (and after the last) for history.csv; default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_every: Option<usize>,
@@ -302,6 +307,8 @@ pub struct Experiment {
     /// epoch). Not in the cache key: it changes what is recorded, not the model.
     pub eval_every: Vec<(&'static str, usize)>,
     pub check: Option<CheckSpec>,
+    /// The leaderboard's ranking metric (see [`RawExperiment::rank_by`]).
+    pub rank_by: &'static str,
     /// The configuration with every default written out, as TOML.
     pub resolved: String,
 }
@@ -619,7 +626,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         let Some(raw) = section else { continue };
         let key = |k: &str| format!("methods.{name}.{k}");
         eval_every.push((name, positive(&key("eval_every"), *raw.eval_every.get_or_insert(1))?));
-        methods.push(baseline(name, raw, &key, &invalid)?);
+        methods.extend(baselines(name, raw, &key, &invalid)?);
     }
     if methods.is_empty() {
         let sections: Vec<String> =
@@ -641,6 +648,16 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
     methods.sort_by_key(|m| Method::NAMES.iter().position(|n| *n == m.name()));
 
     let check = raw.check.as_ref().map(|c| validate_check(c, &invalid)).transpose()?;
+    let rank_by = match raw.rank_by.get_or_insert_with(|| "avg_gap".into()).as_str() {
+        "avg_gap" => "avg_gap",
+        "train_gap" => "train_gap",
+        other => {
+            return Err(invalid(
+                "rank_by",
+                format!("is {other:?}; use \"avg_gap\" or \"train_gap\""),
+            ));
+        }
+    };
 
     let resolved = toml::to_string_pretty(&raw).expect("a parsed experiment serialises");
     Ok(Experiment {
@@ -655,15 +672,103 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         methods,
         engine,
         check,
+        rank_by,
         resolved,
     })
 }
 
-/// A baseline's section, checked: the keys its method has, defaults filled in (and written
-/// back into `raw` for the resolved configuration); any other key set is an error.
+/// One point of a baseline's grid: the values of its list-capable keys (`None`: default).
+#[derive(Debug, Clone, Copy, Default)]
+struct Point {
+    epochs: Option<usize>,
+    lr: Option<f64>,
+    alpha: Option<f64>,
+    lambda: Option<f64>,
+    sparsity: Option<f64>,
+}
+
+/// A baseline's section, checked and expanded: every combination of the values its list keys
+/// (`epochs`, `lr`, `alpha`, `lambda`, `sparsity`) give, defaults filled in; a key its method
+/// does not have is an error.
+fn baselines(
+    name: &str,
+    raw: &mut RawBaseline,
+    key: &dyn Fn(&str) -> String,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<Method>, ConfigError> {
+    fn list<T: Clone + ToString>(
+        v: &Option<OneOrMany<T>>,
+        k: &str,
+        key: &dyn Fn(&str) -> String,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<Vec<Option<T>>, ConfigError> {
+        let Some(v) = v else { return Ok(vec![None]) };
+        let values = v.to_vec();
+        if values.is_empty() {
+            return Err(invalid(&key(k), "is an empty list; give at least one value".into()));
+        }
+        check_unique(&values.iter().map(T::to_string).collect::<Vec<_>>(), Clone::clone)
+            .map_err(|d| invalid(&key(k), format!("lists {d} twice")))?;
+        Ok(values.into_iter().map(Some).collect())
+    }
+    let mut points = vec![Point::default()];
+    for (k, values) in [
+        (
+            "epochs",
+            list(&raw.epochs, "epochs", key, invalid)?
+                .into_iter()
+                .map(|v| v.map(|e| e as f64))
+                .collect::<Vec<_>>(),
+        ),
+        ("lr", list(&raw.lr, "lr", key, invalid)?),
+        ("alpha", list(&raw.alpha, "alpha", key, invalid)?),
+        ("lambda", list(&raw.lambda, "lambda", key, invalid)?),
+        ("sparsity", list(&raw.sparsity, "sparsity", key, invalid)?),
+    ] {
+        points = points
+            .iter()
+            .flat_map(|p| {
+                values.iter().map(move |&v| {
+                    let mut p = *p;
+                    match k {
+                        "epochs" => p.epochs = v.map(|e| e as usize),
+                        "lr" => p.lr = v,
+                        "alpha" => p.alpha = v,
+                        "lambda" => p.lambda = v,
+                        _ => p.sparsity = v,
+                    }
+                    p
+                })
+            })
+            .collect();
+    }
+    let methods = points
+        .iter()
+        .map(|p| baseline(name, raw, p, key, invalid))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Write the defaults into the resolved configuration.
+    let first = &methods[0];
+    let value = |k: &str| first.params().into_iter().find(|(n, _)| *n == k).map(|(_, v)| v);
+    let float = |k: &str| value(k).and_then(|v| v.parse::<f64>().ok()).map(OneOrMany::One);
+    raw.epochs.get_or_insert(OneOrMany::One(first.epochs()));
+    if raw.lr.is_none() {
+        raw.lr = float("lr");
+    }
+    for (k, slot) in
+        [("alpha", &mut raw.alpha), ("lambda", &mut raw.lambda), ("sparsity", &mut raw.sparsity)]
+    {
+        if slot.is_none() {
+            *slot = float(k);
+        }
+    }
+    Ok(methods)
+}
+
+/// One point of a baseline's grid, checked.
 fn baseline(
     name: &str,
     raw: &mut RawBaseline,
+    p: &Point,
     key: &dyn Fn(&str) -> String,
     invalid: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Method, ConfigError> {
@@ -674,27 +779,27 @@ fn baseline(
     let real = |k: &str, v: f64, ok: bool, need: &str| {
         if v.is_finite() && ok { Ok(v) } else { Err(invalid(&key(k), format!("is {v}; {need}"))) }
     };
-    let lr = |raw: &mut RawBaseline, d: f64| {
-        let v = *raw.lr.get_or_insert(d);
+    let lr = |d: f64| {
+        let v = p.lr.unwrap_or(d);
         real("lr", v, v > 0.0, "a learning rate must be positive")
     };
     let size = |slot: &mut Option<usize>, k: &str, d: usize| positive(k, *slot.get_or_insert(d));
-    let epochs = |raw: &mut RawBaseline, d: usize| positive("epochs", *raw.epochs.get_or_insert(d));
+    let epochs = |d: usize| positive("epochs", p.epochs.unwrap_or(d));
     let method = match name {
         "grad_ascent" => {
             let d = GradAscent::default();
             Method::GradAscent(GradAscent {
-                epochs: epochs(raw, d.epochs)?,
+                epochs: epochs(d.epochs)?,
                 batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
-                lr: lr(raw, d.lr)?,
+                lr: lr(d.lr)?,
             })
         }
         "neggrad_plus" => {
             let d = NegGradPlus::default();
-            let alpha = *raw.alpha.get_or_insert(d.alpha);
+            let alpha = p.alpha.unwrap_or(d.alpha);
             Method::NegGradPlus(NegGradPlus {
                 alpha: real("alpha", alpha, alpha >= 0.0, "it must be >= 0")?,
-                epochs: epochs(raw, d.epochs)?,
+                epochs: epochs(d.epochs)?,
                 remain_batch_size: size(
                     &mut raw.remain_batch_size,
                     "remain_batch_size",
@@ -705,23 +810,23 @@ fn baseline(
                     "forget_batch_size",
                     d.forget_batch_size,
                 )?,
-                lr: lr(raw, d.lr)?,
+                lr: lr(d.lr)?,
             })
         }
         "random_label" => {
             let d = RandomLabel::default();
             Method::RandomLabel(RandomLabel {
-                epochs: epochs(raw, d.epochs)?,
+                epochs: epochs(d.epochs)?,
                 batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
-                lr: lr(raw, d.lr)?,
+                lr: lr(d.lr)?,
             })
         }
         "scrub" => {
             let d = Scrub::default();
-            let alpha = *raw.alpha.get_or_insert(d.alpha);
+            let alpha = p.alpha.unwrap_or(d.alpha);
             let temperature = *raw.temperature.get_or_insert(d.temperature);
-            let epochs = epochs(raw, d.epochs)?;
-            let max_epochs = *raw.max_epochs.get_or_insert(d.max_epochs.min(epochs));
+            let epochs = epochs(d.epochs)?;
+            let max_epochs = raw.max_epochs.unwrap_or(d.max_epochs.min(epochs));
             if max_epochs > epochs {
                 return Err(invalid(
                     &key("max_epochs"),
@@ -743,22 +848,22 @@ fn baseline(
                     "forget_batch_size",
                     d.forget_batch_size,
                 )?,
-                lr: lr(raw, d.lr)?,
+                lr: lr(d.lr)?,
             })
         }
         "l1_sparse" => {
             let d = L1Sparse::default();
-            let lambda = *raw.lambda.get_or_insert(d.lambda);
+            let lambda = p.lambda.unwrap_or(d.lambda);
             Method::L1Sparse(L1Sparse {
                 lambda: real("lambda", lambda, lambda >= 0.0, "it must be >= 0")?,
-                epochs: epochs(raw, d.epochs)?,
+                epochs: epochs(d.epochs)?,
                 batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
-                lr: lr(raw, d.lr)?,
+                lr: lr(d.lr)?,
             })
         }
         "salun" => {
             let d = Salun::default();
-            let sparsity = *raw.sparsity.get_or_insert(d.sparsity);
+            let sparsity = p.sparsity.unwrap_or(d.sparsity);
             Method::Salun(Salun {
                 sparsity: real(
                     "sparsity",
@@ -766,9 +871,9 @@ fn baseline(
                     sparsity > 0.0 && sparsity <= 1.0,
                     "it must be in (0, 1]",
                 )?,
-                epochs: epochs(raw, d.epochs)?,
+                epochs: epochs(d.epochs)?,
                 batch_size: size(&mut raw.batch_size, "batch_size", d.batch_size)?,
-                lr: lr(raw, d.lr)?,
+                lr: lr(d.lr)?,
             })
         }
         _ => unreachable!("{name} is not a baseline"),
@@ -790,6 +895,9 @@ fn baseline(
             &key(k),
             format!("is not a parameter of {name}; its parameters are {}", used.join(", ")),
         ));
+    }
+    if name == "scrub" {
+        raw.max_epochs.get_or_insert(method.params()[3].1.parse().expect("max_epochs"));
     }
     Ok(method)
 }
@@ -1096,6 +1204,27 @@ epochs = 5
             &["`methods.l1_sparse.lambda` is -1"],
         );
         check_err(&format!("{MINIMAL}[methods.scrub]\nbeta = 1\n"), &["unknown field `beta`"]);
+
+        // Lists expand into every combination, for a search.
+        let grid = parse(&format!(
+            "{MINIMAL}[methods.l1_sparse]\nlr = [1e-4, 1e-3]\nlambda = [0, 2e-4]\n"
+        ))
+        .unwrap();
+        let labels: Vec<String> =
+            grid.methods.iter().filter(|m| m.name() == "l1_sparse").map(Method::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "epochs=5 lambda=0 lr=0.0001",
+                "epochs=5 lambda=0.0002 lr=0.0001",
+                "epochs=5 lambda=0",
+                "epochs=5 lambda=0.0002"
+            ]
+        );
+        check_err(
+            &format!("{MINIMAL}[methods.salun]\nlr = [1e-4, 1e-4]\n"),
+            &["`methods.salun.lr` lists 0.0001 twice"],
+        );
         check_err(
             "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.5\n[methods.scrub]\n",
             &["`methods.scrub` starts from the original model"],

@@ -1,25 +1,38 @@
 //! The leaderboard of a suite (an experiment file with several datasets or scenarios): every
 //! method and parameter set, its summary metrics averaged over the cells it ran in, ranked by
 //! `avg_gap` (the mean absolute gap to retrain over remain, forget and test accuracy and MIA;
-//! lower is closer to the gold standard). Retrain is the reference and is listed first,
+//! lower is closer to the gold standard), or by `train_gap` (remain and forget only) where the
+//! file says `rank_by = "train_gap"` (a hyper-parameter search, which must not look at the
+//! test set). Retrain is the reference and is listed first,
 //! unranked. Written as `leaderboard.csv`; the figure is drawn from that file alone
 //! ([`crate::plot::plot_leaderboard`]).
 
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::write_atomic;
-use crate::report::{SummaryRow, csv_bytes, opt, parameters};
+use crate::report::{SummaryRow, csv_bytes, opt};
 
 /// The columns averaged over cells, in `leaderboard.csv`'s order after the identifiers.
-pub const COLUMNS: [&str; 8] =
-    ["avg_gap", "forget_acc", "remain_acc", "test_acc", "ua", "mia", "rte", "rte_speedup"];
+pub const COLUMNS: [&str; 9] = [
+    "avg_gap",
+    "train_gap",
+    "forget_acc",
+    "remain_acc",
+    "test_acc",
+    "ua",
+    "mia",
+    "rte",
+    "rte_speedup",
+];
 
-pub const HEADER: [&str; 12] = [
+pub const HEADER: [&str; 14] = [
     "rank",
+    "ranked_by",
     "method",
     "parameters",
     "cells",
     "avg_gap",
+    "train_gap",
     "forget_acc",
     "remain_acc",
     "test_acc",
@@ -38,7 +51,7 @@ pub struct Entry {
     pub parameters: String,
     pub cells: usize,
     /// The cell means of [`COLUMNS`], in order (`None` where no cell has the metric).
-    pub values: [Option<f64>; 8],
+    pub values: [Option<f64>; 9],
 }
 
 impl Entry {
@@ -47,12 +60,13 @@ impl Entry {
     }
 }
 
-/// Averages each method's summary rows over the cells (`(cell name, summary)`) and ranks them.
-pub fn build(cells: &[(String, Vec<SummaryRow>)]) -> Vec<Entry> {
+/// Averages each method's summary rows over the cells (`(cell name, summary)`) and ranks them
+/// by `rank_by` (one of [`COLUMNS`], smaller first).
+pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: &str) -> Vec<Entry> {
     let mut entries: Vec<(String, String, Vec<&SummaryRow>)> = Vec::new();
     for (_, rows) in cells {
         for row in rows {
-            let params = parameters(row.gamma, row.epochs);
+            let params = row.params.clone();
             match entries.iter_mut().find(|(m, p, _)| *m == row.method && *p == params) {
                 Some((_, _, found)) => found.push(row),
                 None => entries.push((row.method.clone(), params, vec![row])),
@@ -70,15 +84,15 @@ pub fn build(cells: &[(String, Vec<SummaryRow>)]) -> Vec<Entry> {
             Entry { rank: None, method, parameters, cells: rows.len(), values }
         })
         .collect();
-    // Retrain first, then by avg_gap (runs without one, e.g. no retrain ran, last), ties in
-    // the order the methods were listed.
+    // Retrain first, then by the ranking metric (runs without one, e.g. no retrain ran, last),
+    // ties in the order the methods were listed.
     board.sort_by(|a, b| {
-        let key = |e: &Entry| (e.method != "retrain", e.value("avg_gap").unwrap_or(f64::INFINITY));
+        let key = |e: &Entry| (e.method != "retrain", e.value(rank_by).unwrap_or(f64::INFINITY));
         key(a).partial_cmp(&key(b)).expect("no NaN in gaps")
     });
     let mut rank = 0;
     for e in &mut board {
-        if e.method != "retrain" && e.value("avg_gap").is_some() {
+        if e.method != "retrain" && e.value(rank_by).is_some() {
             rank += 1;
             e.rank = Some(rank);
         }
@@ -86,12 +100,13 @@ pub fn build(cells: &[(String, Vec<SummaryRow>)]) -> Vec<Entry> {
     board
 }
 
-pub fn csv(board: &[Entry]) -> anyhow::Result<Vec<u8>> {
+pub fn csv(board: &[Entry], rank_by: &str) -> anyhow::Result<Vec<u8>> {
     csv_bytes(
         &HEADER,
         board.iter().map(|e| {
             let mut row = vec![
                 e.rank.map(|r| r.to_string()).unwrap_or_default(),
+                rank_by.to_owned(),
                 e.method.clone(),
                 e.parameters.clone(),
                 e.cells.to_string(),
@@ -103,9 +118,9 @@ pub fn csv(board: &[Entry]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes `leaderboard.csv` and its figure into `out`; returns the files written.
-pub fn write(out: &Path, board: &[Entry]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write(out: &Path, board: &[Entry], rank_by: &str) -> anyhow::Result<Vec<PathBuf>> {
     let path = out.join("leaderboard.csv");
-    write_atomic(&path, &csv(board)?)?;
+    write_atomic(&path, &csv(board, rank_by)?)?;
     let mut files = vec![path];
     files.extend(crate::plot::plot_leaderboard(out)?);
     Ok(files)
@@ -129,12 +144,13 @@ pub fn table(board: &[Entry]) -> String {
     );
     for e in board {
         out += &format!(
-            "{:>4}  {:<13} {:<18} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
+            "{:>4}  {:<13} {:<28} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
             e.rank.map_or_else(|| "ref".to_owned(), |r| r.to_string()),
             e.method,
             e.parameters,
             e.cells,
             cell(e.value("avg_gap")),
+            cell(e.value("train_gap")),
             cell(e.value("forget_acc")),
             cell(e.value("remain_acc")),
             cell(e.value("test_acc")),
@@ -159,6 +175,7 @@ mod tests {
             method: method.into(),
             gamma: None,
             epochs: 5,
+            params: "epochs=5".into(),
             n_seeds: 3,
             metrics,
             checkpoints: Vec::new(),
@@ -185,7 +202,7 @@ mod tests {
                 ],
             ),
         ];
-        let board = build(&cells);
+        let board = build(&cells, "avg_gap");
         let order: Vec<_> = board.iter().map(|e| (e.rank, e.method.as_str())).collect();
         assert_eq!(order, [(None, "retrain"), (Some(1), "scrub"), (Some(2), "salun")]);
         assert_eq!(board[1].value("avg_gap"), Some(3.0));
@@ -193,8 +210,14 @@ mod tests {
         assert_eq!(board[0].value("forget_acc"), Some(92.0));
         assert_eq!(board[0].value("avg_gap"), None);
         assert_eq!(board[2].cells, 2);
-        let text = String::from_utf8(csv(&board).unwrap()).unwrap();
-        assert!(text.starts_with("rank,method,parameters,cells,avg_gap"), "{text}");
-        assert!(text.contains("\n1,scrub,epochs=5,2,3,70,"), "{text}");
+        let text = String::from_utf8(csv(&board, "avg_gap").unwrap()).unwrap();
+        assert!(
+            text.starts_with("rank,ranked_by,method,parameters,cells,avg_gap,train_gap"),
+            "{text}"
+        );
+        assert!(text.contains("\n1,avg_gap,scrub,epochs=5,2,3,,70,"), "{text}");
+        // Ranked by another column: by forget accuracy, salun (60) comes before scrub (70).
+        let by_forget = build(&cells, "forget_acc");
+        assert_eq!(by_forget[1].method, "salun");
     }
 }

@@ -448,8 +448,9 @@ fn write_leaderboard(
     if suite.is_single() {
         return Ok(());
     }
-    let board = harness::leaderboard::build(summaries);
-    let files = harness::leaderboard::write(out, &board)?;
+    let rank_by = suite.cells[0].rank_by;
+    let board = harness::leaderboard::build(summaries, rank_by);
+    let files = harness::leaderboard::write(out, &board, rank_by)?;
     print!("{}", harness::leaderboard::table(&board));
     eprintln!(
         "leaderboard over {} cells: wrote {}",

@@ -43,7 +43,7 @@ pub struct Job {
 impl Job {
     /// `mi_unlearn gamma=4 epochs=5 seed=0`, for logs.
     pub fn label(&self) -> String {
-        let params = crate::report::parameters(self.method.gamma(), self.method.epochs());
+        let params = self.method.label();
         format!("{} {params} seed={}", self.method.name(), self.seed)
     }
 }

@@ -616,6 +616,7 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) 
 #[derive(Debug, Clone, Deserialize)]
 struct BoardRow {
     rank: Option<usize>,
+    ranked_by: Option<String>,
     method: String,
     parameters: String,
     avg_gap: Option<f64>,
@@ -650,7 +651,12 @@ fn draw_leaderboard<DB: DrawingBackend>(
     rows: &[BoardRow],
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let root = root.titled("Methods ranked by their mean absolute gap to retrain", font(26.0))?;
+    let title = if rows.iter().any(|r| r.ranked_by.as_deref() == Some("train_gap")) {
+        "Methods ranked by their mean absolute remain and forget gap to retrain"
+    } else {
+        "Methods ranked by their mean absolute gap to retrain"
+    };
+    let root = root.titled(title, font(26.0))?;
     let (labels, panels) = root.split_horizontally(300);
     let areas = panels.split_evenly((1, BOARD_PANELS.len()));
     let n = rows.len();

@@ -17,10 +17,11 @@ use std::path::Path;
 use crate::fsutil::write_atomic;
 use crate::run::{Outcome, RunResult};
 
-pub const RUNS_HEADER: [&str; 20] = [
+pub const RUNS_HEADER: [&str; 21] = [
     "method",
     "gamma",
     "epochs",
+    "params",
     "seed",
     "remain_acc",
     "forget_acc",
@@ -57,9 +58,11 @@ pub const HISTORY_HEADER: [&str; 12] = [
 
 /// The metrics summarised over seeds, in `summary.csv`'s column order (`<metric>_mean`,
 /// `<metric>_std`). Gaps are `method - retrain` on the same seed, in percentage points;
-/// `avg_gap` is the mean of the four absolute gaps (remain, forget, test, MIA); `rte` is the
+/// `avg_gap` is the mean of the four absolute gaps (remain, forget, test, MIA) and `train_gap`
+/// that of the remain and forget gaps (no test sample enters it: what a hyper-parameter search
+/// may select on); `rte` is the
 /// training's wall seconds and `rte_speedup` retrain's over the run's.
-pub const METRICS: [&str; 18] = [
+pub const METRICS: [&str; 19] = [
     "remain_acc",
     "forget_acc",
     "test_acc",
@@ -76,12 +79,14 @@ pub const METRICS: [&str; 18] = [
     "test_abs_gap",
     "mia_abs_gap",
     "avg_gap",
+    "train_gap",
     "rte",
     "rte_speedup",
 ];
 
 pub fn summary_header() -> Vec<String> {
-    let mut h: Vec<String> = ["method", "gamma", "epochs", "n_seeds"].map(String::from).to_vec();
+    let mut h: Vec<String> =
+        ["method", "gamma", "epochs", "params", "n_seeds"].map(String::from).to_vec();
     for m in METRICS {
         h.push(format!("{m}_mean"));
         h.push(format!("{m}_std"));
@@ -96,6 +101,8 @@ pub struct SummaryRow {
     pub method: String,
     pub gamma: Option<f64>,
     pub epochs: usize,
+    /// [`methods::Method::label`]: what tells parameter sets of one method apart.
+    pub params: String,
     pub n_seeds: usize,
     /// Statistics of the [`METRICS`] that apply to this method (no gaps for retrain, no MI
     /// but for MI-unlearn).
@@ -144,6 +151,11 @@ pub struct VsRetrain {
 }
 
 impl VsRetrain {
+    /// The mean absolute remain and forget gap.
+    pub fn train_gap(&self) -> Option<f64> {
+        Some((self.gaps[0]?.abs() + self.gaps[1]?.abs()) / 2.0)
+    }
+
     /// The mean of the four absolute gaps.
     pub fn avg_gap(&self) -> Option<f64> {
         let gaps: Option<Vec<f64>> = self.gaps.iter().map(|g| g.map(f64::abs)).collect();
@@ -219,6 +231,7 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
                     "test_abs_gap" => gap(2).map(f64::abs),
                     "mia_abs_gap" => gap(3).map(f64::abs),
                     "avg_gap" => vs.and_then(VsRetrain::avg_gap),
+                    "train_gap" => vs.and_then(VsRetrain::train_gap),
                     "rte" => Some(r.record.seconds),
                     "rte_speedup" => speedup(r, vs),
                     _ => unreachable!("{metric} is not in METRICS"),
@@ -235,6 +248,7 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
                 method: method.name().to_owned(),
                 gamma: method.gamma(),
                 epochs: method.epochs(),
+                params: method.label(),
                 n_seeds: runs.len(),
                 metrics,
                 checkpoints: runs.iter().map(|&i| results[i].job.key.clone()).collect(),
@@ -278,6 +292,7 @@ pub fn runs_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
                 r.job.method.name().to_owned(),
                 opt(r.job.method.gamma()),
                 r.job.method.epochs().to_string(),
+                r.job.method.label(),
                 r.job.seed.to_string(),
                 a.remain.to_string(),
                 a.forget.to_string(),
@@ -330,8 +345,13 @@ pub fn summary_csv(rows: &[SummaryRow]) -> anyhow::Result<Vec<u8>> {
     csv_bytes(
         &header.iter().map(String::as_str).collect::<Vec<_>>(),
         rows.iter().map(|s| {
-            let mut row =
-                vec![s.method.clone(), opt(s.gamma), s.epochs.to_string(), s.n_seeds.to_string()];
+            let mut row = vec![
+                s.method.clone(),
+                opt(s.gamma),
+                s.epochs.to_string(),
+                s.params.clone(),
+                s.n_seeds.to_string(),
+            ];
             for m in METRICS {
                 let stat = s.metric(m);
                 row.push(opt(stat.map(|st| st.mean)));
@@ -366,11 +386,11 @@ pub fn table(rows: &[SummaryRow]) -> String {
         Some(Stat { mean, std: None }) => format!("{mean:6.2}        "),
         None => format!("{:^15}", "-"),
     };
+    let width = rows.iter().map(|r| r.params.len()).max().unwrap_or(0).max(6);
     let mut out = format!(
-        "{:<11} {:>5} {:>6} {:>5}  {:<15} {:<15} {:<15} {:<15} {:<15} {:>7} {:>8}\n",
+        "{:<12} {:<width$} {:>5}  {:<15} {:<15} {:<15} {:<15} {:<15} {:>7} {:>8}\n",
         "method",
-        "gamma",
-        "epochs",
+        "params",
         "seeds",
         "remain %",
         "forget %",
@@ -382,10 +402,9 @@ pub fn table(rows: &[SummaryRow]) -> String {
     );
     for r in rows {
         out += &format!(
-            "{:<11} {:>5} {:>6} {:>5}  {} {} {} {} {} {:>7} {:>8}\n",
+            "{:<12} {:<width$} {:>5}  {} {} {} {} {} {:>7} {:>8}\n",
             r.method,
-            r.gamma.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
-            r.epochs,
+            r.params,
             r.n_seeds,
             pm(r.metric("remain_acc")),
             pm(r.metric("forget_acc")),

@@ -165,6 +165,31 @@ impl Method {
         }
     }
 
+    /// A short label of the parameters for tables and logs: `gamma=4 epochs=5` for
+    /// MI-unlearn, `epochs=100` for the supervised methods, and for the baselines their
+    /// epochs and every parameter that differs from its default (`epochs=2 lr=0.0003`).
+    pub fn label(&self) -> String {
+        let gamma = self.gamma().map(|g| format!("gamma={g} ")).unwrap_or_default();
+        let mut label = format!("{gamma}epochs={}", self.epochs());
+        let default = match self {
+            Method::GradAscent(_) => Method::GradAscent(GradAscent::default()),
+            Method::NegGradPlus(_) => Method::NegGradPlus(NegGradPlus::default()),
+            Method::RandomLabel(_) => Method::RandomLabel(RandomLabel::default()),
+            Method::Scrub(_) => Method::Scrub(Scrub::default()),
+            Method::L1Sparse(_) => Method::L1Sparse(L1Sparse::default()),
+            Method::Salun(_) => Method::Salun(Salun::default()),
+            _ => return label,
+        };
+        for ((name, value), (_, base)) in self.params().into_iter().zip(default.params()) {
+            if name != "epochs" && value != base {
+                // Shortest round-trip form, as in the key, without a trailing ".0".
+                let value = value.strip_suffix(".0").unwrap_or(&value).to_owned();
+                label += &format!(" {name}={value}");
+            }
+        }
+        label
+    }
+
     /// Every parameter as `(name, value)`, in a fixed order, floats in Rust's shortest
     /// round-trip form: the canonical encoding for cache keys.
     pub fn params(&self) -> Vec<(&'static str, String)> {
