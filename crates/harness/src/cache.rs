@@ -387,7 +387,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         assert!(matches!(cache.lookup("k").unwrap(), Entry::Missing));
-        let spec = MlpSpec { input: 4, hidden: vec![3], classes: 2 };
+        let spec = MlpSpec { input: 4, hidden: vec![3], classes: 2, ..Default::default() };
         let model = Mlp::init(&spec, &mut data::rng::stream(0, "t"), tch::Device::Cpu);
         let record = Record {
             key: "k".into(),

@@ -105,7 +105,8 @@ pub struct RawExperiment {
     pub data: RawData,
     /// One scenario, or several (`[[forget]]`): each with each dataset is a cell of a suite.
     pub forget: OneOrList<RawForget>,
-    #[serde(default)]
+    /// `model = "cnn"` or a `[model]` table.
+    #[serde(default, deserialize_with = "model_name_or_table")]
     pub model: RawModel,
     pub methods: RawMethods,
     /// What `harness check` compares with a baseline.
@@ -147,8 +148,32 @@ pub struct RawForget {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
+    /// "mlp" (the default: the notebook's) or "cnn" (LeNet-5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// The fully connected layers' sizes between the input (or the CNN's 400 features) and
+    /// the 10 classes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Vec<usize>>,
+}
+
+/// `model = "cnn"` as short for `[model] arch = "cnn"`.
+fn model_name_or_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RawModel, D::Error> {
+    use serde::de::value::MapAccessDeserializer;
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = RawModel;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a model name (\"mlp\" or \"cnn\") or a [model] table")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawModel, E> {
+            Ok(RawModel { arch: Some(v.to_owned()), hidden: None })
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawModel, A::Error> {
+            RawModel::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(Visitor)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -497,14 +522,24 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         ));
     }
 
-    let hidden = raw.model.hidden.get_or_insert_with(|| MlpSpec::default().hidden).clone();
+    let base = match raw.model.arch.get_or_insert_with(|| "mlp".into()).as_str() {
+        "mlp" => MlpSpec::default(),
+        "cnn" => MlpSpec::lenet5(),
+        other => {
+            return Err(invalid(
+                "model",
+                format!("is {other:?}; use \"mlp\" (784-128-64-10) or \"cnn\" (LeNet-5)"),
+            ));
+        }
+    };
+    let hidden = raw.model.hidden.get_or_insert_with(|| base.hidden.clone()).clone();
     if hidden.contains(&0) {
         return Err(invalid(
             "model.hidden",
             format!("is {hidden:?}; layer sizes must be positive"),
         ));
     }
-    let model = MlpSpec { hidden, ..MlpSpec::default() };
+    let model = MlpSpec { hidden, ..base };
 
     let mut methods = Vec::new();
     let m = &mut raw.methods;
@@ -1269,6 +1304,15 @@ epochs = 5
         let twice = text.replace("\"fashion-mnist\"]", "\"mnist\"]");
         let err = Suite::parse(&twice, Path::new("b.toml")).unwrap_err().to_string();
         assert!(err.contains("`data.dataset` lists \"mnist\" twice"), "{err}");
+        let cnn = parse(&format!("model = \"cnn\"\n{MINIMAL}")).unwrap();
+        assert_eq!(cnn.model, model::MlpSpec::lenet5());
+        let table = parse(&format!("{MINIMAL}[model]\narch = \"cnn\"\nhidden = [50]\n")).unwrap();
+        assert_eq!(table.model.hidden, [50]);
+        assert!(!table.model.is_mlp());
+        check_err(
+            &format!("model = \"resnet\"\n{MINIMAL}"),
+            &["`model` is \"resnet\"; use \"mlp\""],
+        );
         check_err(
             &MINIMAL.replace("[forget]", "[data]\ndataset = \"cifar\"\n[forget]"),
             &["`data.dataset` is \"cifar\"; use one of \"mnist\", \"fashion-mnist\""],

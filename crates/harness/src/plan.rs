@@ -38,6 +38,8 @@ pub struct Job {
     pub upstream: Option<String>,
     /// What the key hashes, kept next to the model in the cache for humans.
     pub description: String,
+    /// The engine that trains and evaluates it ([`Method::engine`]).
+    pub engine: methods::Engine,
 }
 
 impl Job {
@@ -125,8 +127,9 @@ fn job(
         method.name()
     );
     // Left out for the reference engine, so that its keys predate the choice of engines.
-    // The engine that trains it: the baselines run on autograd whatever the experiment asks.
-    let engine = method.engine(exp.engine);
+    // The engine that trains it: the baselines and the CNN run on autograd whatever the
+    // experiment asks.
+    let engine = method.engine(&exp.model, exp.engine);
     if engine != methods::Engine::Autograd {
         d += &format!("engine {}\n", engine.name());
     }
@@ -140,7 +143,7 @@ fn job(
     if let Some(up) = &upstream {
         d += &format!("upstream {up}\n");
     }
-    Job { method: method.clone(), seed, key: sha256_hex(&d), upstream, description: d }
+    Job { method: method.clone(), seed, key: sha256_hex(&d), upstream, description: d, engine }
 }
 
 pub fn sha256_hex(text: &str) -> String {

@@ -161,7 +161,7 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
             None => {
                 let data = shared.data(job)?;
                 let model = shared.cache.load_model(&job.key, &exp.model)?;
-                let a = final_evaluation(&model, &data, exp, job.seed);
+                let a = final_evaluation(&model, &data, job);
                 shared.cache.store_eval(&job.key, &split_key, &a)?;
                 a
             }
@@ -325,7 +325,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 spec: &exp.model,
                 seed: job.seed,
                 device: tch::Device::Cpu,
-                engine: exp.engine,
+                engine: job.engine,
             };
             // Unlearning runs are evaluated after every epoch, or every `eval_every` (their
             // trajectory is the point). The original is not: its key leaves out the split, so
@@ -342,7 +342,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                         mi: stats.mi,
                         metrics: exp
                             .evaluates_after(&job.method, epoch)
-                            .then(|| evaluate(m, &data, exp.engine).into()),
+                            .then(|| evaluate(m, &data, job.engine).into()),
                     };
                     let label = job.label();
                     s.progress
@@ -364,7 +364,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         }
     };
     drop(lock);
-    let accuracy = final_evaluation(&model, &data, exp, job.seed);
+    let accuracy = final_evaluation(&model, &data, job);
     s.cache.store_eval(&job.key, &split_key, &accuracy)?;
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };
@@ -374,9 +374,9 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
 
 /// The final model's accuracies and the membership-inference attack on it (its stream drawn
 /// from the run's seed), from one pass over the data.
-fn final_evaluation(model: &model::Mlp, data: &Data, exp: &Experiment, seed: u64) -> Accuracy {
-    let outputs = methods::eval::outputs(model, data, exp.engine);
-    let mia = outputs.mia(data, seed);
+fn final_evaluation(model: &model::Mlp, data: &Data, job: &Job) -> Accuracy {
+    let outputs = methods::eval::outputs(model, data, job.engine);
+    let mia = outputs.mia(data, job.seed);
     Accuracy {
         mia: Some(mia.mia),
         mia_attack_acc: Some(mia.attack_acc),

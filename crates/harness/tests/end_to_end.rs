@@ -373,3 +373,55 @@ epochs = 1
     let (ok, _, stderr) = harness(&["plot", &p("out")]);
     assert!(ok && tmp.path().join("out/leaderboard.png").exists(), "{stderr}");
 }
+
+/// `model = "cnn"`: LeNet-5 trains with autograd (the native engine is the MLP's), learns,
+/// and its keys say so.
+#[test]
+fn the_cnn_trains_on_autograd_and_learns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = tmp.path().join("cnn.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            r#"
+seeds = [0]
+model = "cnn"
+[data]
+dir = "{}"
+train_limit = 3000
+test_limit = 500
+[forget]
+class = 3
+fraction = 0.75
+[methods.original]
+epochs = 2
+[methods.retrain]
+epochs = 2
+[methods.mi_unlearn]
+gamma = 4
+epochs = 1
+[methods.salun]
+"#,
+            mnist_dir().display()
+        ),
+    )
+    .unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    let (ok, _, stderr) =
+        harness(&[exp.to_str().unwrap(), "--cache", &p("cache"), "--out", &p("out")]);
+    assert!(ok, "{stderr}");
+    let runs = read_csv(&tmp.path().join("out/runs.csv"));
+    assert_eq!(runs.len(), 4);
+    for r in &runs {
+        // Unlearning class 3 costs up to its tenth of the test set.
+        let floor = if r["method"] == "original" { 80.0 } else { 65.0 };
+        assert!(num(r, "test_acc") > floor, "LeNet-5 learns MNIST: {r:?}");
+    }
+    let config = std::fs::read_to_string(tmp.path().join("out/config.toml")).unwrap();
+    assert!(config.contains("arch = \"cnn\"") && config.contains("    120,\n    84,"), "{config}");
+    let key = &runs[0]["checkpoint"];
+    let record =
+        std::fs::read_to_string(tmp.path().join(format!("cache/v2/models/{key}/record.json")))
+            .unwrap();
+    assert!(record.contains("model cnn lenet5") && !record.contains("engine native"), "{record}");
+}

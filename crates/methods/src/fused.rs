@@ -226,7 +226,7 @@ mod tests {
     use tch::Device;
 
     fn setup() -> (Mlp, Tensor, Tensor, Tensor) {
-        let spec = MlpSpec { input: 12, hidden: vec![16, 8], classes: 4 };
+        let spec = MlpSpec { input: 12, hidden: vec![16, 8], classes: 4, ..Default::default() };
         let model = Mlp::init(&spec, &mut data::rng::stream(3, "init"), Device::Cpu);
         tch::manual_seed(0);
         let x = Tensor::randn([10, 12], (Kind::Float, Device::Cpu));

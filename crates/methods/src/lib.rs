@@ -123,16 +123,15 @@ impl Method {
         "salun",
     ];
 
-    /// The engine that trains this method when `engine` is asked for: the baselines exist
-    /// only on libtorch's autograd.
-    pub fn engine(&self, engine: Engine) -> Engine {
-        match self {
-            Method::Original(_)
-            | Method::Retrain(_)
-            | Method::Finetune(_)
-            | Method::MiUnlearn(_) => engine,
-            _ => Engine::Autograd,
-        }
+    /// The engine that trains (and evaluates) this method on a `spec` model when `engine` is
+    /// asked for: the fused and native engines compute the notebook's methods on the plain
+    /// MLP; everything else runs on libtorch's autograd.
+    pub fn engine(&self, spec: &MlpSpec, engine: Engine) -> Engine {
+        let notebook = matches!(
+            self,
+            Method::Original(_) | Method::Retrain(_) | Method::Finetune(_) | Method::MiUnlearn(_)
+        );
+        if notebook && spec.is_mlp() { engine } else { Engine::Autograd }
     }
 
     /// Whether the method starts from the original model of the same seed.
@@ -419,7 +418,7 @@ mod tests {
             &mut data::rng::stream(0, "split"),
         )
         .unwrap();
-        let spec = MlpSpec { input: 4, hidden: vec![16, 8], classes: 3 };
+        let spec = MlpSpec { input: 4, hidden: vec![16, 8], classes: 3, ..Default::default() };
         (Data::new(&Images::new(std::sync::Arc::new(mnist)), &split, Device::Cpu), spec)
     }
 

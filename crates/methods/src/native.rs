@@ -848,7 +848,7 @@ mod tests {
     }
 
     fn model() -> Mlp {
-        let spec = MlpSpec { input: 12, hidden: vec![16, 8], classes: 4 };
+        let spec = MlpSpec { input: 12, hidden: vec![16, 8], classes: 4, ..Default::default() };
         Mlp::init(&spec, &mut data::rng::stream(3, "init"), Device::Cpu)
     }
 

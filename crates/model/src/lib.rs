@@ -1,5 +1,6 @@
 //! The classifier being unlearned: a multi-layer perceptron (`784-128-64-10` with ReLU by
-//! default) over a tch [`VarStore`], with
+//! default), optionally behind a LeNet-5 convolutional stem (`Stem::LeNet5`: the "cnn"
+//! model), over a tch [`VarStore`], with
 //! - an initialisation identical in distribution to PyTorch's `nn.Linear` (weights and biases
 //!   uniform in `+-1/sqrt(fan_in)`), drawn from the run's own RNG rather than libtorch's
 //!   process-global generator, so that parallel jobs stay reproducible;
@@ -18,39 +19,77 @@ use std::path::Path;
 use rand::distr::{Distribution, Uniform};
 use tch::{Device, Kind, Tensor, nn};
 
-/// Layer sizes: `input -> hidden[0] -> ... -> classes`, ReLU between layers.
+/// What runs before the fully connected layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Stem {
+    /// Nothing: the flattened image feeds the first linear layer (the notebook's MLP).
+    #[default]
+    None,
+    /// LeNet-5's convolutions on the 28x28 image: conv 5x5 to 6 channels (padding 2), ReLU,
+    /// 2x2 max-pool, conv 5x5 to 16 channels, ReLU, 2x2 max-pool: 16 x 5 x 5 = 400 features.
+    LeNet5,
+}
+
+/// Channels and kernel size of LeNet-5's two convolutions: `(in, out, kernel, padding)`.
+const LENET_CONVS: [(i64, i64, i64, i64); 2] = [(1, 6, 5, 2), (6, 16, 5, 0)];
+const LENET_FEATURES: usize = 16 * 5 * 5;
+
+/// Layer sizes: `input -> hidden[0] -> ... -> classes`, ReLU between layers, after the stem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MlpSpec {
     pub input: usize,
     pub hidden: Vec<usize>,
     pub classes: usize,
+    pub stem: Stem,
 }
 
 impl Default for MlpSpec {
     /// The notebook's `MNISTClassifier`.
     fn default() -> Self {
-        Self { input: 28 * 28, hidden: vec![128, 64], classes: 10 }
+        Self { input: 28 * 28, hidden: vec![128, 64], classes: 10, stem: Stem::None }
     }
 }
 
 impl MlpSpec {
-    /// `(fan_in, fan_out)` of each layer, in order.
+    /// LeNet-5 for 28x28 images: the convolutional stem, then 400-120-84-10.
+    pub fn lenet5() -> Self {
+        Self { input: 28 * 28, hidden: vec![120, 84], classes: 10, stem: Stem::LeNet5 }
+    }
+
+    /// Whether this is the plain MLP (what the native and fused engines compute).
+    pub fn is_mlp(&self) -> bool {
+        self.stem == Stem::None
+    }
+
+    /// `(fan_in, fan_out)` of each linear layer, in order.
     pub fn layers(&self) -> Vec<(usize, usize)> {
-        let sizes: Vec<usize> = std::iter::once(self.input)
+        let first = match self.stem {
+            Stem::None => self.input,
+            Stem::LeNet5 => LENET_FEATURES,
+        };
+        let sizes: Vec<usize> = std::iter::once(first)
             .chain(self.hidden.iter().copied())
             .chain(std::iter::once(self.classes))
             .collect();
         sizes.windows(2).map(|w| (w[0], w[1])).collect()
     }
 
-    /// A stable description, e.g. `mlp 784-128-64-10 relu`, for cache keys.
+    /// A stable description, e.g. `mlp 784-128-64-10 relu` or `cnn lenet5 28x28 conv5-6p2
+    /// maxpool2 conv5-16 maxpool2 fc 400-120-84-10 relu`, for cache keys.
     pub fn describe(&self) -> String {
-        let sizes: Vec<String> = std::iter::once(self.input)
+        let (first, prefix) = match self.stem {
+            Stem::None => (self.input, "mlp".to_owned()),
+            Stem::LeNet5 => (
+                LENET_FEATURES,
+                "cnn lenet5 28x28 conv5-6p2 maxpool2 conv5-16 maxpool2 fc".to_owned(),
+            ),
+        };
+        let sizes: Vec<String> = std::iter::once(first)
             .chain(self.hidden.iter().copied())
             .chain(std::iter::once(self.classes))
             .map(|n| n.to_string())
             .collect();
-        format!("mlp {} relu", sizes.join("-"))
+        format!("{prefix} {} relu", sizes.join("-"))
     }
 }
 
@@ -64,11 +103,12 @@ pub enum ModelError {
     Load { path: String, arch: String, source: tch::TchError },
 }
 
-/// An MLP with its parameters.
+/// An MLP (with its stem, if any) and its parameters.
 #[derive(Debug)]
 pub struct Mlp {
     spec: MlpSpec,
     vs: nn::VarStore,
+    convs: Vec<nn::Conv2D>,
     layers: Vec<nn::Linear>,
 }
 
@@ -90,30 +130,49 @@ impl Mlp {
                 nn::linear(&root / format!("fc{}", i + 1), fan_in as i64, fan_out as i64, config)
             })
             .collect();
-        Self { spec: spec.clone(), vs, layers }
+        let convs = match spec.stem {
+            Stem::None => Vec::new(),
+            Stem::LeNet5 => LENET_CONVS
+                .iter()
+                .enumerate()
+                .map(|(i, &(c_in, c_out, k, padding))| {
+                    let config = nn::ConvConfig {
+                        padding,
+                        ws_init: nn::Init::Const(0.0),
+                        bs_init: nn::Init::Const(0.0),
+                        ..Default::default()
+                    };
+                    nn::conv2d(&root / format!("conv{}", i + 1), c_in, c_out, k, config)
+                })
+                .collect(),
+        };
+        Self { spec: spec.clone(), vs, convs, layers }
     }
 
     /// PyTorch's `nn.Linear` initialisation, drawn from `rng`: for each layer in order, its
     /// weight (row-major, `fan_out x fan_in`) then its bias, all `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
     /// (`kaiming_uniform_(a = sqrt(5))` gives exactly that bound for the weights.)
+    ///
+    /// The stem's convolutions come first, with PyTorch's `nn.Conv2d` initialisation: the
+    /// same bound with `fan_in = in_channels * kernel^2`.
     pub fn init(spec: &MlpSpec, rng: &mut data::rng::Rng, device: Device) -> Self {
         let mlp = Self::zeros(spec, device);
+        let mut fill = |ws: &Tensor, bs: &Tensor, fan_in: usize| {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let dist = Uniform::new(-bound, bound).expect("finite, non-empty range");
+            let mut draw = |n: usize| -> Vec<f32> { dist.sample_iter(&mut *rng).take(n).collect() };
+            let w = Tensor::from_slice(&draw(ws.numel())).view(ws.size().as_slice());
+            let b = Tensor::from_slice(&draw(bs.numel()));
+            ws.shallow_clone().copy_(&w.to_device(device));
+            bs.shallow_clone().copy_(&b.to_device(device));
+        };
         tch::no_grad(|| {
-            for (layer, &(fan_in, fan_out)) in mlp.layers.iter().zip(&spec.layers()) {
-                let bound = 1.0 / (fan_in as f32).sqrt();
-                let dist = Uniform::new(-bound, bound).expect("finite, non-empty range");
-                let mut draw =
-                    |n: usize| -> Vec<f32> { dist.sample_iter(&mut *rng).take(n).collect() };
-                let w = Tensor::from_slice(&draw(fan_in * fan_out))
-                    .view([fan_out as i64, fan_in as i64]);
-                let b = Tensor::from_slice(&draw(fan_out));
-                layer.ws.shallow_clone().copy_(&w.to_device(device));
-                layer
-                    .bs
-                    .as_ref()
-                    .expect("layers have biases")
-                    .shallow_clone()
-                    .copy_(&b.to_device(device));
+            for (conv, &(c_in, _, k, _)) in mlp.convs.iter().zip(&LENET_CONVS) {
+                let bs = conv.bs.as_ref().expect("convolutions have biases");
+                fill(&conv.ws, bs, (c_in * k * k) as usize);
+            }
+            for (layer, &(fan_in, _)) in mlp.layers.iter().zip(&spec.layers()) {
+                fill(&layer.ws, layer.bs.as_ref().expect("layers have biases"), fan_in);
             }
         });
         mlp
@@ -128,8 +187,16 @@ impl Mlp {
 
     /// Logits for a batch of flattened inputs `[n, input]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        let x = match self.spec.stem {
+            Stem::None => x.shallow_clone(),
+            Stem::LeNet5 => self
+                .convs
+                .iter()
+                .fold(x.view([-1, 1, 28, 28]), |h, conv| h.apply(conv).relu().max_pool2d_default(2))
+                .flatten(1, -1),
+        };
         let last = self.layers.len() - 1;
-        self.layers.iter().enumerate().fold(x.shallow_clone(), |h, (i, layer)| {
+        self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
             let h = h.apply(layer);
             if i < last { h.relu() } else { h }
         })
@@ -185,8 +252,10 @@ impl Mlp {
     /// comparisons.
     pub fn flat_parameters(&self) -> Vec<f32> {
         let mut out = Vec::new();
-        for layer in &self.layers {
-            for t in [&layer.ws, layer.bs.as_ref().expect("layers have biases")] {
+        let convs = self.convs.iter().map(|c| (&c.ws, c.bs.as_ref().expect("biases")));
+        let linears = self.layers.iter().map(|l| (&l.ws, l.bs.as_ref().expect("biases")));
+        for (ws, bs) in convs.chain(linears) {
+            for t in [ws, bs] {
                 let t = t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
                 out.extend(Vec::<f32>::try_from(&t).expect("float tensor"));
             }
@@ -277,7 +346,7 @@ mod tests {
 
     #[test]
     fn forward_is_relu_mlp() {
-        let spec = MlpSpec { input: 2, hidden: vec![2], classes: 1 };
+        let spec = MlpSpec { input: 2, hidden: vec![2], classes: 1, stem: Stem::None };
         let mlp = Mlp::zeros(&spec, Device::Cpu);
         tch::no_grad(|| {
             mlp.layers[0]
@@ -290,5 +359,44 @@ mod tests {
         let y = mlp.forward(&Tensor::from_slice(&[2f32, 3., -1., -4.]).view([2, 2]));
         // relu([2, -3]) . [1, 1] + 0.5 = 2.5; relu([-1, 4]) . [1, 1] + 0.5 = 4.5
         assert_eq!(Vec::<f32>::try_from(&y.flatten(0, -1)).unwrap(), vec![2.5, 4.5]);
+    }
+
+    #[test]
+    fn lenet5_has_pytorchs_shapes_and_names_and_round_trips() {
+        let spec = MlpSpec::lenet5();
+        let cnn = Mlp::init(&spec, &mut stream(0, "init"), Device::Cpu);
+        let mut names: Vec<_> =
+            cnn.var_store().variables().into_iter().map(|(name, t)| (name, t.size())).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                ("conv1.bias".to_owned(), vec![6]),
+                ("conv1.weight".to_owned(), vec![6, 1, 5, 5]),
+                ("conv2.bias".to_owned(), vec![16]),
+                ("conv2.weight".to_owned(), vec![16, 6, 5, 5]),
+                ("fc1.bias".to_owned(), vec![120]),
+                ("fc1.weight".to_owned(), vec![120, 400]),
+                ("fc2.bias".to_owned(), vec![84]),
+                ("fc2.weight".to_owned(), vec![84, 120]),
+                ("fc3.bias".to_owned(), vec![10]),
+                ("fc3.weight".to_owned(), vec![10, 84]),
+            ]
+        );
+        assert_eq!(cnn.num_parameters(), 61_706, "LeNet-5's parameter count");
+        // conv1's bound is 1/sqrt(1 * 5 * 5) = 0.2.
+        let w = &cnn.convs[0].ws;
+        assert!(w.abs().max().double_value(&[]) <= 0.2 && w.abs().max().double_value(&[]) > 0.15);
+        let logits = cnn.forward(&Tensor::zeros([3, 784], (Kind::Float, Device::Cpu)));
+        assert_eq!(logits.size(), [3, 10]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        cnn.save(&path).unwrap();
+        let loaded = Mlp::load(&spec, &path, Device::Cpu).unwrap();
+        assert_eq!(loaded.flat_parameters(), cnn.flat_parameters());
+        assert_eq!(cnn.duplicate().flat_parameters(), cnn.flat_parameters());
+        assert!(Mlp::load(&MlpSpec::default(), &path, Device::Cpu).is_err(), "not an MLP file");
+        assert!(spec.describe().starts_with("cnn lenet5"));
+        assert_eq!(MlpSpec::default().describe(), "mlp 784-128-64-10 relu", "MLP keys unchanged");
     }
 }
