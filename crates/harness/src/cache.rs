@@ -293,8 +293,13 @@ impl Cache {
     }
 
     /// Loads a model found by [`Cache::lookup`].
-    pub fn load_model(&self, key: &str, spec: &MlpSpec) -> anyhow::Result<Mlp> {
-        Ok(Mlp::load(spec, &self.model_path(key), tch::Device::Cpu)?)
+    pub fn load_model(
+        &self,
+        key: &str,
+        spec: &MlpSpec,
+        device: tch::Device,
+    ) -> anyhow::Result<Mlp> {
+        Ok(Mlp::load(spec, &self.model_path(key), device)?)
     }
 
     /// Stores a model and its record under `record.key`, atomically, filling in the model

@@ -112,6 +112,10 @@ pub struct RawExperiment {
     /// What `harness check` compares with a baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<RawCheck>,
+    /// Where to run: "auto" (the default: CUDA, then MPS, then the CPU), "cpu", "cuda",
+    /// "cuda:N" or "mps"; `--device` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// What a suite's leaderboard ranks by: "avg_gap" (the default) or "train_gap" (remain
     /// and forget gaps only, for hyper-parameter searches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,6 +338,8 @@ pub struct Experiment {
     pub check: Option<CheckSpec>,
     /// The leaderboard's ranking metric (see [`RawExperiment::rank_by`]).
     pub rank_by: &'static str,
+    /// The device asked for (resolved against the machine when the experiment runs).
+    pub device: crate::device::Request,
     /// The configuration with every default written out, as TOML.
     pub resolved: String,
 }
@@ -683,6 +689,8 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
     methods.sort_by_key(|m| Method::NAMES.iter().position(|n| *n == m.name()));
 
     let check = raw.check.as_ref().map(|c| validate_check(c, &invalid)).transpose()?;
+    let device_name = raw.device.get_or_insert_with(|| "auto".into());
+    let device = crate::device::Request::parse(device_name).map_err(|e| invalid("device", e))?;
     let rank_by = match raw.rank_by.get_or_insert_with(|| "avg_gap".into()).as_str() {
         "avg_gap" => "avg_gap",
         "train_gap" => "train_gap",
@@ -708,6 +716,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
         engine,
         check,
         rank_by,
+        device,
         resolved,
     })
 }
@@ -1214,7 +1223,7 @@ epochs = 5
         let salun = exp.methods.iter().find(|m| m.name() == "salun").unwrap();
         assert_eq!(salun, &Method::Salun(methods::Salun { sparsity: 0.3, ..Default::default() }));
         assert!(
-            exp.resolved.contains("[methods.scrub]\nepochs = 4\nlr = 0.0001"),
+            exp.resolved.contains("[methods.scrub]\nepochs = 4\nlr = 0.00001"),
             "{}",
             exp.resolved
         );
@@ -1304,6 +1313,10 @@ epochs = 5
         let twice = text.replace("\"fashion-mnist\"]", "\"mnist\"]");
         let err = Suite::parse(&twice, Path::new("b.toml")).unwrap_err().to_string();
         assert!(err.contains("`data.dataset` lists \"mnist\" twice"), "{err}");
+        assert_eq!(parse(MINIMAL).unwrap().device, crate::device::Request::Auto);
+        let on = parse(&format!("device = \"cuda:1\"\n{MINIMAL}")).unwrap();
+        assert_eq!(on.device, crate::device::Request::Cuda(Some(1)));
+        check_err(&format!("device = \"gpu\"\n{MINIMAL}"), &["`device` is \"gpu\"; use \"auto\""]);
         let cnn = parse(&format!("model = \"cnn\"\n{MINIMAL}")).unwrap();
         assert_eq!(cnn.model, model::MlpSpec::lenet5());
         let table = parse(&format!("{MINIMAL}[model]\narch = \"cnn\"\nhidden = [50]\n")).unwrap();

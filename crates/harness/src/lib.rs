@@ -5,7 +5,8 @@
 //! ```no_run
 //! let exp = harness::config::Experiment::load("experiments/paper_table.toml".as_ref())?;
 //! let opts = harness::run::RunOptions { jobs: 2, threads: 1, cache: "cache".into(),
-//!     verbosity: harness::progress::Verbosity::Normal, shard: None };
+//!     verbosity: harness::progress::Verbosity::Normal, shard: None,
+//!     device: harness::device::Resolved::CPU };
 //! let outcome = harness::run::execute(&exp, &opts)?;
 //! let summary = harness::report::write("results/paper_table".as_ref(), &outcome, &exp.resolved)?;
 //! print!("{}", harness::report::table(&summary));
@@ -16,6 +17,7 @@ pub mod bench;
 pub mod cache;
 pub mod check;
 pub mod config;
+pub mod device;
 pub mod fsutil;
 pub mod leaderboard;
 pub mod plan;

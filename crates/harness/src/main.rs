@@ -97,6 +97,9 @@ enum Command {
         /// The model cache folder.
         #[arg(long, env = "UNLEARN_BENCH_CACHE", default_value = "cache")]
         cache: PathBuf,
+        /// The device the runs were trained on (it is in their keys), as for a run.
+        #[arg(long, env = "UNLEARN_BENCH_DEVICE")]
+        device: Option<String>,
     },
     /// Run every experiment file under a folder and rewrite its results folder, reusing the
     /// cache.
@@ -124,6 +127,10 @@ struct RunArgs {
     /// The model cache folder.
     #[arg(long, env = "UNLEARN_BENCH_CACHE", default_value = "cache")]
     cache: PathBuf,
+    /// Where to train: auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps;
+    /// overrides the experiment's `device`.
+    #[arg(long, env = "UNLEARN_BENCH_DEVICE")]
+    device: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -167,7 +174,7 @@ fn check(
     // Read the baseline before the (possibly long) run, so a bad one fails at once.
     let base = if update { None } else { Some(harness::check::read_baseline(baseline)?) };
     let out = out.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
-    let summary = run_experiment(path, &exp, &options(args, verbosity)?, &out)?;
+    let summary = run_experiment(path, &exp, &options(args, verbosity, path, &exp)?, &out)?;
     let now = harness::check::current(&summary, spec);
     match base {
         None => {
@@ -205,22 +212,24 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let path = cli.experiment.as_ref().expect("clap requires it without a subcommand");
             let suite = Suite::load(path)?;
             let out = cli.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
-            let mut opts = options(&cli.run, verbosity)?;
-            opts.shard = shard(cli.shard.as_deref(), cli.shard_count)?;
-            match opts.shard {
-                Some(shard) => {
-                    suite.cells.iter().try_for_each(|exp| run_shard(path, exp, &opts, shard))
-                }
-                None => run_suite(path, &suite, &opts, &out),
+            match shard(cli.shard.as_deref(), cli.shard_count)? {
+                Some(shard) => suite.cells.iter().try_for_each(|exp| {
+                    let mut opts = options(&cli.run, verbosity, path, exp)?;
+                    opts.shard = Some(shard);
+                    run_shard(path, exp, &opts, shard)
+                }),
+                None => run_suite(path, &suite, &cli.run, verbosity, &out),
             }
         }
-        Some(Command::Report { experiment, out, cache }) => {
+        Some(Command::Report { experiment, out, cache, device }) => {
             let suite = Suite::load(experiment)?;
             let out = out.clone().unwrap_or_else(|| PathBuf::from("results").join(&suite.name));
             let mut summaries = Vec::new();
             for exp in &suite.cells {
                 let cell_out = suite.cell_out(&out, exp);
-                summaries.push((exp.name.clone(), report(experiment, exp, cache, &cell_out)?));
+                let device = resolve_device(device.as_deref(), experiment, exp, Verbosity::Quiet)?;
+                summaries
+                    .push((exp.name.clone(), report(experiment, exp, cache, device, &cell_out)?));
             }
             write_leaderboard(&suite, &summaries, &out)
         }
@@ -246,7 +255,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             bench(data, *epochs, if *no_pytorch { None } else { python.clone() }, !no_sweep)
         }
         Some(Command::Regenerate { experiments, results, run }) => {
-            let opts = options(run, verbosity)?;
             // Parse them all first: a typo in the last file should not surface after an hour.
             let mut all = Vec::new();
             for entry in walkdir::WalkDir::new(experiments).sort_by_file_name() {
@@ -277,7 +285,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 );
             }
             for (path, suite) in &all {
-                run_suite(path, suite, &opts, &results.join(&suite.name))?;
+                run_suite(path, suite, run, verbosity, &results.join(&suite.name))?;
             }
             Ok(())
         }
@@ -382,6 +390,7 @@ fn report(
     path: &Path,
     exp: &Experiment,
     cache: &Path,
+    device: harness::device::Resolved,
     out: &Path,
 ) -> anyhow::Result<Vec<harness::report::SummaryRow>> {
     anyhow::ensure!(
@@ -395,6 +404,7 @@ fn report(
         cache: cache.to_owned(),
         verbosity: Verbosity::Quiet,
         shard: None,
+        device,
     };
     harness::fsutil::ensure_writable(out)?;
     let (outcome, missing) = harness::run::collect(exp, &opts)?;
@@ -428,9 +438,16 @@ fn report(
 
 /// Runs every cell of `suite` into its folder, then, for a suite of several cells, writes
 /// the leaderboard over them into `out`.
-fn run_suite(path: &Path, suite: &Suite, opts: &RunOptions, out: &Path) -> anyhow::Result<()> {
+fn run_suite(
+    path: &Path,
+    suite: &Suite,
+    args: &RunArgs,
+    verbosity: Verbosity,
+    out: &Path,
+) -> anyhow::Result<()> {
     let mut summaries = Vec::new();
     for exp in &suite.cells {
+        let opts = &options(args, verbosity, path, exp)?;
         if !suite.is_single() && opts.verbosity > Verbosity::Quiet {
             eprintln!("{}: cell {}", path.display(), exp.name);
         }
@@ -460,17 +477,51 @@ fn write_leaderboard(
     Ok(())
 }
 
-fn options(args: &RunArgs, verbosity: Verbosity) -> anyhow::Result<RunOptions> {
+/// How to run `exp`: the command line's settings, its device resolved against the machine
+/// (`--device` over the file's `device`), and as many jobs at once as asked, or else one per
+/// GPU, or one per core divided by `--threads`.
+fn options(
+    args: &RunArgs,
+    verbosity: Verbosity,
+    path: &Path,
+    exp: &Experiment,
+) -> anyhow::Result<RunOptions> {
     anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
     anyhow::ensure!(args.jobs != Some(0), "--jobs must be at least 1");
+    let device = resolve_device(args.device.as_deref(), path, exp, verbosity)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(RunOptions {
-        jobs: args.jobs.unwrap_or((cores / args.threads).max(1)),
+        jobs: args.jobs.unwrap_or_else(|| device.default_jobs((cores / args.threads).max(1))),
         threads: args.threads,
         cache: args.cache.clone(),
         verbosity,
         shard: None,
+        device,
     })
+}
+
+/// The device `exp` runs on: `--device` if given, else its file's `device`; says what it
+/// chose unless quiet.
+fn resolve_device(
+    flag: Option<&str>,
+    path: &Path,
+    exp: &Experiment,
+    verbosity: Verbosity,
+) -> anyhow::Result<harness::device::Resolved> {
+    use harness::device::{Available, Request, resolve};
+    let (request, asked_by) = match flag {
+        Some(text) => (
+            Request::parse(text).map_err(|e| anyhow::anyhow!("--device {e}"))?,
+            "--device".to_owned(),
+        ),
+        None => (exp.device, format!("{}: `device`", path.display())),
+    };
+    let resolved = resolve(request, Available::probe())
+        .map_err(|e| anyhow::anyhow!("{asked_by} = \"{request}\" {e}"))?;
+    if verbosity > Verbosity::Quiet {
+        eprintln!("device: {} (asked for: {request})", harness::device::kind(resolved.device));
+    }
+    Ok(resolved)
 }
 
 fn run_experiment(

@@ -9,13 +9,13 @@
 //! | `schema`   | [`SCHEMA`], bumped whenever training code changes its output | every job              |
 //! | `data`     | the four files' SHA-256 and any sample limits                | every job              |
 //! | `model`    | architecture and initialisation scheme                       | every job              |
-//! | `device`   | where it is trained                                          | every job              |
+//! | `device`   | the kind of device it is trained on: `cpu`, `cuda`, `mps`    | every job              |
 //! | `engine`   | how steps are computed, unless the reference `autograd`      | every job              |
 //! | `method`   | method name                                                  | every job              |
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
-//! | `split`    | forget class and fraction (drawn from the seed)              | jobs that use the split|
-//! | `upstream` | the original model's key                                     | finetune, mi_unlearn   |
+//! | `split`    | forget class (or `all`) and fraction (drawn from the seed)   | jobs that use the split|
+//! | `upstream` | the original model's key                                     | jobs from the original |
 //!
 //! So changing gamma changes only MI-unlearn keys, and changing the forget set leaves the
 //! original models cached.
@@ -24,6 +24,7 @@ use methods::Method;
 use sha2::{Digest, Sha256};
 
 use crate::config::Experiment;
+use crate::device::Resolved;
 
 /// Bump to invalidate every cached model (and say why in the commit).
 pub const SCHEMA: u32 = 1;
@@ -40,6 +41,8 @@ pub struct Job {
     pub description: String,
     /// The engine that trains and evaluates it ([`Method::engine`]).
     pub engine: methods::Engine,
+    /// Where it runs (only the kind is in the key: GPUs of one kind are interchangeable).
+    pub device: tch::Device,
 }
 
 impl Job {
@@ -58,21 +61,25 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(exp: &Experiment, data_fingerprint: &str) -> Self {
+    /// The jobs of `exp` on `device` (whose kind enters the keys).
+    pub fn new(exp: &Experiment, data_fingerprint: &str, device: &Resolved) -> Self {
+        let job = |m: &Method, seed: u64, up: Option<String>| {
+            job(exp, data_fingerprint, device, m, seed, up)
+        };
         let mut jobs = Vec::new();
         for &seed in &exp.seeds {
             let original = exp
                 .methods
                 .iter()
                 .find(|m| matches!(m, Method::Original(_)))
-                .map(|m| job(exp, data_fingerprint, m, seed, None));
+                .map(|m| job(m, seed, None));
             let upstream = original.as_ref().map(|o| o.key.clone());
             jobs.extend(original);
             for m in exp.methods.iter().filter(|m| !matches!(m, Method::Original(_))) {
                 let up = m
                     .needs_original()
                     .then(|| upstream.clone().expect("validated: original present"));
-                jobs.push(job(exp, data_fingerprint, m, seed, up));
+                jobs.push(job(m, seed, up));
             }
         }
         Self { jobs }
@@ -117,19 +124,26 @@ fn split_line(exp: &Experiment) -> String {
 fn job(
     exp: &Experiment,
     data_fingerprint: &str,
+    device: &Resolved,
     method: &Method,
     seed: u64,
     upstream: Option<String>,
 ) -> Job {
     let mut d = format!(
-        "schema {SCHEMA}\ndata {data_fingerprint}\nmodel {} init=torch-linear-uniform\ndevice cpu\nmethod {}\n",
+        "schema {SCHEMA}\ndata {data_fingerprint}\nmodel {} init=torch-linear-uniform\ndevice {}\nmethod {}\n",
         exp.model.describe(),
+        device.kind(),
         method.name()
     );
     // Left out for the reference engine, so that its keys predate the choice of engines.
     // The engine that trains it: the baselines and the CNN run on autograd whatever the
-    // experiment asks.
-    let engine = method.engine(&exp.model, exp.engine);
+    // experiment asks, and so does everything off the CPU (the native and fused engines are
+    // the CPU's).
+    let engine = if device.device == tch::Device::Cpu {
+        method.engine(&exp.model, exp.engine)
+    } else {
+        methods::Engine::Autograd
+    };
     if engine != methods::Engine::Autograd {
         d += &format!("engine {}\n", engine.name());
     }
@@ -143,7 +157,15 @@ fn job(
     if let Some(up) = &upstream {
         d += &format!("upstream {up}\n");
     }
-    Job { method: method.clone(), seed, key: sha256_hex(&d), upstream, description: d, engine }
+    Job {
+        method: method.clone(),
+        seed,
+        key: sha256_hex(&d),
+        upstream,
+        description: d,
+        engine,
+        device: device.for_job(seed as usize),
+    }
 }
 
 pub fn sha256_hex(text: &str) -> String {
@@ -169,7 +191,11 @@ mod tests {
              [methods.retrain]\nepochs = 2\n[methods.finetune]\nepochs = 1\n\
              [methods.mi_unlearn]\ngamma = {gammas}\nepochs = 1\n"
         );
-        Plan::new(&Experiment::parse(&text, Path::new("t.toml")).unwrap(), "mnist test")
+        Plan::new(
+            &Experiment::parse(&text, Path::new("t.toml")).unwrap(),
+            "mnist test",
+            &Resolved::CPU,
+        )
     }
 
     fn keys(p: &Plan, name: &str) -> Vec<String> {
@@ -254,14 +280,35 @@ mod tests {
             )
             .unwrap(),
             "mnist test",
+            &Resolved::CPU,
         );
         assert!(random.jobs[0].description.contains("\nsplit class=all fraction=0.1\n"));
         assert!(whole.jobs[1].description.contains("\nsplit class=3 fraction=1.0\n"));
         // The baselines run on autograd whatever the experiment's engine: their keys say so.
         let text = "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 2\n[methods.scrub]\n";
-        let scrub = Plan::new(&Experiment::parse(text, Path::new("t.toml")).unwrap(), "mnist test");
+        let scrub = Plan::new(
+            &Experiment::parse(text, Path::new("t.toml")).unwrap(),
+            "mnist test",
+            &Resolved::CPU,
+        );
         assert!(scrub.jobs[0].description.contains("\nengine native\n"));
         assert!(!scrub.jobs[1].description.contains("engine"), "{}", scrub.jobs[1].description);
+        // The device's kind is in every key; off the CPU everything trains on autograd.
+        let exp = Experiment::parse(
+            "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 2\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let gpu = Resolved { device: tch::Device::Cuda(0), gpus: 1 };
+        let (on_cpu, on_gpu) =
+            (Plan::new(&exp, "mnist test", &Resolved::CPU), Plan::new(&exp, "mnist test", &gpu));
+        assert_ne!(on_cpu.jobs[0].key, on_gpu.jobs[0].key);
+        assert!(on_gpu.jobs[0].description.contains("\ndevice cuda\n"));
+        assert!(
+            on_cpu.jobs[0].description.contains("\ndevice cpu\nmethod original\nengine native\n")
+        );
+        assert_eq!(on_gpu.jobs[0].engine, methods::Engine::Autograd);
+        assert_eq!(on_gpu.jobs[0].device, tch::Device::Cuda(0));
         let retrains = [&base, &whole, &random].map(|p| keys(p, "retrain")[0].clone());
         assert!(retrains[0] != retrains[1] && retrains[1] != retrains[2]);
     }

@@ -17,12 +17,13 @@ use std::path::Path;
 use crate::fsutil::write_atomic;
 use crate::run::{Outcome, RunResult};
 
-pub const RUNS_HEADER: [&str; 21] = [
+pub const RUNS_HEADER: [&str; 22] = [
     "method",
     "gamma",
     "epochs",
     "params",
     "seed",
+    "device",
     "remain_acc",
     "forget_acc",
     "test_acc",
@@ -294,6 +295,7 @@ pub fn runs_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
                 r.job.method.epochs().to_string(),
                 r.job.method.label(),
                 r.job.seed.to_string(),
+                crate::device::kind(r.job.device).to_owned(),
                 a.remain.to_string(),
                 a.forget.to_string(),
                 a.test.to_string(),

@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub verbosity: Verbosity,
     /// Run only shard `index` of `count` (see [`Plan::shard`]).
     pub shard: Option<(usize, usize)>,
+    /// The device, resolved against the machine ([`crate::device::resolve`]).
+    pub device: crate::device::Resolved,
 }
 
 /// One finished run.
@@ -89,7 +91,8 @@ impl<'a> Shared<'a> {
         let t0 = Instant::now();
         let m = Arc::new(data::mnist::load(&self.exp.data_dir, &self.exp.load)?);
         self.progress.log(format_args!(
-            "loaded MNIST ({} train / {} test images, SHA-256 verified) from {} in {:.1}s",
+            "loaded {} ({} train / {} test images, SHA-256 verified) from {} in {:.1}s",
+            self.exp.load.kind.name(),
             m.train.len(),
             m.test.len(),
             self.exp.data_dir.display(),
@@ -106,14 +109,14 @@ impl<'a> Shared<'a> {
         let labels = &images.mnist().train.labels;
         let split =
             forget_split(labels, &self.exp.forget, &mut data::rng::stream(job.seed, "split"))?;
-        Ok(Data::new(&images, &split, tch::Device::Cpu))
+        Ok(Data::new(&images, &split, job.device))
     }
 }
 
 /// Runs every job of `exp`.
 pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     let fingerprint = data::mnist::fingerprint(&exp.load);
-    let mut plan = Plan::new(exp, &fingerprint);
+    let mut plan = Plan::new(exp, &fingerprint, &opts.device);
     if let Some((index, count)) = opts.shard {
         plan = plan.shard(index, count);
     }
@@ -147,7 +150,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
 /// run.
 pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, Vec<Job>)> {
     let fingerprint = data::mnist::fingerprint(&exp.load);
-    let plan = Plan::new(exp, &fingerprint);
+    let plan = Plan::new(exp, &fingerprint, &opts.device);
     let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
@@ -160,7 +163,7 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
             Some(a) => a,
             None => {
                 let data = shared.data(job)?;
-                let model = shared.cache.load_model(&job.key, &exp.model)?;
+                let model = shared.cache.load_model(&job.key, &exp.model, job.device)?;
                 let a = final_evaluation(&model, &data, job);
                 shared.cache.store_eval(&job.key, &split_key, &a)?;
                 a
@@ -311,20 +314,21 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
 
     let data = s.data(job)?;
     let (model, record, trained) = match record {
-        Some(record) => (s.cache.load_model(&job.key, &exp.model)?, record, false),
+        Some(record) => (s.cache.load_model(&job.key, &exp.model, job.device)?, record, false),
         None => {
-            let original =
-                match &job.upstream {
-                    Some(key) => Some(s.cache.load_model(key, &exp.model).with_context(|| {
+            let original = match &job.upstream {
+                Some(key) => {
+                    Some(s.cache.load_model(key, &exp.model, job.device).with_context(|| {
                         format!("loading the original model for {}", job.label())
-                    })?),
-                    None => None,
-                };
+                    })?)
+                }
+                None => None,
+            };
             let ctx = methods::Context {
                 data: &data,
                 spec: &exp.model,
                 seed: job.seed,
-                device: tch::Device::Cpu,
+                device: job.device,
                 engine: job.engine,
             };
             // Unlearning runs are evaluated after every epoch, or every `eval_every` (their

@@ -425,3 +425,37 @@ epochs = 1
             .unwrap();
     assert!(record.contains("model cnn lenet5") && !record.contains("engine native"), "{record}");
 }
+
+/// Devices on a machine without a GPU: `auto` is the CPU, and asking for CUDA or MPS is a
+/// clear error (exit 2) that says what the machine has, whether asked in the file or by flag.
+#[test]
+fn devices_resolve_to_the_cpu_here_and_missing_ones_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path());
+    let exp = exp.to_str().unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    for device in ["cuda", "cuda:0", "mps"] {
+        let (code, _, stderr) =
+            harness_code(&[exp, "--device", device, "--cache", &p("c"), "--out", &p("o")]);
+        assert_eq!(code, 2, "{device}: {stderr}");
+        assert!(stderr.contains(&format!("--device = \"{device}\" asks for")), "{stderr}");
+        assert!(stderr.contains("(it has: cpu)"), "{stderr}");
+        assert!(!tmp.path().join("o").exists() && !tmp.path().join("c").exists());
+    }
+    let text = std::fs::read_to_string(exp).unwrap();
+    let in_file = tmp.path().join("experiments/gpu.toml");
+    std::fs::write(&in_file, format!("device = \"cuda\"\n{text}")).unwrap();
+    let (code, _, stderr) = harness_code(&[in_file.to_str().unwrap(), "--cache", &p("c")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("gpu.toml: `device` = \"cuda\" asks for a CUDA device"), "{stderr}");
+
+    let (ok, _, stderr) = harness(&[exp, "--device", "auto", "--cache", &p("c"), "--out", &p("o")]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("device: cpu (asked for: auto)"), "{stderr}");
+    let runs = read_csv(&tmp.path().join("o/runs.csv"));
+    assert!(runs.iter().all(|r| r["device"] == "cpu"), "{runs:?}");
+    // The same runs asked for explicitly on the CPU come from the cache: the key holds the
+    // kind, and auto chose the CPU.
+    let (ok, _, stderr) = harness(&[exp, "--device", "cpu", "--cache", &p("c"), "--out", &p("o2")]);
+    assert!(ok && stderr.contains("(everything from the cache)"), "{stderr}");
+}

@@ -1,5 +1,5 @@
 use std::cell::OnceCell;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use data::Mnist;
 use data::split::ForgetSplit;
@@ -7,17 +7,34 @@ use tch::{Device, Kind, Tensor};
 
 use crate::native::SparseRows;
 
-/// The dataset, held once per process and shared by every job (plain Rust, so `Sync`): the
-/// images as loaded, and the native engine's sparse form of them, built on first use.
+/// The dataset, held once per process and shared by every job: the images as loaded, the
+/// native engine's sparse form of them, and the libtorch engines' tensors on each device in
+/// use, each built on first use. (Tensors are `Send` but not `Sync`: jobs take shallow
+/// clones, which share the storage, under the lock.)
 #[derive(Debug)]
 pub struct Images {
     mnist: Arc<Mnist>,
     sparse: OnceLock<(SparseRows, SparseRows)>,
+    on_device: Mutex<Vec<(Device, Tensors)>>,
 }
 
 impl Images {
     pub fn new(mnist: Arc<Mnist>) -> Arc<Self> {
-        Arc::new(Self { mnist, sparse: OnceLock::new() })
+        Arc::new(Self { mnist, sparse: OnceLock::new(), on_device: Mutex::new(Vec::new()) })
+    }
+
+    /// The training and test sets as tensors on `device`, made once per process and device.
+    fn tensors_on(&self, device: Device) -> Tensors {
+        let mut held = self.on_device.lock().expect("no job panics while copying data");
+        if let Some((_, t)) = held.iter().find(|(d, _)| *d == device) {
+            return t.shallow_clone();
+        }
+        let (train_x, train_y) = to_tensors(&self.mnist.train, device);
+        let (test_x, test_y) = to_tensors(&self.mnist.test, device);
+        let t = Tensors { train_x, train_y, test_x, test_y };
+        let copy = t.shallow_clone();
+        held.push((device, t));
+        copy
     }
 
     pub fn mnist(&self) -> &Mnist {
@@ -39,7 +56,7 @@ impl Images {
 /// One job's view of the data: the shared [`Images`], the job's remain and forget sets as
 /// index lists into the training set (batches are gathered by index, so the remain set costs
 /// no second copy of the images), and, for the libtorch engines only, the sets as tensors on
-/// the job's device, made on first use.
+/// the job's device (shared with every job on that device through [`Images`]).
 #[derive(Debug)]
 pub struct Data {
     images: Arc<Images>,
@@ -56,6 +73,17 @@ pub(crate) struct Tensors {
     pub train_y: Tensor,
     pub test_x: Tensor,
     pub test_y: Tensor,
+}
+
+impl Tensors {
+    fn shallow_clone(&self) -> Self {
+        Self {
+            train_x: self.train_x.shallow_clone(),
+            train_y: self.train_y.shallow_clone(),
+            test_x: self.test_x.shallow_clone(),
+            test_y: self.test_y.shallow_clone(),
+        }
+    }
 }
 
 impl Data {
@@ -91,12 +119,7 @@ impl Data {
     }
 
     pub(crate) fn tensors(&self) -> &Tensors {
-        self.tensors.get_or_init(|| {
-            let mnist = &self.images.mnist;
-            let (train_x, train_y) = to_tensors(&mnist.train, self.device);
-            let (test_x, test_y) = to_tensors(&mnist.test, self.device);
-            Tensors { train_x, train_y, test_x, test_y }
-        })
+        self.tensors.get_or_init(|| self.images.tensors_on(self.device))
     }
 }
 

@@ -25,7 +25,8 @@ pub struct Scrub {
 
 impl Default for Scrub {
     /// The paper's alpha (0.001), temperature (4) and max-step schedule (max-steps in the first
-    /// epochs), with its batch sizes scaled to MNIST.
+    /// epochs), with its batch sizes scaled to MNIST and the rate from
+    /// experiments/benchmark_search.toml.
     fn default() -> Self {
         Self {
             alpha: 0.001,
@@ -34,7 +35,7 @@ impl Default for Scrub {
             max_epochs: 2,
             remain_batch_size: 64,
             forget_batch_size: 16,
-            lr: 1e-4,
+            lr: 1e-5,
         }
     }
 }
