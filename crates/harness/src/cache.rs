@@ -65,11 +65,21 @@ pub struct Accuracy {
     /// The attack's held-out accuracy (%), final models only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mia_attack_acc: Option<f64>,
+    /// `methods::mia::PROTOCOL` of the attack that gave `mia`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mia_protocol: Option<u32>,
 }
 
 impl From<Metrics> for Accuracy {
     fn from(m: Metrics) -> Self {
-        Self { remain: m.remain, forget: m.forget, test: m.test, mia: None, mia_attack_acc: None }
+        Self {
+            remain: m.remain,
+            forget: m.forget,
+            test: m.test,
+            mia: None,
+            mia_attack_acc: None,
+            mia_protocol: None,
+        }
     }
 }
 
@@ -332,11 +342,13 @@ impl Cache {
         self.root.join("evals").join(format!("{key}.json"))
     }
 
-    /// The stored final evaluation of a model on a split; one stored before the MIA metric
-    /// existed counts as missing (it is redone and replaced).
+    /// The stored final evaluation of a model on a split; one stored before the current MIA
+    /// protocol counts as missing (it is redone and replaced).
     pub fn eval(&self, model_key: &str, split_key: &str) -> Option<Accuracy> {
         let bytes = std::fs::read(self.eval_path(model_key, split_key)).ok()?;
-        serde_json::from_slice(&bytes).ok().filter(|a: &Accuracy| a.mia.is_some())
+        serde_json::from_slice(&bytes).ok().filter(|a: &Accuracy| {
+            a.mia.is_some() && a.mia_protocol == Some(methods::mia::PROTOCOL)
+        })
     }
 
     pub fn store_eval(

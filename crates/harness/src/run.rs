@@ -384,6 +384,7 @@ fn final_evaluation(model: &model::Mlp, data: &Data, job: &Job) -> Accuracy {
     Accuracy {
         mia: Some(mia.mia),
         mia_attack_acc: Some(mia.attack_acc),
+        mia_protocol: Some(methods::mia::PROTOCOL),
         ..outputs.metrics(data).into()
     }
 }

@@ -658,6 +658,18 @@ mod tests {
         let native = eval::evaluate(&model, &data, Engine::Native);
         assert_eq!(native, eval::evaluate(&model, &data, Engine::Autograd));
         assert!(native.test > 75.0 && native.forget > 60.0, "{native:?}");
+        // Per-sample losses agree to float rounding of the logits; none rounds to zero.
+        let (a, b) = (
+            eval::outputs(&model, &data, Engine::Native),
+            eval::outputs(&model, &data, Engine::Autograd),
+        );
+        for (x, y) in
+            a.train_loss.iter().chain(&a.test_loss).zip(b.train_loss.iter().chain(&b.test_loss))
+        {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-3), "{x} {y}");
+            assert!(*x > 0.0);
+        }
+        assert_eq!(a.mia(&data, 0), b.mia(&data, 0), "the same attack outcome");
     }
 
     #[test]

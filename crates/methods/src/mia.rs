@@ -3,7 +3,8 @@
 //! logistic regression in place of their SVM.
 //!
 //! The attack, exactly:
-//! 1. feature: `x = ln(max(loss, 1e-30))`, the sample's cross-entropy under the model;
+//! 1. feature: `x = ln(max(loss, 1e-300))`, the sample's cross-entropy under the model,
+//!    computed exactly in `f64` (`eval::sample_loss`);
 //! 2. data: `n = min(|remain|, |test|)` remain samples (members, label 1) and `n` test
 //!    samples (non-members, label 0), each the first `n` of a permutation drawn from the
 //!    stream `data::rng::stream(seed, "mia")` (remain first, then test), then each list split in two
@@ -21,6 +22,11 @@
 
 use data::rng::{Rng, permutation, stream};
 
+/// The attack protocol's version: stored with each evaluation, so that results of an earlier
+/// protocol are recomputed rather than reused. 2: exact `f64` losses (1 took `f32` losses,
+/// most of which round to 0).
+pub const PROTOCOL: u32 = 2;
+
 /// The attack's result, in percent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mia {
@@ -33,13 +39,13 @@ pub struct Mia {
 /// Runs the attack on per-sample losses: `train_loss[i]` for training sample `i` (indexed by
 /// `remain` and `forget`) and `test_loss` for the test set.
 pub fn attack(
-    train_loss: &[f32],
-    test_loss: &[f32],
+    train_loss: &[f64],
+    test_loss: &[f64],
     remain: &[i64],
     forget: &[i64],
     seed: u64,
 ) -> Mia {
-    let feature = |loss: f32| f64::from(loss).max(1e-30).ln();
+    let feature = |loss: f64| loss.max(1e-300).ln();
     let mut rng = stream(seed, "mia");
     let n = remain.len().min(test_loss.len());
     let members: Vec<f64> =
@@ -149,8 +155,8 @@ mod tests {
     #[test]
     fn forget_samples_with_member_like_losses_are_members() {
         // Training losses 1e-4 (remembered), test losses 1.0 (unseen).
-        let mut train = vec![1e-4f32; 1000];
-        let test = vec![1.0f32; 400];
+        let mut train = vec![1e-4f64; 1000];
+        let test = vec![1.0f64; 400];
         let remain: Vec<i64> = (0..800).collect();
         let forget: Vec<i64> = (800..1000).collect();
         let remembered = attack(&train, &test, &remain, &forget, 0);

@@ -787,12 +787,12 @@ impl Step for Native<'_> {
 const EVAL_BLOCK: usize = 256;
 
 /// Whether each training and test image is classified correctly, and its cross-entropy
-/// (`f32` log-softmax, as torch computes it), for `model`.
+/// ([`crate::eval::sample_loss`]), for `model`.
 pub(crate) fn outputs(model: &Mlp, data: &Data) -> Outputs {
     let (train, test) = data.images().sparse();
     let net = Net::from_mlp(model, train.background);
     let mnist = data.images().mnist();
-    let run = |x: &SparseRows, labels: &[u8]| -> (Vec<bool>, Vec<f32>) {
+    let run = |x: &SparseRows, labels: &[u8]| -> (Vec<bool>, Vec<f64>) {
         let mut acts = Vec::new();
         let (mut ok, mut loss) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
         let classes = net.classes();
@@ -802,9 +802,7 @@ pub(crate) fn outputs(model: &Mlp, data: &Data) -> Outputs {
             for (row, &i) in acts.last().expect("a forward pass").chunks_exact(classes).zip(block) {
                 let y = usize::from(labels[i]);
                 ok.push(argmax(row) == y);
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
-                loss.push(-((row[y] - max) - log_sum));
+                loss.push(crate::eval::sample_loss(row, y));
             }
         }
         (ok, loss)
