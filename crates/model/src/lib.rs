@@ -230,11 +230,16 @@ impl Mlp {
         self.vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
     }
 
-    /// Saves the parameters as safetensors (`path` should end in `.safetensors`).
+    /// Saves the parameters as safetensors (`path` should end in `.safetensors`), from a CPU
+    /// copy when the model lives on a GPU (the writer reads host memory).
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        self.vs
-            .save(path)
-            .map_err(|source| ModelError::Save { path: path.display().to_string(), source })
+        let error = |source| ModelError::Save { path: path.display().to_string(), source };
+        if self.device() == Device::Cpu {
+            return self.vs.save(path).map_err(error);
+        }
+        let mut host = Self::zeros(&self.spec, Device::Cpu);
+        host.vs.copy(&self.vs).map_err(error)?;
+        host.vs.save(path).map_err(error)
     }
 
     /// Loads a checkpoint written by [`Mlp::save`] for the same `spec`.
