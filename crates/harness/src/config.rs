@@ -940,8 +940,8 @@ fn baseline(
             format!("is not a parameter of {name}; its parameters are {}", used.join(", ")),
         ));
     }
-    if name == "scrub" {
-        raw.max_epochs.get_or_insert(method.params()[3].1.parse().expect("max_epochs"));
+    if let Method::Scrub(scrub) = &method {
+        raw.max_epochs.get_or_insert(scrub.max_epochs);
     }
     Ok(method)
 }

@@ -192,69 +192,60 @@ impl Method {
     /// Every parameter as `(name, value)`, in a fixed order, floats in Rust's shortest
     /// round-trip form: the canonical encoding for cache keys.
     pub fn params(&self) -> Vec<(&'static str, String)> {
+        let float = |v: f64| format!("{v:?}");
+        let one = |n: usize| [("batch_size", n)];
+        let paired = |r: usize, f: usize| [("remain_batch_size", r), ("forget_batch_size", f)];
+        let with = |first: Vec<(&'static str, String)>, rest: Vec<(&'static str, String)>| {
+            first.into_iter().chain(rest).collect::<Vec<_>>()
+        };
         match self {
-            Method::Original(s) | Method::Retrain(s) | Method::Finetune(s) => vec![
-                ("epochs", s.epochs.to_string()),
-                ("batch_size", s.batch_size.to_string()),
-                ("lr", format!("{:?}", s.lr)),
-                ("optimizer", "adam".into()),
-            ],
-            Method::MiUnlearn(m) => vec![
-                ("gamma", format!("{:?}", m.gamma)),
-                ("epochs", m.epochs.to_string()),
-                ("remain_batch_size", m.remain_batch_size.to_string()),
-                ("forget_batch_size", m.forget_batch_size.to_string()),
-                ("lr", format!("{:?}", m.lr)),
-                ("optimizer", "adam".into()),
-                ("mi_estimator", "plugin-softmax-clamp1e-10".into()),
-            ],
-            Method::GradAscent(m) => vec![
-                ("epochs", m.epochs.to_string()),
-                ("batch_size", m.batch_size.to_string()),
-                ("lr", format!("{:?}", m.lr)),
-                ("optimizer", "adam".into()),
-            ],
-            Method::NegGradPlus(m) => vec![
-                ("alpha", format!("{:?}", m.alpha)),
-                ("epochs", m.epochs.to_string()),
-                ("remain_batch_size", m.remain_batch_size.to_string()),
-                ("forget_batch_size", m.forget_batch_size.to_string()),
-                ("lr", format!("{:?}", m.lr)),
-                ("optimizer", "adam".into()),
-            ],
-            Method::RandomLabel(m) => vec![
-                ("epochs", m.epochs.to_string()),
-                ("batch_size", m.batch_size.to_string()),
-                ("lr", format!("{:?}", m.lr)),
-                ("optimizer", "adam".into()),
-            ],
-            Method::Scrub(m) => vec![
-                ("alpha", format!("{:?}", m.alpha)),
-                ("temperature", format!("{:?}", m.temperature)),
-                ("epochs", m.epochs.to_string()),
-                ("max_epochs", m.max_epochs.to_string()),
-                ("remain_batch_size", m.remain_batch_size.to_string()),
-                ("forget_batch_size", m.forget_batch_size.to_string()),
-                ("lr", format!("{:?}", m.lr)),
-                ("optimizer", "adam".into()),
-            ],
-            Method::L1Sparse(m) => vec![
-                ("lambda", format!("{:?}", m.lambda)),
-                ("schedule", "linear-decay".into()),
-                ("epochs", m.epochs.to_string()),
-                ("batch_size", m.batch_size.to_string()),
-                ("lr", format!("{:?}", m.lr)),
-                ("optimizer", "adam".into()),
-            ],
-            Method::Salun(m) => vec![
-                ("sparsity", format!("{:?}", m.sparsity)),
-                ("epochs", m.epochs.to_string()),
-                ("batch_size", m.batch_size.to_string()),
-                ("lr", format!("{:?}", m.lr)),
-                ("optimizer", "adam".into()),
-            ],
+            Method::Original(s) | Method::Retrain(s) | Method::Finetune(s) => {
+                schedule(s.epochs, &one(s.batch_size), s.lr)
+            }
+            Method::MiUnlearn(m) => {
+                let mut p = with(
+                    vec![("gamma", float(m.gamma))],
+                    schedule(m.epochs, &paired(m.remain_batch_size, m.forget_batch_size), m.lr),
+                );
+                p.push(("mi_estimator", "plugin-softmax-clamp1e-10".into()));
+                p
+            }
+            Method::GradAscent(m) => schedule(m.epochs, &one(m.batch_size), m.lr),
+            Method::NegGradPlus(m) => with(
+                vec![("alpha", float(m.alpha))],
+                schedule(m.epochs, &paired(m.remain_batch_size, m.forget_batch_size), m.lr),
+            ),
+            Method::RandomLabel(m) => schedule(m.epochs, &one(m.batch_size), m.lr),
+            Method::Scrub(m) => {
+                let mut rest =
+                    schedule(m.epochs, &paired(m.remain_batch_size, m.forget_batch_size), m.lr);
+                rest.insert(1, ("max_epochs", m.max_epochs.to_string()));
+                with(vec![("alpha", float(m.alpha)), ("temperature", float(m.temperature))], rest)
+            }
+            Method::L1Sparse(m) => with(
+                vec![("lambda", float(m.lambda)), ("schedule", "linear-decay".into())],
+                schedule(m.epochs, &one(m.batch_size), m.lr),
+            ),
+            Method::Salun(m) => with(
+                vec![("sparsity", float(m.sparsity))],
+                schedule(m.epochs, &one(m.batch_size), m.lr),
+            ),
         }
     }
+}
+
+/// `epochs`, the batch sizes, `lr` and the optimiser: the part of [`Method::params`] every
+/// method has, in that order.
+fn schedule(
+    epochs: usize,
+    batches: &[(&'static str, usize)],
+    lr: f64,
+) -> Vec<(&'static str, String)> {
+    let mut p = vec![("epochs", epochs.to_string())];
+    p.extend(batches.iter().map(|&(name, n)| (name, n.to_string())));
+    p.push(("lr", format!("{lr:?}")));
+    p.push(("optimizer", "adam".into()));
+    p
 }
 
 /// What a run needs besides its method.
