@@ -24,7 +24,7 @@ use tch::nn::OptimizerConfig;
 use tch::{Kind, Tensor, nn};
 
 use crate::Data;
-use crate::train::{EpochStats, Order, Rows};
+use crate::train::{EpochStats, Order, Rows, TensorTotals};
 
 /// Adam over every parameter of `model`, PyTorch's defaults but the learning rate.
 pub(crate) fn adam(model: &Mlp, lr: f64) -> nn::Optimizer {
@@ -50,32 +50,23 @@ pub(crate) fn ce_with(model: &Mlp, rows: &Rows<'_>, labels: &Tensor) -> Tensor {
     model.forward(&x).cross_entropy_for_logits(&labels.index_select(0, &rows.index()))
 }
 
-/// Running sums of an epoch's losses, kept as tensors (read once per epoch).
+/// An epoch's running losses ([`TensorTotals`]: tensors, read once per epoch) and its steps.
 #[derive(Default)]
 pub(crate) struct Epoch {
-    loss: Option<Tensor>,
-    ce: Option<Tensor>,
+    totals: TensorTotals,
     steps: usize,
 }
 
 impl Epoch {
     pub(crate) fn add(&mut self, loss: &Tensor, ce: &Tensor) {
-        let add = |slot: &mut Option<Tensor>, t: &Tensor| {
-            let t = t.detach();
-            *slot = Some(match slot.take() {
-                Some(total) => total + t,
-                None => t,
-            });
-        };
-        add(&mut self.loss, loss);
-        add(&mut self.ce, ce);
+        self.totals.add(loss.detach(), ce.detach(), None);
         self.steps += 1;
     }
 
-    pub(crate) fn stats(self) -> EpochStats {
-        let mean =
-            |t: Option<Tensor>| t.map_or(0.0, |t| t.double_value(&[])) / self.steps.max(1) as f64;
-        EpochStats { loss: mean(self.loss), ce: mean(self.ce), mi: None, steps: self.steps }
+    pub(crate) fn stats(mut self) -> EpochStats {
+        let totals = self.totals.take();
+        let n = self.steps.max(1) as f64;
+        EpochStats { loss: totals.loss / n, ce: totals.ce / n, mi: None, steps: self.steps }
     }
 }
 
