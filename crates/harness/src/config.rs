@@ -722,7 +722,7 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
 }
 
 /// One point of a baseline's grid: the values of its list-capable keys (`None`: default).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Point {
     epochs: Option<usize>,
     lr: Option<f64>,
@@ -755,36 +755,23 @@ fn baselines(
             .map_err(|d| invalid(&key(k), format!("lists {d} twice")))?;
         Ok(values.into_iter().map(Some).collect())
     }
-    let mut points = vec![Point::default()];
-    for (k, values) in [
-        (
-            "epochs",
-            list(&raw.epochs, "epochs", key, invalid)?
-                .into_iter()
-                .map(|v| v.map(|e| e as f64))
-                .collect::<Vec<_>>(),
-        ),
-        ("lr", list(&raw.lr, "lr", key, invalid)?),
-        ("alpha", list(&raw.alpha, "alpha", key, invalid)?),
-        ("lambda", list(&raw.lambda, "lambda", key, invalid)?),
-        ("sparsity", list(&raw.sparsity, "sparsity", key, invalid)?),
-    ] {
-        points = points
-            .iter()
-            .flat_map(|p| {
-                values.iter().map(move |&v| {
-                    let mut p = *p;
-                    match k {
-                        "epochs" => p.epochs = v.map(|e| e as usize),
-                        "lr" => p.lr = v,
-                        "alpha" => p.alpha = v,
-                        "lambda" => p.lambda = v,
-                        _ => p.sparsity = v,
+    // Every combination, the earlier keys varying slowest.
+    let epochs = list(&raw.epochs, "epochs", key, invalid)?;
+    let (lrs, alphas) =
+        (list(&raw.lr, "lr", key, invalid)?, list(&raw.alpha, "alpha", key, invalid)?);
+    let lambdas = list(&raw.lambda, "lambda", key, invalid)?;
+    let sparsities = list(&raw.sparsity, "sparsity", key, invalid)?;
+    let mut points = Vec::new();
+    for &epochs in &epochs {
+        for &lr in &lrs {
+            for &alpha in &alphas {
+                for &lambda in &lambdas {
+                    for &sparsity in &sparsities {
+                        points.push(Point { epochs, lr, alpha, lambda, sparsity });
                     }
-                    p
-                })
-            })
-            .collect();
+                }
+            }
+        }
     }
     let methods = points
         .iter()

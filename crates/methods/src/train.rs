@@ -241,15 +241,52 @@ pub(crate) fn supervised(
 ) {
     let mut step = stepper(engine, model, data, cfg.lr);
     for epoch in 1..=cfg.epochs {
-        let order = Order::shuffled(pool, rng, data);
         let mut steps = 0;
-        for start in (0..pool.len()).step_by(cfg.batch_size) {
-            step.supervised(order.rows(start, cfg.batch_size.min(pool.len() - start)));
+        for_batches(pool, cfg.batch_size, data, rng, |rows| {
+            step.supervised(rows);
             steps += 1;
-        }
+        });
         step.sync();
         let mean = step.take_totals().loss / steps as f64;
         on_epoch(epoch, model, &EpochStats { loss: mean, ce: mean, mi: None, steps });
+    }
+}
+
+/// The notebook's loader: calls `step` on every batch of `pool`, reshuffled from `rng` (the
+/// last batch partial).
+pub(crate) fn for_batches(
+    pool: &[i64],
+    batch_size: usize,
+    data: &Data,
+    rng: &mut Rng,
+    mut step: impl FnMut(Rows<'_>),
+) {
+    let order = Order::shuffled(pool, rng, data);
+    for start in (0..pool.len()).step_by(batch_size) {
+        step(order.rows(start, batch_size.min(pool.len() - start)));
+    }
+}
+
+/// MI-unlearn's two loaders: calls `step` on remain and forget batches side by side, each
+/// reshuffled as its iteration starts (remain first, then forget), as many steps as the
+/// shorter of the two lasts.
+pub(crate) fn for_pairs(
+    data: &Data,
+    remain_batch: usize,
+    forget_batch: usize,
+    rng: &mut Rng,
+    mut step: impl FnMut(Rows<'_>, Rows<'_>),
+) {
+    let (remain, forget) = (data.remain(), data.forget());
+    let steps = remain.len().div_ceil(remain_batch).min(forget.len().div_ceil(forget_batch));
+    let remain_order = Order::shuffled(remain, rng, data);
+    let forget_order = Order::shuffled(forget, rng, data);
+    for i in 0..steps {
+        let (r0, f0) = (i * remain_batch, i * forget_batch);
+        step(
+            remain_order.rows(r0, remain_batch.min(remain.len() - r0)),
+            forget_order.rows(f0, forget_batch.min(forget.len() - f0)),
+        );
     }
 }
 
@@ -267,22 +304,12 @@ pub(crate) fn mi_unlearn(
     on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
 ) {
     let mut step = stepper(engine, model, data, cfg.lr);
-    let (remain, forget) = (data.remain(), data.forget());
-    let steps = remain
-        .len()
-        .div_ceil(cfg.remain_batch_size)
-        .min(forget.len().div_ceil(cfg.forget_batch_size));
     for epoch in 1..=cfg.epochs {
-        // Two loaders, each reshuffled as its iteration starts: remain first, then forget.
-        let remain_order = Order::shuffled(remain, rng, data);
-        let forget_order = Order::shuffled(forget, rng, data);
-        for i in 0..steps {
-            let r0 = i * cfg.remain_batch_size;
-            let f0 = i * cfg.forget_batch_size;
-            let nr = cfg.remain_batch_size.min(remain.len() - r0);
-            let nf = cfg.forget_batch_size.min(forget.len() - f0);
-            step.mi(remain_order.rows(r0, nr), forget_order.rows(f0, nf), cfg.gamma);
-        }
+        let mut steps = 0;
+        for_pairs(data, cfg.remain_batch_size, cfg.forget_batch_size, rng, |remain, forget| {
+            step.mi(remain, forget, cfg.gamma);
+            steps += 1;
+        });
         step.sync();
         let totals = step.take_totals();
         let mean = |t: f64| t / steps as f64;

@@ -24,7 +24,8 @@ use tch::nn::OptimizerConfig;
 use tch::{Kind, Tensor, nn};
 
 use crate::Data;
-use crate::train::{EpochStats, Order, Rows, TensorTotals};
+use crate::train::{EpochStats, Rows, TensorTotals};
+pub(crate) use crate::train::{for_batches, for_pairs};
 
 /// Adam over every parameter of `model`, PyTorch's defaults but the learning rate.
 pub(crate) fn adam(model: &Mlp, lr: f64) -> nn::Optimizer {
@@ -67,42 +68,6 @@ impl Epoch {
         let totals = self.totals.take();
         let n = self.steps.max(1) as f64;
         EpochStats { loss: totals.loss / n, ce: totals.ce / n, mi: None, steps: self.steps }
-    }
-}
-
-/// Calls `step` on every batch of `pool` reshuffled from `rng` (the last one partial).
-pub(crate) fn for_batches(
-    pool: &[i64],
-    batch_size: usize,
-    data: &Data,
-    rng: &mut Rng,
-    mut step: impl FnMut(Rows<'_>),
-) {
-    let order = Order::shuffled(pool, rng, data);
-    for start in (0..pool.len()).step_by(batch_size) {
-        step(order.rows(start, batch_size.min(pool.len() - start)));
-    }
-}
-
-/// Calls `step` on remain and forget batches side by side, as MI-unlearn pairs them: both
-/// reshuffled, as many steps as the shorter of the two lasts.
-pub(crate) fn for_pairs(
-    data: &Data,
-    remain_batch: usize,
-    forget_batch: usize,
-    rng: &mut Rng,
-    mut step: impl FnMut(Rows<'_>, Rows<'_>),
-) {
-    let (remain, forget) = (data.remain(), data.forget());
-    let steps = remain.len().div_ceil(remain_batch).min(forget.len().div_ceil(forget_batch));
-    let remain_order = Order::shuffled(remain, rng, data);
-    let forget_order = Order::shuffled(forget, rng, data);
-    for i in 0..steps {
-        let (r0, f0) = (i * remain_batch, i * forget_batch);
-        step(
-            remain_order.rows(r0, remain_batch.min(remain.len() - r0)),
-            forget_order.rows(f0, forget_batch.min(forget.len() - f0)),
-        );
     }
 }
 
