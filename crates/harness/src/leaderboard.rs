@@ -116,38 +116,54 @@ pub fn write(out: &Path, board: &[Entry], rank_by: &str) -> anyhow::Result<Vec<P
 
 /// The leaderboard as a plain-text table.
 pub fn table(board: &[Entry]) -> String {
-    let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
-    let mut out = format!(
-        "{:>4}  {:<13} {:<18} {:>5} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
-        "rank",
-        "method",
-        "parameters",
-        "cells",
-        "avg gap",
-        "forget %",
-        "remain %",
-        "test %",
-        "MIA %",
-        "rte (s)"
-    );
+    let mut lines =
+        vec![("rank".to_owned(), TABLE.iter().map(|c| c.heading.to_owned()).collect::<Vec<_>>())];
     for e in board {
-        out += &format!(
-            "{:>4}  {:<13} {:<28} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8}\n",
-            e.rank.map_or_else(|| "ref".to_owned(), |r| r.to_string()),
-            e.method,
-            e.parameters,
-            e.cells,
-            cell(e.value("avg_gap")),
-            cell(e.value("train_gap")),
-            cell(e.value("forget_acc")),
-            cell(e.value("remain_acc")),
-            cell(e.value("test_acc")),
-            cell(e.value("mia")),
-            cell(e.value("rte")),
-        );
+        let rank = e.rank.map_or_else(|| "ref".to_owned(), |r| r.to_string());
+        lines.push((rank, TABLE.iter().map(|c| (c.value)(e)).collect()));
+    }
+    // Each column as wide as its widest cell, so long parameter sets cannot shift the rest.
+    let widths: Vec<usize> = (0..TABLE.len())
+        .map(|i| lines.iter().map(|(_, cells)| cells[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (rank, cells) in lines {
+        let mut line = format!("{rank:>4} ");
+        for ((c, v), &w) in TABLE.iter().zip(cells).zip(&widths) {
+            line += &if c.text { format!(" {v:<w$}") } else { format!(" {v:>w$}") };
+        }
+        out += line.trim_end();
+        out.push('\n');
     }
     out
 }
+
+/// One column of [`table`]: the header and every row are laid out from [`TABLE`], so they
+/// cannot disagree on the number or order of the columns.
+struct TableColumn {
+    heading: &'static str,
+    /// Text, left-aligned (otherwise a number, right-aligned).
+    text: bool,
+    value: fn(&Entry) -> String,
+}
+
+fn two_decimals(e: &Entry, column: &str) -> String {
+    e.value(column).map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+}
+
+const TABLE: [TableColumn; 11] = [
+    TableColumn { heading: "method", text: true, value: |e| e.method.clone() },
+    TableColumn { heading: "parameters", text: true, value: |e| e.parameters.clone() },
+    TableColumn { heading: "cells", text: false, value: |e| e.cells.to_string() },
+    TableColumn { heading: "avg gap", text: false, value: |e| two_decimals(e, "avg_gap") },
+    TableColumn { heading: "train gap", text: false, value: |e| two_decimals(e, "train_gap") },
+    TableColumn { heading: "forget %", text: false, value: |e| two_decimals(e, "forget_acc") },
+    TableColumn { heading: "remain %", text: false, value: |e| two_decimals(e, "remain_acc") },
+    TableColumn { heading: "test %", text: false, value: |e| two_decimals(e, "test_acc") },
+    TableColumn { heading: "MIA %", text: false, value: |e| two_decimals(e, "mia") },
+    TableColumn { heading: "rte (s)", text: false, value: |e| two_decimals(e, "rte") },
+    TableColumn { heading: "speedup", text: false, value: |e| two_decimals(e, "rte_speedup") },
+];
 
 #[cfg(test)]
 mod tests {
@@ -207,5 +223,47 @@ mod tests {
         // Ranked by another column: by forget accuracy, salun (60) comes before scrub (70).
         let by_forget = build(&cells, "forget_acc");
         assert_eq!(by_forget[1].method, "salun");
+    }
+
+    #[test]
+    fn the_printed_table_has_a_heading_over_every_column() {
+        let mut wide = row("neggrad_plus", Some(12.345), 99.5);
+        wide.params = "alpha=0.01 epochs=5 lr=0.0001".into();
+        let cells = vec![("a".to_owned(), vec![wide, row("retrain", None, 90.0)])];
+        let text = table(&build(&cells, "avg_gap"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        // Every heading ends where its column's values end (numbers are right-aligned).
+        let header = lines[0];
+        let ends = |line: &str| -> Vec<usize> {
+            let mut ends = Vec::new();
+            let chars: Vec<char> = line.chars().collect();
+            for i in 0..chars.len() {
+                if chars[i] != ' ' && (i + 1 == chars.len() || chars[i + 1] == ' ') {
+                    ends.push(i + 1);
+                }
+            }
+            ends
+        };
+        let numbers = [
+            "cells",
+            "avg gap",
+            "train gap",
+            "forget %",
+            "remain %",
+            "test %",
+            "MIA %",
+            "rte (s)",
+            "speedup",
+        ];
+        let heading_ends: Vec<usize> =
+            numbers.iter().map(|h| header.find(h).expect(h) + h.len()).collect();
+        // rank, method, the parameters' three words, then one value per numeric heading.
+        let row_ends = ends(lines[2]);
+        assert_eq!(row_ends.len(), 5 + numbers.len(), "{text}");
+        assert_eq!(row_ends[5..], heading_ends[..], "{text}");
+        assert!(lines[2].starts_with("   1  neggrad_plus alpha=0.01"), "{text}");
+        assert!(lines[2].contains(" 12.35 "), "{text}");
+        assert!(lines[1].starts_with(" ref  retrain      epochs=5"), "{text}");
     }
 }
