@@ -2,7 +2,10 @@
 //! regression checks in CI.
 //!
 //! The baseline is a CSV file with one row per checked metric, method and parameter set:
-//! `metric,method,gamma,epochs,n_seeds,mean,std`. A metric passes when the change of its mean
+//! `metric,method,gamma,epochs,params,n_seeds,mean,std`, where `params` is the parameter set
+//! as `runs.csv` and `summary.csv` write it (`alpha=0.01 epochs=5 lr=0.0001`): rows are keyed
+//! by metric, method and `params`, so a grid over any parameter gets one row per point. A
+//! metric passes when the change of its mean
 //! over seeds is within tolerance (see [`CheckSpec`]), in either direction. Every run must have
 //! a baseline row and every baseline row a run: anything else is unusable input, not a verdict.
 
@@ -11,15 +14,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::CheckSpec;
-use crate::report::{SummaryRow, csv_bytes, opt, parameters};
+use crate::report::{SummaryRow, csv_bytes, opt};
 
-pub const BASELINE_HEADER: [&str; 7] =
-    ["metric", "method", "gamma", "epochs", "n_seeds", "mean", "std"];
+pub const BASELINE_HEADER: [&str; 8] =
+    ["metric", "method", "gamma", "epochs", "params", "n_seeds", "mean", "std"];
 
 /// Input that cannot be checked (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("{path}: cannot read the baseline: {source}; create it with --update-baseline")]
+    #[error("{path}: cannot read the baseline (create it with --update-baseline)")]
     Missing { path: PathBuf, source: std::io::Error },
     #[error("{path}: malformed baseline: {problem}")]
     Malformed { path: PathBuf, problem: String },
@@ -35,6 +38,9 @@ pub struct BaselineRow {
     pub method: String,
     pub gamma: Option<f64>,
     pub epochs: usize,
+    /// The parameter set, as `summary.csv`'s `params` column writes it: with the metric and
+    /// the method, the row's key.
+    pub params: String,
     pub n_seeds: usize,
     pub mean: f64,
     pub std: Option<f64>,
@@ -42,12 +48,11 @@ pub struct BaselineRow {
 
 impl BaselineRow {
     fn same_cell(&self, other: &BaselineRow) -> bool {
-        (&self.metric, &self.method, self.gamma, self.epochs)
-            == (&other.metric, &other.method, other.gamma, other.epochs)
+        (&self.metric, &self.method, &self.params) == (&other.metric, &other.method, &other.params)
     }
 
     fn describe(&self) -> String {
-        format!("{} of {} {}", self.metric, self.method, parameters(self.gamma, self.epochs))
+        format!("{} of {} {}", self.metric, self.method, self.params)
     }
 }
 
@@ -62,6 +67,7 @@ pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
                     method: s.method.clone(),
                     gamma: s.gamma,
                     epochs: s.epochs,
+                    params: s.params.clone(),
                     n_seeds: s.n_seeds,
                     mean: stat.mean,
                     std: stat.std,
@@ -82,6 +88,7 @@ pub fn baseline_csv(rows: &[BaselineRow]) -> anyhow::Result<Vec<u8>> {
                 r.method.clone(),
                 opt(r.gamma),
                 r.epochs.to_string(),
+                r.params.clone(),
                 r.n_seeds.to_string(),
                 r.mean.to_string(),
                 opt(r.std),
@@ -97,10 +104,18 @@ pub fn read_baseline(path: &Path) -> Result<Vec<BaselineRow>, CheckError> {
     let mut reader = csv::Reader::from_reader(&bytes[..]);
     let header = reader.headers().map_err(|e| malformed(e.to_string()))?.clone();
     if header.iter().collect::<Vec<_>>() != BASELINE_HEADER {
+        let old = header.iter().all(|h| BASELINE_HEADER.contains(&h))
+            && !header.iter().any(|h| h == "params");
         return Err(malformed(format!(
-            "the header is {:?}, expected {}",
+            "the header is {:?}, expected {}{}",
             header.iter().collect::<Vec<_>>().join(","),
-            BASELINE_HEADER.join(",")
+            BASELINE_HEADER.join(","),
+            if old {
+                " (a baseline from before parameter sets were keyed by `params`; regenerate it \
+                 with --update-baseline)"
+            } else {
+                ""
+            }
         )));
     }
     let rows: Vec<BaselineRow> = reader
@@ -178,15 +193,15 @@ pub fn compare(
 /// The verdicts as a table.
 pub fn table(verdicts: &[Verdict]) -> String {
     let mut out = format!(
-        "{:<16} {:<11} {:<18} {:>9} {:>9} {:>8} {:>9}  {}\n",
+        "{:<16} {:<12} {:<28} {:>9} {:>9} {:>8} {:>9}  {}\n",
         "metric", "method", "parameters", "baseline", "now", "delta", "tolerance", "result"
     );
     for v in verdicts {
         out += &format!(
-            "{:<16} {:<11} {:<18} {:>9.3} {:>9.3} {:>+8.3} {:>9.3}  {}\n",
+            "{:<16} {:<12} {:<28} {:>9.3} {:>9.3} {:>+8.3} {:>9.3}  {}\n",
             v.row.metric,
             v.row.method,
-            parameters(v.row.gamma, v.row.epochs),
+            v.row.params,
             v.row.mean,
             v.now,
             v.delta(),
@@ -207,6 +222,7 @@ mod tests {
             method: if gamma.is_some() { "mi_unlearn" } else { "finetune" }.into(),
             gamma,
             epochs: 5,
+            params: crate::report::parameters(gamma, 5),
             n_seeds: 3,
             mean,
             std,
@@ -275,18 +291,53 @@ mod tests {
             assert!(err.contains(expected), "{err}");
         };
         check("metric,method\n", "header is \"metric,method\"");
-        check("metric,method,gamma,epochs,n_seeds,mean,std\n", "no rows");
+        let header = "metric,method,gamma,epochs,params,n_seeds,mean,std\n";
+        check(header, "no rows");
+        check(&format!("{header}forget_gap,mi_unlearn,4,5,gamma=4 epochs=5,3,abc,\n"), "line 2");
         check(
-            "metric,method,gamma,epochs,n_seeds,mean,std\nforget_gap,mi_unlearn,4,5,3,abc,\n",
-            "line 2",
-        );
-        check(
-            "metric,method,gamma,epochs,n_seeds,mean,std\nforget_gap,finetune,,5,3,1,\nforget_gap,finetune,,5,3,2,\n",
+            &format!(
+                "{header}forget_gap,finetune,,5,epochs=5,3,1,\nforget_gap,finetune,,5,epochs=5,3,2,\n"
+            ),
             "line 3: forget_gap of finetune epochs=5 appears twice",
         );
-        let err = read_baseline(&dir.path().join("none.csv")).unwrap_err().to_string();
-        assert!(
-            err.contains("none.csv: cannot read the baseline") && err.contains("--update-baseline")
+        check(
+            "metric,method,gamma,epochs,n_seeds,mean,std\nforget_gap,finetune,,5,3,1,\n",
+            "regenerate it with --update-baseline",
         );
+        let err = read_baseline(&dir.path().join("none.csv")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain.matches("No such file").count(), 1, "the cause once: {chain}");
+        assert!(
+            chain.contains("none.csv: cannot read the baseline")
+                && chain.contains("--update-baseline"),
+            "{chain}"
+        );
+    }
+
+    /// A grid over a baseline's parameters (same method, gamma and epochs; different lr):
+    /// one baseline row per point, read back and compared point by point.
+    #[test]
+    fn a_parameter_grid_gets_one_row_per_parameter_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baseline.csv");
+        let point = |lr: &str, mean: f64| BaselineRow {
+            metric: "forget_gap".into(),
+            method: "grad_ascent".into(),
+            gamma: None,
+            epochs: 5,
+            params: format!("epochs=5 lr={lr}"),
+            n_seeds: 3,
+            mean,
+            std: None,
+        };
+        let rows = vec![point("0.0001", 2.0), point("0.00003", 7.0)];
+        std::fs::write(&path, baseline_csv(&rows).unwrap()).unwrap();
+        let read = read_baseline(&path).unwrap();
+        assert_eq!(read, rows);
+        let now = vec![point("0.00003", 7.25), point("0.0001", 2.0)];
+        let v = compare(&now, &read, &spec(Some(0.1), None), &path).unwrap();
+        assert_eq!((v[0].row.mean, v[0].now, v[0].pass()), (7.0, 7.25, false), "matched by lr");
+        assert_eq!((v[1].row.mean, v[1].now, v[1].pass()), (2.0, 2.0, true));
+        assert!(table(&v).contains("epochs=5 lr=0.00003"), "{}", table(&v));
     }
 }

@@ -265,7 +265,8 @@ fn check_passes_fails_and_rejects_unusable_baselines() {
     let target =
         text.lines().find(|l| l.starts_with("forget_gap,mi_unlearn,4,")).unwrap().to_owned();
     let mut cells: Vec<String> = target.split(',').map(String::from).collect();
-    cells[5] = (cells[5].parse::<f64>().unwrap() + 0.8).to_string();
+    // metric,method,gamma,epochs,params,n_seeds,mean,std
+    cells[6] = (cells[6].parse::<f64>().unwrap() + 0.8).to_string();
     std::fs::write(&baseline, text.replace(&target, &cells.join(","))).unwrap();
     let (code, stdout, stderr) = check(&[]);
     assert_eq!(code, 1, "{stdout}{stderr}");
@@ -285,7 +286,7 @@ fn check_passes_fails_and_rejects_unusable_baselines() {
         stderr.contains("no baseline row for forget_gap of mi_unlearn gamma=4 epochs=2"),
         "{stderr}"
     );
-    std::fs::write(&baseline, format!("{text}forget_gap,mi_unlearn,8,2,2,-3.0,\n")).unwrap();
+    std::fs::write(&baseline, format!("{text}forget_gap,mi_unlearn,8,2,gamma=8 epochs=2,2,-3.0,\n")).unwrap();
     let (code, _, stderr) = check(&[]);
     assert_eq!(code, 2);
     assert!(
