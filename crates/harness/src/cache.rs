@@ -5,8 +5,9 @@
 //!                            /record.json         what was trained, the model file's SHA-256,
 //!                                                 how long it took, per-epoch history
 //! <cache>/v2/evals/<key>.json                     accuracies of one model on one split
-//! <cache>/v2/locks/<job key>                      "host pid" of the process training that job
-//! <cache>/v2/tmp/                                 entries being written
+//! <cache>/v2/locks/<job key>                      "host pid token" of the process training it
+//! <cache>/v2/locks/<job key>.<id>.claim           briefly: who may replace or remove a lock
+//! <cache>/v2/tmp/<key>@<host>@<pid>@<n>           entries being written, and by whom
 //! ```
 //!
 //! Keys come from [`crate::plan`]. A model entry is written in full in `tmp/`, fsynced and
@@ -18,7 +19,13 @@
 //! SHA-256 is not the one its record names, is reported as [`Entry::Corrupt`] and the caller
 //! retrains it. A process that trains a job first takes its lock (a file created exclusively,
 //! its modification time refreshed every few seconds while training); a lock whose process is
-//! gone (same host, no such pid) or whose heartbeat stopped (any host) is taken over.
+//! gone (same host, no such process: `kill(pid, 0)`) or whose heartbeat stopped (any host) is
+//! taken over. A lock file's text is unique to one acquisition; replacing it (a takeover: a
+//! complete new lock file renamed over it, one atomic step) or removing it (its holder's
+//! release) needs that instance's claim file, created exclusively, so of several processes
+//! that judge a lock stale one takes it, and a holder whose lock was taken over leaves its
+//! successor's alone. Opening the cache sweeps `tmp/` of what dead processes of this host
+//! were writing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +37,7 @@ use methods::Metrics;
 use model::{Mlp, MlpSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{temp_sibling, write_atomic};
+use crate::fsutil::write_atomic;
 
 /// The cache layout version (the folder name); bump to abandon old entries.
 /// v2: records carry the model file's SHA-256; lock files.
@@ -132,12 +139,32 @@ pub enum Lock {
     Busy(Holder),
 }
 
-/// A held job lock: refreshed while held, removed when dropped.
+/// A held job lock: refreshed while held, removed when dropped if it is still this one.
 #[derive(Debug)]
 pub struct JobLock {
     path: PathBuf,
+    /// The lock file's text, unique to this acquisition: how a holder knows its lock from the
+    /// one of a process that took it over.
+    text: String,
     stop: Arc<AtomicBool>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JobLock {
+    /// Holds the lock whose file `file` (at `path`) contains `text`, refreshing its
+    /// modification time until dropped. The refresh goes through the open file, so once the
+    /// lock has been taken over (another file renamed over `path`) it touches only the old one.
+    fn hold(path: PathBuf, file: std::fs::File, text: String) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let heartbeat = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(HEARTBEAT);
+                let _ = file.set_modified(SystemTime::now());
+            }
+        });
+        Self { path, text, stop, heartbeat: Some(heartbeat) }
+    }
 }
 
 impl Drop for JobLock {
@@ -147,18 +174,79 @@ impl Drop for JobLock {
             h.thread().unpark();
             let _ = h.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        // Removing a lock is a change of its instance like a takeover: only the holder of the
+        // instance's claim may do it, so a lock taken over meanwhile is left to its new holder.
+        let _ = with_claim(&self.path, &self.text, || {
+            let _ = std::fs::remove_file(&self.path);
+        });
     }
 }
 
 /// This machine's name, for lock files.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".into())
+    let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
+    // A name is one word in the lock file.
+    let name: String = name.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+    if name.is_empty() { "unnamed-host".into() } else { name }
+}
+
+/// Whether process `pid` of this host is alive (it exists, even if it is not ours to signal).
+#[cfg(unix)]
+fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}
+
+/// Without a way to ask, every holder is taken to be alive: its heartbeat decides.
+#[cfg(not(unix))]
+fn alive(_pid: u32) -> bool {
+    true
+}
+
+/// A text for a new lock file: who holds it, and a token no other acquisition has.
+fn lock_text(me: &Holder) -> String {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{} {} {nanos:x}-{n:x}\n", me.host, me.pid)
+}
+
+fn parse_holder(text: &str) -> Option<Holder> {
+    let mut words = text.split_whitespace();
+    let host = words.next()?.to_owned();
+    let pid = words.next()?.parse().ok()?;
+    Some(Holder { host, pid })
+}
+
+/// Runs `change` (a takeover or a release of the lock at `path`) if its file still holds
+/// `text`, as the only process allowed to change that instance of the lock: first it creates
+/// the instance's claim file (`<lock>.<hash of text>.claim`) exclusively, which one process
+/// alone can do. So two processes that both judge a lock stale cannot both take it, and a
+/// holder whose lock was taken over cannot remove its successor's. `None` if another process
+/// holds the claim or the lock has changed.
+fn with_claim<T>(path: &Path, text: &str, change: impl FnOnce() -> T) -> Option<T> {
+    let id = &crate::plan::sha256_hex(text)[..16];
+    let name = path.file_name()?.to_str()?;
+    let claim = path.with_file_name(format!("{name}.{id}.claim"));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // A claim outlives its step only if its maker died during it.
+            let age = std::fs::metadata(&claim).and_then(|m| m.modified()).ok();
+            if age.and_then(|t| t.elapsed().ok()).is_some_and(|a| a > STALE_AFTER) {
+                let _ = std::fs::remove_file(&claim);
+            }
+            return None;
+        }
+        Err(_) => return None,
+    }
+    let result = (std::fs::read_to_string(path).ok().as_deref() == Some(text)).then(change);
+    let _ = std::fs::remove_file(&claim);
+    result
 }
 
 impl Cache {
@@ -178,18 +266,34 @@ impl Cache {
         Ok(d)
     }
 
-    /// Removes what killed processes left in `tmp/` (anything a day old: a live writer
-    /// finishes an entry in seconds).
+    /// A new name in `tmp/` for something being written for `key`, naming this host and
+    /// process so that [`Cache::sweep_tmp`] can tell when its writer is gone.
+    fn temp_path(&self, key: &str) -> anyhow::Result<PathBuf> {
+        use std::sync::atomic::AtomicU64;
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Ok(self.dir("tmp")?.join(format!("{key}@{}@{}@{n}", hostname(), std::process::id())))
+    }
+
+    /// Removes what killed processes left in `tmp/`: whatever a process of this host that no
+    /// longer exists was writing, and anything a day old (from another host, whose processes
+    /// cannot be asked; a live writer finishes an entry in seconds).
     fn sweep_tmp(&self) {
         let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else { return };
+        let me = hostname();
         for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mut parts = name.rsplit('@');
+            let (_n, pid, host) = (parts.next(), parts.next(), parts.next());
+            let writer_gone = host == Some(me.as_str())
+                && pid.and_then(|p| p.parse().ok()).is_some_and(|pid| !alive(pid));
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > Duration::from_secs(24 * 3600));
-            if old {
+            if writer_gone || old {
                 let _ =
                     std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
             }
@@ -243,7 +347,7 @@ impl Cache {
     pub fn discard(&self, key: &str) -> anyhow::Result<()> {
         let entry = self.entry(key);
         // Renamed away first, so that no reader sees a half-deleted entry.
-        let gone = temp_sibling(&self.dir("tmp")?.join(key));
+        let gone = self.temp_path(key)?;
         match std::fs::rename(&entry, &gone) {
             Ok(()) => std::fs::remove_dir_all(&gone)
                 .with_context(|| format!("cannot remove {}", gone.display())),
@@ -252,26 +356,21 @@ impl Cache {
         }
     }
 
-    /// Tries to take the lock of job `key`, taking over a stale one.
+    /// Tries to take the lock of job `key`, taking over a stale one: one whose holder is a
+    /// process of this host that no longer exists, or whose heartbeat stopped (any host).
     pub fn lock(&self, key: &str) -> anyhow::Result<Lock> {
-        let path = self.dir("locks")?.join(key);
+        let dir = self.dir("locks")?;
+        let path = dir.join(key);
         let me = Holder { host: hostname(), pid: std::process::id() };
         loop {
+            let text = lock_text(&me);
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
                     use std::io::Write;
-                    writeln!(f, "{} {}", me.host, me.pid)
+                    f.write_all(text.as_bytes())
                         .and_then(|()| f.sync_all())
                         .with_context(|| format!("cannot write the lock {}", path.display()))?;
-                    let stop = Arc::new(AtomicBool::new(false));
-                    let flag = stop.clone();
-                    let heartbeat = std::thread::spawn(move || {
-                        while !flag.load(Ordering::Relaxed) {
-                            std::thread::park_timeout(HEARTBEAT);
-                            let _ = f.set_modified(SystemTime::now());
-                        }
-                    });
-                    return Ok(Lock::Acquired(JobLock { path, stop, heartbeat: Some(heartbeat) }));
+                    return Ok(Lock::Acquired(JobLock::hold(path, f, text)));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => {
@@ -279,26 +378,49 @@ impl Cache {
                         .with_context(|| format!("cannot create the lock {}", path.display()));
                 }
             }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let holder = text.split_once(' ').and_then(|(host, pid)| {
-                Some(Holder { host: host.to_owned(), pid: pid.trim().parse().ok()? })
-            });
-            let age = std::fs::metadata(&path)
+            // Released meanwhile: try again.
+            let Ok(held) = std::fs::read_to_string(&path) else { continue };
+            let Some(age) = std::fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .ok()
-                .and_then(|t| t.elapsed().ok());
-            let Some(age) = age else { continue }; // released meanwhile: try again
-            let dead = holder.as_ref().is_some_and(|h| {
-                h.host == me.host && !Path::new(&format!("/proc/{}", h.pid)).exists()
-            });
+                .and_then(|t| t.elapsed().ok())
+            else {
+                continue;
+            };
+            let holder = parse_holder(&held);
+            let dead = holder.as_ref().is_some_and(|h| h.host == me.host && !alive(h.pid));
             // A holder still writing its first line is younger than a second.
             let unreadable = holder.is_none() && age > Duration::from_secs(2);
-            if dead || unreadable || age > STALE_AFTER {
-                // Renaming is atomic: of several processes taking over, one succeeds.
-                let _ = std::fs::rename(&path, temp_sibling(&self.dir("tmp")?.join(key)));
-                continue;
+            if !(dead || unreadable || age > STALE_AFTER) {
+                match holder {
+                    Some(holder) => return Ok(Lock::Busy(holder)),
+                    None => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                }
             }
-            return Ok(Lock::Busy(holder.expect("a live lock names its holder")));
+            // Stale: replace that very instance, in one atomic step (a complete lock file
+            // renamed over it), if no other process is replacing it.
+            let tmp = self.temp_path(key)?;
+            let taken = with_claim(&path, &held, || -> std::io::Result<std::fs::File> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(text.as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                Ok(f)
+            });
+            match taken {
+                Some(Ok(f)) => return Ok(Lock::Acquired(JobLock::hold(path, f, text))),
+                Some(Err(e)) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e)
+                        .with_context(|| format!("cannot take over the lock {}", path.display()));
+                }
+                // Another process is taking it over or releasing it: see who holds it next.
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
         }
     }
 
@@ -315,10 +437,25 @@ impl Cache {
     /// Stores a model and its record under `record.key`, atomically, filling in the model
     /// file's SHA-256. If another process stored the same key meanwhile, its entry is kept (it
     /// is the same model).
-    pub fn store(&self, model: &Mlp, mut record: Record) -> anyhow::Result<Record> {
+    pub fn store(&self, model: &Mlp, record: Record) -> anyhow::Result<Record> {
+        self.write_entry(model, record, false)
+    }
+
+    /// [`Cache::store`], replacing an existing entry of the same key (one whose record lacks
+    /// evaluations a later experiment asked for).
+    pub fn replace(&self, model: &Mlp, record: Record) -> anyhow::Result<Record> {
+        self.write_entry(model, record, true)
+    }
+
+    fn write_entry(
+        &self,
+        model: &Mlp,
+        mut record: Record,
+        replace: bool,
+    ) -> anyhow::Result<Record> {
         let entry = self.entry(&record.key);
         self.dir("models")?;
-        let tmp = temp_sibling(&self.dir("tmp")?.join(&record.key));
+        let tmp = self.temp_path(&record.key)?;
         let result = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(&tmp)?;
             let model_file = tmp.join("model.safetensors");
@@ -328,7 +465,13 @@ impl Cache {
             write_atomic(&tmp.join("record.json"), &serde_json::to_vec_pretty(&record)?)?;
             match std::fs::rename(&tmp, &entry) {
                 Ok(()) => crate::fsutil::sync_dir(&self.root.join("models")),
-                Err(_) if entry.join("record.json").exists() => Ok(()),
+                Err(_) if entry.join("record.json").exists() && !replace => Ok(()),
+                Err(_) if entry.exists() => {
+                    // Out of the way first (a reader sees it missing, never half-replaced).
+                    self.discard(&record.key)?;
+                    std::fs::rename(&tmp, &entry)?;
+                    crate::fsutil::sync_dir(&self.root.join("models"))
+                }
                 Err(e) => Err(e.into()),
             }
         })();
@@ -389,10 +532,10 @@ mod tests {
         assert!(matches!(cache.lock("a").unwrap(), Lock::Acquired(_)), "released on drop");
 
         // A live process elsewhere, recently refreshed: busy.
-        lock_file(&cache, "b", "other-host 1\n", Duration::from_secs(5));
+        lock_file(&cache, "b", "other-host 1 t\n", Duration::from_secs(5));
         assert!(matches!(cache.lock("b").unwrap(), Lock::Busy(h) if h.host == "other-host"));
         // The same lock, silent for longer than STALE_AFTER: taken over.
-        lock_file(&cache, "b", "other-host 1\n", STALE_AFTER + Duration::from_secs(5));
+        lock_file(&cache, "b", "other-host 1 t\n", STALE_AFTER + Duration::from_secs(5));
         assert!(matches!(cache.lock("b").unwrap(), Lock::Acquired(_)));
         // This host, a pid that does not exist: taken over at once.
         lock_file(&cache, "c", &format!("{} {}\n", hostname(), u32::MAX - 1), Duration::ZERO);
@@ -427,5 +570,99 @@ mod tests {
         );
         cache.discard("k").unwrap();
         assert!(matches!(cache.lookup("k").unwrap(), Entry::Missing));
+    }
+
+    /// A lock file whose holder is a process of this host that does not exist.
+    fn dead_lock_text() -> String {
+        format!("{} {} old-token\n", hostname(), i32::MAX - 7)
+    }
+
+    #[test]
+    fn of_many_threads_taking_over_a_stale_lock_exactly_one_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        for round in 0..40 {
+            let key = format!("k{round}");
+            if round % 2 == 0 {
+                lock_file(&cache, &key, &dead_lock_text(), Duration::ZERO);
+            } else {
+                lock_file(&cache, &key, "far-host 1 t\n", STALE_AFTER + Duration::from_secs(1));
+            }
+            let barrier = std::sync::Barrier::new(8);
+            let held: Vec<JobLock> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            match cache.lock(&key).unwrap() {
+                                Lock::Acquired(l) => Some(l),
+                                Lock::Busy(h) => {
+                                    assert_eq!(h.pid, std::process::id(), "busy with the winner");
+                                    None
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(held.len(), 1, "round {round}: {} holders", held.len());
+            let text = std::fs::read_to_string(cache.dir("locks").unwrap().join(&key)).unwrap();
+            assert_eq!(text, held[0].text, "the file is the winner's");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(cache.dir("locks").unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("claim"))
+            .collect();
+        assert!(leftovers.is_empty(), "claims are removed: {leftovers:?}");
+    }
+
+    #[test]
+    fn a_holder_whose_lock_was_taken_over_leaves_the_new_one_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let Lock::Acquired(first) = cache.lock("a").unwrap() else { panic!("free") };
+        // Its heartbeat looks stopped (a process stalled for minutes): taken over.
+        let path = cache.dir("locks").unwrap().join("a");
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() - STALE_AFTER - Duration::from_secs(5)).unwrap();
+        let Lock::Acquired(second) = cache.lock("a").unwrap() else { panic!("stale") };
+        drop(first);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), second.text, "still the new lock");
+        assert!(matches!(cache.lock("a").unwrap(), Lock::Busy(_)));
+        drop(second);
+        assert!(!path.exists(), "its own holder removes it");
+    }
+
+    #[test]
+    fn opening_the_cache_sweeps_what_dead_processes_of_this_host_were_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("v2/tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let name = |host: &str, pid: u32| format!("abc@{host}@{pid}@0");
+        let dead = name(&hostname(), i32::MAX as u32 - 7);
+        let live = name(&hostname(), std::process::id());
+        let elsewhere = name("far-host", i32::MAX as u32 - 7);
+        for n in [&dead, &live, &elsewhere] {
+            std::fs::create_dir_all(tmp.join(n)).unwrap();
+            std::fs::write(tmp.join(n).join("model.safetensors"), b"partial").unwrap();
+        }
+        let _cache = Cache::open(dir.path()).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![live, elsewhere];
+        expected.sort();
+        assert_eq!(left, expected, "only the dead writer's entry is gone");
+    }
+
+    #[test]
+    fn liveness_asks_the_system() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(i32::MAX as u32 - 7));
+        assert!(!hostname().is_empty() && !hostname().contains(char::is_whitespace));
     }
 }
