@@ -22,6 +22,7 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Deserialize;
 
+use crate::fsutil::write_atomic;
 use crate::report::Stat;
 
 pub const MAX_HISTORY_FIGURES: usize = 8;
@@ -61,29 +62,39 @@ macro_rules! render {
         register_font();
         let dir: &Path = $dir;
         let stem: &str = $stem;
+        let (width, height): (u32, u32) = $size;
         let svg = dir.join(format!("{stem}.svg"));
         let png = dir.join(format!("{stem}.png"));
-        let svg_tmp = dir.join(format!(".{stem}.tmp-{}.svg", std::process::id()));
-        let png_tmp = dir.join(format!(".{stem}.tmp-{}.png", std::process::id()));
+        // Both drawn in memory first, then each written by the one atomic-write helper
+        // (temporary file, fsync, rename): a killed run leaves the old figure or the new one.
+        let mut svg_text = String::new();
+        let mut pixels = vec![0u8; width as usize * height as usize * 3];
         let drawn = {
-            let root = SVGBackend::new(&svg_tmp, $size).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg_text, (width, height)).into_drawing_area();
             $draw(&root).and_then(|()| root.present()).map_err(|e| anyhow!("{e:?}"))
         }
         .and_then(|()| {
-            let root = BitMapBackend::new(&png_tmp, $size).into_drawing_area();
+            let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
             $draw(&root).and_then(|()| root.present()).map_err(|e| anyhow!("{e:?}"))
         })
         .and_then(|()| {
-            std::fs::rename(&svg_tmp, &svg)?;
-            std::fs::rename(&png_tmp, &png)?;
+            let png_bytes = png_bytes(&pixels, width, height)?;
+            write_atomic(&svg, svg_text.as_bytes())?;
+            write_atomic(&png, &png_bytes)?;
             Ok(vec![svg.clone(), png.clone()])
         });
-        if drawn.is_err() {
-            let _ = std::fs::remove_file(&svg_tmp);
-            let _ = std::fs::remove_file(&png_tmp);
-        }
         drawn.with_context(|| format!("cannot draw {}", svg.display()))
     }};
+}
+
+/// RGB pixels encoded as PNG, as plotters' own bitmap encoder writes them.
+fn png_bytes(pixels: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
+    use image::ImageEncoder as _;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(pixels, width, height, image::ColorType::Rgb8)
+        .context("cannot encode the PNG")?;
+    Ok(out)
 }
 
 /// A row of `runs.csv` (columns this module does not use are ignored).
@@ -166,9 +177,7 @@ pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
                     h.method == "mi_unlearn" && h.gamma == Some(gamma) && h.epochs == epochs
                 })
                 .collect();
-            let h = History::new(&rows, gamma, epochs).with_context(|| {
-                format!("{}: MI-unlearn gamma {gamma}, {epochs} epochs", history_path.display())
-            })?;
+            let Some(h) = History::new(&rows, gamma, epochs) else { continue };
             written.extend(render!(
                 dir,
                 &format!("mi_acc_gamma{gamma}_epochs{epochs}"),
@@ -511,20 +520,23 @@ struct History {
 }
 
 impl History {
-    fn new(rows: &[&HistoryRow], gamma: f64, epochs: usize) -> anyhow::Result<Self> {
+    /// The curves over the epochs the history holds (every epoch, or every `eval_every`), each
+    /// point the mean and spread over the seeds evaluated then. `None` without any row.
+    fn new(rows: &[&HistoryRow], gamma: f64, epochs: usize) -> Option<Self> {
         let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
         seeds.sort_unstable();
         seeds.dedup();
-        anyhow::ensure!(
-            rows.len() == seeds.len() * epochs,
-            "{} rows for {} seeds x {epochs} epochs",
-            rows.len(),
-            seeds.len()
-        );
+        let mut evaluated: Vec<usize> = rows.iter().map(|r| r.epoch).collect();
+        evaluated.sort_unstable();
+        evaluated.dedup();
+        if evaluated.is_empty() {
+            return None;
+        }
         let curve = |f: &dyn Fn(&HistoryRow) -> Option<f64>| {
             Curve::from_groups(
-                (1..=epochs)
-                    .map(|e| {
+                evaluated
+                    .iter()
+                    .map(|&e| {
                         (
                             e as f64,
                             rows.iter().filter(|r| r.epoch == e).filter_map(|r| f(r)).collect(),
@@ -533,7 +545,7 @@ impl History {
                     .collect(),
             )
         };
-        Ok(Self {
+        Some(Self {
             gamma,
             epochs,
             seeds: seeds.len(),

@@ -154,10 +154,13 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
     let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
-        let Some(record) = cached(job, &shared)? else {
+        // A record without every evaluation this experiment asks for (one trained by an
+        // experiment with a larger `eval_every`) needs retraining, which `collect` never does.
+        let Some(record) = cached(job, &shared)?.filter(|r| has_history(exp, job, r)) else {
             missing.push(job.clone());
             continue;
         };
+        let record = as_asked(exp, job, record);
         let split_key = split_key(exp, &shared.fingerprint, job.seed);
         let accuracy = match shared.cache.eval(&job.key, &split_key) {
             Some(a) => a,
@@ -271,17 +274,54 @@ fn cached(job: &Job, s: &Shared<'_>) -> anyhow::Result<Option<Record>> {
     }
 }
 
+/// Whether `record` holds every evaluation `exp` asks for in `job`'s history. The cache key
+/// leaves `eval_every` out (it changes what is recorded, not the model), so an entry trained
+/// by an experiment that evaluated less often may lack some.
+fn has_history(exp: &Experiment, job: &Job, record: &Record) -> bool {
+    (1..=job.method.epochs())
+        .filter(|&e| exp.evaluates_after(&job.method, e))
+        .all(|e| record.history.iter().any(|h| h.epoch == e && h.metrics.is_some()))
+}
+
+/// `record` with exactly the evaluations `exp` asks for: what a run reports never depends on
+/// which experiment trained its model first.
+fn as_asked(exp: &Experiment, job: &Job, mut record: Record) -> Record {
+    for h in &mut record.history {
+        if !exp.evaluates_after(&job.method, h.epoch) {
+            h.metrics = None;
+        }
+    }
+    record
+}
+
 fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     let exp = s.exp;
     let split_key = split_key(exp, &s.fingerprint, job.seed);
-    let mut record = cached(job, s)?;
+    // A cached entry whose history lacks evaluations this experiment asks for is retrained
+    // (the same model: training is deterministic) recording them, and replaces the entry.
+    let mut thin: Option<Record> = None;
+    let usable = |found: Option<Record>, thin: &mut Option<Record>| match found {
+        Some(r) if !has_history(exp, job, &r) => {
+            if thin.is_none() {
+                s.progress.log(format_args!(
+                    "{}: its cached history lacks evaluations this experiment asks for \
+                     (`eval_every`); retraining it to record them",
+                    job.label()
+                ));
+            }
+            *thin = Some(r);
+            None
+        }
+        found => found,
+    };
+    let mut record = usable(cached(job, s)?, &mut thin);
     if let Some(record) = &record
         && let Some(accuracy) = s.cache.eval(&job.key, &split_key)
     {
         finish(s, job, "cached", &accuracy);
         return Ok(RunResult {
             job: job.clone(),
-            record: record.clone(),
+            record: as_asked(exp, job, record.clone()),
             accuracy,
             trained: false,
         });
@@ -294,7 +334,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         match s.cache.lock(&job.key)? {
             Lock::Acquired(l) => {
                 // It may have been stored between the lookup and the lock.
-                record = cached(job, s)?;
+                record = usable(cached(job, s)?, &mut thin);
                 lock = Some(l);
                 break;
             }
@@ -307,7 +347,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                     waiting = true;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(250));
-                record = cached(job, s)?;
+                record = usable(cached(job, s)?, &mut thin);
             }
         }
     }
@@ -334,7 +374,13 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             // Unlearning runs are evaluated after every epoch, or every `eval_every` (their
             // trajectory is the point). The original is not: its key leaves out the split, so
             // its record must too.
-            let mut history = Vec::with_capacity(job.method.epochs());
+            // Besides what this experiment asks for, the evaluations of the entry it replaces.
+            let evaluated_before = |epoch: usize| {
+                thin.as_ref().is_some_and(|t| {
+                    t.history.iter().any(|h| h.epoch == epoch && h.metrics.is_some())
+                })
+            };
+            let mut history = Vec::new();
             let bar = s.progress.job(&job.label(), job.method.epochs());
             let t0 = Instant::now();
             let model =
@@ -344,9 +390,9 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                         loss: stats.loss,
                         ce: stats.ce,
                         mi: stats.mi,
-                        metrics: exp
-                            .evaluates_after(&job.method, epoch)
-                            .then(|| evaluate(m, &data, job.engine).into()),
+                        metrics: (exp.evaluates_after(&job.method, epoch)
+                            || evaluated_before(epoch))
+                        .then(|| evaluate(m, &data, job.engine).into()),
                     };
                     let label = job.label();
                     s.progress
@@ -363,7 +409,23 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 seconds: t0.elapsed().as_secs_f64(),
                 history,
             };
-            let record = s.cache.store(&model, record)?;
+            let record = match &thin {
+                None => s.cache.store(&model, record)?,
+                Some(old) => {
+                    let record = s.cache.replace(&model, record)?;
+                    if record.model_sha256 != old.model_sha256 {
+                        s.progress.warn(format_args!(
+                            "{}: retrained to record its history, it came out different from \
+                             the cached model (SHA-256 {} instead of {}): training is not \
+                             deterministic here",
+                            job.label(),
+                            record.model_sha256,
+                            old.model_sha256
+                        ));
+                    }
+                    record
+                }
+            };
             (model, record, true)
         }
     };
@@ -373,7 +435,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };
     finish(s, job, &how, &accuracy);
-    Ok(RunResult { job: job.clone(), record, accuracy, trained })
+    Ok(RunResult { job: job.clone(), record: as_asked(exp, job, record), accuracy, trained })
 }
 
 /// The final model's accuracies and the membership-inference attack on it (its stream drawn

@@ -460,3 +460,69 @@ fn devices_resolve_to_the_cpu_here_and_missing_ones_are_errors() {
     let (ok, _, stderr) = harness(&[exp, "--device", "cpu", "--cache", &p("c"), "--out", &p("o2")]);
     assert!(ok && stderr.contains("(everything from the cache)"), "{stderr}");
 }
+
+/// `eval_every` is not in the cache key: a run's history must still be what its own
+/// experiment asks for, whichever experiment trained the model first, and plots must draw it.
+#[test]
+fn history_is_what_each_experiment_asks_for_whatever_trained_it_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, every: usize| {
+        let text = format!(
+            "seeds = [0]\n[data]\ndir = \"{}\"\ntrain_limit = 3000\ntest_limit = 500\n\
+             [forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 2\n\
+             [methods.mi_unlearn]\ngamma = [2]\nepochs = 3\neval_every = {every}\n",
+            mnist_dir().display()
+        );
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (sparse, dense) = (write("sparse", 3), write("dense", 1));
+    let cache = tmp.path().join("cache");
+    let run = |exp: &Path, out: &str| {
+        let out = tmp.path().join(out);
+        let (ok, _, stderr) = harness(&[
+            exp.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{stderr}");
+        let epochs: Vec<String> =
+            read_csv(&out.join("history.csv")).iter().map(|r| r["epoch"].clone()).collect();
+        (out, epochs, stderr)
+    };
+    // The sparse experiment trains first: one evaluation, after the last epoch; its figure
+    // draws that one point.
+    let (out, epochs, _) = run(&sparse, "sparse1");
+    assert_eq!(epochs, ["3"]);
+    assert!(out.join("mi_acc_gamma2_epochs3.png").exists());
+    // The dense one asks for every epoch: it retrains the model to record them (same model).
+    let (out, epochs, stderr) = run(&dense, "dense");
+    assert_eq!(epochs, ["1", "2", "3"], "{stderr}");
+    assert!(stderr.contains("retraining it to record them"), "{stderr}");
+    assert!(!stderr.contains("came out different"), "{stderr}");
+    assert!(out.join("mi_acc_gamma2_epochs3.png").exists());
+    // Now the cache holds every epoch: the sparse experiment still gets only what it asks
+    // for, the same file as before, and nothing is trained.
+    let (out, epochs, stderr) = run(&sparse, "sparse2");
+    assert_eq!(epochs, ["3"]);
+    assert!(stderr.contains("everything from the cache"), "{stderr}");
+    for f in ["history.csv", "runs.csv"] {
+        assert_eq!(
+            numbers(&out.join(f)),
+            numbers(&tmp.path().join("sparse1").join(f)),
+            "{f} does not depend on which experiment trained first"
+        );
+    }
+    // Figures are written atomically: no temporary file is left beside them.
+    for dir in ["sparse1", "dense", "sparse2"] {
+        let stray: Vec<_> = std::fs::read_dir(tmp.path().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.') || n.contains("tmp"))
+            .collect();
+        assert!(stray.is_empty(), "{dir}: {stray:?}");
+    }
+}
