@@ -3,6 +3,19 @@
 //! then the CPU. Asking for a device the machine does not have is an error that lists the ones
 //! it has. The device's kind (`cpu`, `cuda`, `mps`, not the index) enters every cache key:
 //! results from different kinds of device are different results.
+//!
+//! Determinism: on the CPU every run is bit-for-bit reproducible (one thread per job, fixed
+//! summation orders). On a GPU it is not: libtorch's deterministic-algorithms switch
+//! (`torch.use_deterministic_algorithms`) is not reachable through `tch`'s safe API, and
+//! CUDA's atomic adds and cuBLAS's reductions may order sums differently from run to run. So
+//! GPU runs say so: their keys carry a `nondeterministic` line and `runs.csv` names their
+//! device `cuda (nondeterministic)` or `mps (nondeterministic)`. The cache still reuses them
+//! (rerunning gives the cached run, not a fresh draw); cuDNN's benchmark mode, which picks
+//! kernels by timing, is switched off.
+//!
+//! With `cuda` (no index) and several GPUs, each of the `--jobs` workers (one per GPU by
+//! default) trains on its own GPU, `cuda:<worker mod GPUs>`: jobs spread over the GPUs
+//! whatever their seeds.
 
 use std::fmt;
 
@@ -97,12 +110,18 @@ impl Resolved {
         kind(self.device)
     }
 
-    /// The device of the `job`-th job (jobs on `cuda` take the GPUs in turn).
-    pub fn for_job(&self, job: usize) -> Device {
+    /// The device worker `worker` trains on (on `cuda` with several GPUs, worker `i` takes GPU
+    /// `i mod GPUs`, so that `--jobs` workers keep as many GPUs busy).
+    pub fn for_worker(&self, worker: usize) -> Device {
         match self.device {
-            Device::Cuda(first) if self.gpus > 1 => Device::Cuda(first + job % self.gpus),
+            Device::Cuda(first) if self.gpus > 1 => Device::Cuda(first + worker % self.gpus),
             d => d,
         }
+    }
+
+    /// Whether a run here gives the same bits every time: on the CPU only (module doc).
+    pub fn deterministic(&self) -> bool {
+        self.device == Device::Cpu
     }
 
     /// The default number of jobs at once: one per GPU, else one per core.
@@ -111,6 +130,14 @@ impl Resolved {
             Device::Cpu => cores,
             _ => self.gpus.max(1),
         }
+    }
+}
+
+/// The device column of `runs.csv`: the kind, marked where runs are not reproducible.
+pub fn label(device: Device) -> String {
+    match device {
+        Device::Cpu => kind(device).to_owned(),
+        d => format!("{} (nondeterministic)", kind(d)),
     }
 }
 
@@ -201,11 +228,16 @@ mod tests {
     fn jobs_spread_over_gpus_one_each_by_default() {
         let all = resolve(Request::Cuda(None), TWO_GPUS).unwrap();
         assert_eq!(
-            (all.default_jobs(8), all.for_job(0), all.for_job(3)),
+            (all.default_jobs(8), all.for_worker(0), all.for_worker(3)),
             (2, Device::Cuda(0), Device::Cuda(1))
         );
         let one = resolve(Request::Cuda(Some(1)), TWO_GPUS).unwrap();
-        assert_eq!((one.default_jobs(8), one.for_job(5)), (1, Device::Cuda(1)));
+        assert_eq!((one.default_jobs(8), one.for_worker(5)), (1, Device::Cuda(1)));
+        assert!(Resolved::CPU.deterministic() && !all.deterministic() && !one.deterministic());
+        assert_eq!(
+            (label(Device::Cpu), label(Device::Cuda(1))),
+            ("cpu".to_owned(), "cuda (nondeterministic)".to_owned())
+        );
         assert_eq!(Resolved::CPU.default_jobs(8), 8);
         assert_eq!(resolve(Request::Mps, MAC).unwrap().default_jobs(8), 1);
     }

@@ -10,6 +10,7 @@
 //! | `data`     | the four files' SHA-256 and any sample limits                | every job              |
 //! | `model`    | architecture and initialisation scheme                       | every job              |
 //! | `device`   | the kind of device it is trained on: `cpu`, `cuda`, `mps`    | every job              |
+//! | `nondeterministic` | present when that device does not reproduce runs bit for bit (GPUs) | GPU jobs |
 //! | `engine`   | how steps are computed, unless the reference `autograd`      | every job              |
 //! | `method`   | method name                                                  | every job              |
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
@@ -135,6 +136,11 @@ fn job(
         device.kind(),
         method.name()
     );
+    if !device.deterministic() {
+        // Before `method`, as `device` is: the rest of the description keeps its order.
+        let at = d.find("method ").expect("just written");
+        d.insert_str(at, "nondeterministic\n");
+    }
     // Left out for the reference engine, so that its keys predate the choice of engines.
     // The engine that trains it: the baselines and the CNN run on autograd whatever the
     // experiment asks, and so does everything off the CPU (the native and fused engines are
@@ -164,7 +170,8 @@ fn job(
         upstream,
         description: d,
         engine,
-        device: device.for_job(seed as usize),
+        // The first device; the runner moves each job to its worker's GPU.
+        device: device.device,
     }
 }
 
@@ -303,7 +310,7 @@ mod tests {
         let (on_cpu, on_gpu) =
             (Plan::new(&exp, "mnist test", &Resolved::CPU), Plan::new(&exp, "mnist test", &gpu));
         assert_ne!(on_cpu.jobs[0].key, on_gpu.jobs[0].key);
-        assert!(on_gpu.jobs[0].description.contains("\ndevice cuda\n"));
+        assert!(on_gpu.jobs[0].description.contains("\ndevice cuda\nnondeterministic\nmethod "));
         assert!(
             on_cpu.jobs[0].description.contains("\ndevice cpu\nmethod original\nengine native\n")
         );

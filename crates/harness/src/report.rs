@@ -295,7 +295,7 @@ pub fn runs_csv(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
                 r.job.method.epochs().to_string(),
                 r.job.method.label(),
                 r.job.seed.to_string(),
-                crate::device::kind(r.job.device).to_owned(),
+                crate::device::label(r.job.device),
                 a.remain.to_string(),
                 a.forget.to_string(),
                 a.test.to_string(),

@@ -140,7 +140,15 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     if needs_data {
         shared.images()?;
     }
-    let results = schedule(&plan, opts.jobs.max(1), &pool, |job| run_job(job, &shared));
+    if matches!(opts.device.device, tch::Device::Cuda(_)) {
+        // Kernels picked by timing would differ from run to run.
+        tch::Cuda::cudnn_set_benchmark(false);
+    }
+    let results = schedule(&plan, opts.jobs.max(1), &pool, |job, worker| {
+        // Each worker trains on its own GPU (`cuda` with several); elsewhere, the one device.
+        let job = Job { device: opts.device.for_worker(worker), ..job.clone() };
+        run_job(&job, &shared)
+    });
     shared.progress.finish();
     Ok(Outcome { plan, results: results? })
 }
@@ -177,25 +185,26 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
     Ok((Outcome { plan, results }, missing))
 }
 
-/// Runs every job of `plan` on `workers` threads of `pool`, each as soon as its upstream job
-/// has finished; among the jobs that can start, those that others wait for go first, then
-/// the longest. Stops at the first error (jobs already running finish). Results in plan order.
-fn schedule(
+/// Runs every job of `plan` on `workers` threads of `pool` (`run` gets the job and the
+/// worker's index, `0..workers`), each as soon as its upstream job has finished; among the
+/// jobs that can start, those that others wait for go first, then the longest. Stops at the
+/// first error (jobs already running finish). Results in plan order.
+fn schedule<T: Send>(
     plan: &Plan,
     workers: usize,
     pool: &rayon::ThreadPool,
-    run: impl Fn(&Job) -> anyhow::Result<RunResult> + Sync,
-) -> anyhow::Result<Vec<RunResult>> {
+    run: impl Fn(&Job, usize) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
     let n = plan.jobs.len();
     let index = |key: &str| plan.jobs.iter().position(|j| j.key == key);
     let upstream: Vec<Option<usize>> =
         plan.jobs.iter().map(|j| j.upstream.as_deref().and_then(index)).collect();
     let has_dependents: Vec<bool> = (0..n).map(|i| upstream.contains(&Some(i))).collect();
     let priority = |i: usize| (has_dependents[i], plan.jobs[i].method.epochs(), usize::MAX - i);
-    struct State {
+    struct State<T> {
         ready: Vec<usize>,
         waiting: Vec<usize>,
-        results: Vec<Option<RunResult>>,
+        results: Vec<Option<T>>,
         running: usize,
         error: Option<anyhow::Error>,
     }
@@ -208,7 +217,7 @@ fn schedule(
         error: None,
     });
     let wake = std::sync::Condvar::new();
-    let worker = || {
+    let worker = |w: usize| {
         let mut s = state.lock().expect("no worker panics holding the lock");
         loop {
             if s.error.is_some() || (s.ready.is_empty() && s.running == 0) {
@@ -224,7 +233,7 @@ fn schedule(
             drop(s);
             // A panicking job must not leave the others waiting for it forever.
             let job = &plan.jobs[i];
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(job)))
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(job, w)))
                 .unwrap_or_else(|_| {
                     Err(anyhow::anyhow!("{} panicked (a bug: please report it)", job.label()))
                 });
@@ -246,8 +255,9 @@ fn schedule(
         }
     };
     pool.scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|_| worker());
+        for w in 0..workers {
+            let worker = &worker;
+            scope.spawn(move |_| worker(w));
         }
     });
     let s = state.into_inner().expect("no worker panicked");
@@ -473,4 +483,46 @@ fn describe(e: &EpochRecord) -> String {
         out += &format!("; remain {:.2}, forget {:.2}, test {:.2}", m.remain, m.forget, m.test);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::device::Resolved;
+
+    /// A one-seed sweep on two GPUs: its jobs run on both (not all on the seed's GPU).
+    #[test]
+    fn workers_take_their_own_gpus_whatever_the_seeds() {
+        let exp = Experiment::parse(
+            "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 2\n\
+             [methods.mi_unlearn]\ngamma = [0, 1, 2, 3, 4, 5, 6, 7]\nepochs = 2\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let gpus = Resolved { device: tch::Device::Cuda(0), gpus: 2 };
+        let plan = Plan::new(&exp, "mnist test", &gpus);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let used = Mutex::new(Vec::new());
+        let workers_seen = Mutex::new(Vec::new());
+        let results = schedule(&plan, 2, &pool, |job, worker| {
+            // Long enough that both workers pick up jobs.
+            std::thread::sleep(Duration::from_millis(30));
+            used.lock().unwrap().push(gpus.for_worker(worker));
+            workers_seen.lock().unwrap().push(worker);
+            Ok(job.key.clone())
+        })
+        .unwrap();
+        let keys: Vec<String> = plan.jobs.iter().map(|j| j.key.clone()).collect();
+        assert_eq!(results, keys, "results in plan order");
+        let used = used.into_inner().unwrap();
+        assert_eq!(used.len(), 9);
+        for gpu in [tch::Device::Cuda(0), tch::Device::Cuda(1)] {
+            assert!(used.contains(&gpu), "{gpu:?} idle: {used:?}");
+        }
+        assert!(workers_seen.into_inner().unwrap().iter().all(|&w| w < 2));
+    }
 }
