@@ -26,7 +26,7 @@ pub use mnist::{Dataset, Mnist};
 /// Everything that can go wrong with the data; every message names the file or value at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: missing; run scripts/setup to fetch MNIST, or set data.dir in the experiment")]
     Missing { path: PathBuf },

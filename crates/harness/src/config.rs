@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -453,6 +453,25 @@ impl Suite {
     }
 }
 
+/// The largest epoch count, batch size or evaluation interval an experiment may ask for: far
+/// beyond any real run (a million MNIST epochs is months of computing), so a bigger value is
+/// a typo, caught before anything is loaded or allocated.
+pub const MAX_COUNT: usize = 1_000_000;
+
+/// The most hidden layers, and units per hidden layer, a model may have (far beyond what
+/// MNIST calls for; larger sizes are typos that would exhaust memory).
+pub const MAX_LAYERS: usize = 32;
+pub const MAX_WIDTH: usize = 65_536;
+
+/// `v` if it is a usable count (1 to [`MAX_COUNT`]), else what is wrong with it.
+fn count(v: usize) -> Result<usize, String> {
+    match v {
+        0 => Err("is 0; it must be at least 1".into()),
+        v if v > MAX_COUNT => Err(format!("is {v}; it must be at most {MAX_COUNT}")),
+        v => Ok(v),
+    }
+}
+
 fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigError> {
     let invalid = |key: &str, problem: String| ConfigError::Invalid {
         path: path.to_owned(),
@@ -545,14 +564,20 @@ fn validate(mut raw: RawExperiment, path: &Path) -> Result<Experiment, ConfigErr
             format!("is {hidden:?}; layer sizes must be positive"),
         ));
     }
+    if hidden.len() > MAX_LAYERS || hidden.iter().any(|&h| h > MAX_WIDTH) {
+        return Err(invalid(
+            "model.hidden",
+            format!(
+                "is {hidden:?}; use at most {MAX_LAYERS} hidden layers of at most {MAX_WIDTH} units"
+            ),
+        ));
+    }
     let model = MlpSpec { hidden, ..base };
 
     let mut methods = Vec::new();
     let m = &mut raw.methods;
     let defaults = Supervised::default();
-    let positive = |key: &str, v: usize| {
-        if v == 0 { Err(invalid(key, "is 0; it must be at least 1".into())) } else { Ok(v) }
-    };
+    let positive = |key: &str, v: usize| count(v).map_err(|problem| invalid(key, problem));
     let rate = |key: &str, lr: f64| {
         if lr.is_finite() && lr > 0.0 {
             Ok(lr)
@@ -804,9 +829,7 @@ fn baseline(
     invalid: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Method, ConfigError> {
     use methods::{GradAscent, L1Sparse, NegGradPlus, RandomLabel, Salun, Scrub};
-    let positive = |k: &str, v: usize| {
-        if v == 0 { Err(invalid(&key(k), "is 0; it must be at least 1".into())) } else { Ok(v) }
-    };
+    let positive = |k: &str, v: usize| count(v).map_err(|problem| invalid(&key(k), problem));
     let real = |k: &str, v: f64, ok: bool, need: &str| {
         if v.is_finite() && ok { Ok(v) } else { Err(invalid(&key(k), format!("is {v}; {need}"))) }
     };

@@ -49,11 +49,34 @@ pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// What a folder checked by [`ensure_writable`] is for, and how to choose another.
+#[derive(Debug, Clone, Copy)]
+pub enum Folder {
+    /// A results folder (`--out`).
+    Results,
+    /// The model cache (`--cache`, `UNLEARN_BENCH_CACHE`).
+    Cache,
+}
+
+impl Folder {
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Folder::Results => {
+                ("results folder", "choose another --out folder or fix its permissions")
+            }
+            Folder::Cache => (
+                "cache folder",
+                "choose another --cache folder (or UNLEARN_BENCH_CACHE) or fix its permissions",
+            ),
+        }
+    }
+}
+
 /// Checks that `dir` could be created and written, without creating it: a file is written
 /// and removed in `dir`, or in its nearest existing ancestor. So a run whose results could not
 /// be written fails before it starts, and leaves nothing behind.
-pub fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
-    let fix = "choose another --out folder or fix its permissions";
+pub fn ensure_writable(dir: &Path, what: Folder) -> anyhow::Result<()> {
+    let (name, fix) = what.describe();
     let mut existing = dir;
     while !existing.exists() {
         match existing.parent() {
@@ -66,13 +89,13 @@ pub fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         existing.is_dir(),
-        "{}: cannot create the results folder: {} is not a folder; {fix}",
+        "{}: cannot create the {name}: {} is not a folder; {fix}",
         dir.display(),
         existing.display()
     );
     let probe = temp_sibling(&existing.join("write-test"));
     std::fs::write(&probe, b"")
-        .with_context(|| format!("{}: cannot write the results folder; {fix}", dir.display()))?;
+        .with_context(|| format!("{}: cannot write the {name}; {fix}", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use harness::config::{Experiment, Suite};
+use harness::fsutil::Folder;
 use harness::progress::Verbosity;
 use harness::run::{RunOptions, execute};
 
@@ -132,6 +133,9 @@ struct RunArgs {
     #[arg(long, env = "UNLEARN_BENCH_DEVICE")]
     device: Option<String>,
 }
+
+/// The most jobs or libtorch threads a run may ask for (each is an OS thread).
+const MAX_WORKERS: usize = 1024;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -406,7 +410,7 @@ fn report(
         shard: None,
         device,
     };
-    harness::fsutil::ensure_writable(out)?;
+    harness::fsutil::ensure_writable(out, Folder::Results)?;
     let (outcome, missing) = harness::run::collect(exp, &opts)?;
     anyhow::ensure!(
         !outcome.results.is_empty(),
@@ -486,8 +490,17 @@ fn options(
     path: &Path,
     exp: &Experiment,
 ) -> anyhow::Result<RunOptions> {
-    anyhow::ensure!(args.threads >= 1, "--threads must be at least 1");
-    anyhow::ensure!(args.jobs != Some(0), "--jobs must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_WORKERS).contains(&args.threads),
+        "--threads is {}; it must be between 1 and {MAX_WORKERS}",
+        args.threads
+    );
+    if let Some(jobs) = args.jobs {
+        anyhow::ensure!(
+            (1..=MAX_WORKERS).contains(&jobs),
+            "--jobs is {jobs}; it must be between 1 and {MAX_WORKERS}"
+        );
+    }
     let device = resolve_device(args.device.as_deref(), path, exp, verbosity)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(RunOptions {
@@ -541,8 +554,9 @@ fn run_experiment(
             opts.cache.display()
         );
     }
-    // An unwritable results folder fails now, not after the training.
-    harness::fsutil::ensure_writable(out)?;
+    // An unwritable results folder or cache fails now, not after loading data or training.
+    harness::fsutil::ensure_writable(out, Folder::Results)?;
+    harness::fsutil::ensure_writable(&opts.cache, Folder::Cache)?;
     let t0 = std::time::Instant::now();
     let outcome = execute(exp, opts).with_context(|| format!("running {}", path.display()))?;
     let summary = harness::report::write(out, &outcome, &exp.resolved)?;

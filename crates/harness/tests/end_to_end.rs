@@ -461,6 +461,106 @@ fn devices_resolve_to_the_cpu_here_and_missing_ones_are_errors() {
     assert!(ok && stderr.contains("(everything from the cache)"), "{stderr}");
 }
 
+/// Input a hostile or careless user might give: each exits 2 naming the key, value or path at
+/// fault, says each cause once, loads no data and creates nothing.
+#[test]
+fn hostile_input_fails_before_loading_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path());
+    let base = std::fs::read_to_string(&exp).unwrap();
+    let (out, cache) = (tmp.path().join("out"), tmp.path().join("cache"));
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let edited = |name: &str, from: &str, to: &str| {
+        assert!(base.contains(from), "{from}");
+        let path = tmp.path().join(name);
+        std::fs::write(&path, base.replace(from, to)).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let exp = exp.to_str().unwrap().to_owned();
+    let checked = edited(
+        "checked.toml",
+        "[forget]",
+        "[check]\nmetrics = [\"forget_gap\"]\ntolerance = 0.5\n[forget]",
+    );
+    let (out_s, cache_s, file_s) =
+        (out.to_str().unwrap(), cache.to_str().unwrap(), file.to_str().unwrap());
+    let retrain = "[methods.retrain]\nepochs = 2";
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![edited("huge.toml", retrain, "[methods.retrain]\nepochs = 100000000000")],
+            "`methods.retrain.epochs` is 100000000000; it must be at most 1000000",
+        ),
+        (
+            vec![edited("negative.toml", retrain, "[methods.retrain]\nepochs = -3")],
+            "line 13, column 10\n   |\n13 | epochs = -3",
+        ),
+        (
+            vec![edited("wide.toml", "[forget]", "[model]\nhidden = [100000000]\n[forget]")],
+            "`model.hidden` is [100000000]",
+        ),
+        (
+            vec![edited("seeds.toml", "seeds = [0, 1]", "seeds = [0.5]")],
+            "seeds = [0.5]\n  |          ^^^\ninvalid type: floating point `0.5`",
+        ),
+        (
+            vec![edited("nan.toml", "gamma = [0, 4]", "gamma = [0, nan]")],
+            "gamma must be a finite number",
+        ),
+        (
+            vec![edited(
+                "batch.toml",
+                retrain,
+                "[methods.retrain]\nepochs = 2\nbatch_size = 2000000",
+            )],
+            "methods.retrain.batch_size",
+        ),
+        (vec![exp.clone(), "--cache".into(), file_s.into()], "cannot create the cache folder"),
+        (vec![exp.clone(), "--out".into(), file_s.into()], "cannot create the results folder"),
+        (vec![exp.clone(), "--jobs".into(), "100000".into()], "--jobs is 100000"),
+        (vec![exp.clone(), "--threads".into(), "0".into()], "--threads is 0"),
+        (vec![tmp.path().to_str().unwrap().into()], "cannot read"),
+        (
+            vec![
+                "check".into(),
+                checked.clone(),
+                "--baseline".into(),
+                tmp.path().join("none.csv").to_str().unwrap().into(),
+            ],
+            "none.csv: cannot read the baseline",
+        ),
+        (
+            vec![
+                "check".into(),
+                checked.clone(),
+                "--baseline".into(),
+                tmp.path().to_str().unwrap().into(),
+            ],
+            "cannot read the baseline",
+        ),
+    ];
+    for (mut args, expected) in cases {
+        if !args.contains(&"--cache".to_owned()) {
+            args.extend(["--cache".into(), cache_s.into()]);
+        }
+        if !args.contains(&"--out".to_owned()) {
+            args.extend(["--out".into(), out_s.into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, stderr) = harness_code(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: lacks {expected:?}:\n{stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("memory allocation"), "{stderr}");
+        assert!(!stderr.contains("loaded "), "{args:?}: loaded data before failing: {stderr}");
+        if let Some(cause) = stderr.find("(os error") {
+            let text = &stderr[cause..];
+            let rest = &text[1..];
+            assert!(!rest.contains("(os error"), "{args:?}: a cause said twice: {stderr}");
+        }
+        assert!(!out.exists() && !cache.exists(), "{args:?} created something");
+    }
+}
+
 /// `eval_every` is not in the cache key: a run's history must still be what its own
 /// experiment asks for, whichever experiment trained the model first, and plots must draw it.
 #[test]

@@ -95,10 +95,10 @@ impl MlpSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: cannot save checkpoint: {source}")]
+    #[error("{path}: cannot save checkpoint")]
     Save { path: String, source: tch::TchError },
     #[error(
-        "{path}: cannot load checkpoint (missing, corrupt, or another architecture than {arch}): {source}"
+        "{path}: cannot load checkpoint (missing, corrupt, or another architecture than {arch})"
     )]
     Load { path: String, arch: String, source: tch::TchError },
 }
