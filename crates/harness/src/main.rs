@@ -260,10 +260,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Some(Command::Regenerate { experiments, results, run }) => {
             // Parse them all first: a typo in the last file should not surface after an hour.
+            anyhow::ensure!(
+                experiments.is_dir(),
+                "{}: no such folder of experiment files",
+                experiments.display()
+            );
             let mut all = Vec::new();
             for entry in walkdir::WalkDir::new(experiments).sort_by_file_name() {
-                let entry =
-                    entry.with_context(|| format!("cannot list {}", experiments.display()))?;
+                // walkdir's message already holds its cause: say it once.
+                let entry = entry.map_err(|e| anyhow::anyhow!("cannot list {e}"))?;
                 if entry.file_type().is_file()
                     && entry.path().extension().is_some_and(|e| e == "toml")
                 {

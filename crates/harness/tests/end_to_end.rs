@@ -559,6 +559,9 @@ fn hostile_input_fails_before_loading_anything() {
         }
         assert!(!out.exists() && !cache.exists(), "{args:?} created something");
     }
+    let (code, _, stderr) = harness_code(&["regenerate", "/nonexistent-experiments"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent-experiments: no such folder"), "{stderr}");
 }
 
 /// `eval_every` is not in the cache key: a run's history must still be what its own
