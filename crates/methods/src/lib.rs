@@ -16,7 +16,6 @@
 
 pub mod baselines;
 pub mod eval;
-mod fpmode;
 mod fused;
 pub mod mi;
 pub mod mia;
@@ -425,6 +424,17 @@ mod tests {
         (model, history)
     }
 
+    /// MI-unlearn at gamma 4 for 2 epochs, with batches and a rate for the small fixtures.
+    fn small_mi_unlearn() -> Method {
+        Method::MiUnlearn(MiUnlearn {
+            gamma: 4.0,
+            epochs: 2,
+            remain_batch_size: 32,
+            forget_batch_size: 8,
+            lr: 1e-2,
+        })
+    }
+
     fn supervised(epochs: usize) -> Supervised {
         Supervised { epochs, batch_size: 16, lr: 1e-2 }
     }
@@ -669,13 +679,7 @@ mod tests {
         let (original, _) = train(&Method::Original(supervised(2)), &data, &spec, None);
         for engine in Engine::ALL {
             let ctx = Context { data: &data, spec: &spec, seed: 7, device: Device::Cpu, engine };
-            let mi = Method::MiUnlearn(MiUnlearn {
-                gamma: 4.0,
-                epochs: 2,
-                remain_batch_size: 32,
-                forget_batch_size: 8,
-                lr: 1e-2,
-            });
+            let mi = small_mi_unlearn();
             let mut seen = Vec::new();
             let model = run(&mi, &ctx, Some(&original), &mut |_, m, _| {
                 seen.push((eval::evaluate(m, &data, engine), m.flat_parameters()))
@@ -709,4 +713,96 @@ mod tests {
         assert!(!o.needs_original() && !o.uses_split());
         assert_eq!((o.name(), o.epochs(), o.gamma()), ("original", 100, None));
     }
+
+    /// The drift guard: what each engine trains from a fixed seed, pinned by the SHA-256 of
+    /// the checkpoint file the cache would store. A change that alters these bits alters every
+    /// cached model of that engine, so it must also bump `harness::plan::SCHEMA` (which
+    /// retires the old entries); then update these hashes in the same commit.
+    ///
+    /// The native engine is plain Rust and computes the same bits on every x86-64 Linux
+    /// machine seen so far (AMD and Intel, with and without AVX-512), so its hashes are
+    /// checked everywhere. The libtorch engines' bits depend on which code path MKL picks for
+    /// the CPU (on one machine, `MKL_CBWR=AVX2` changed them), so their hashes are pinned per
+    /// CPU class (vendor, AVX-512); on a class with none pinned they are printed, not checked.
+    #[test]
+    fn golden_checkpoints_pin_what_each_engine_trains() {
+        use sha2::Digest as _;
+        let (data, spec) = fixture(300, 0.75);
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = |model: &Mlp, name: &str| {
+            let path = dir.path().join(format!("{name}.safetensors"));
+            model.save(&path).unwrap();
+            let digest = sha2::Sha256::digest(std::fs::read(&path).unwrap());
+            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let class = cpu_class();
+        for engine in Engine::ALL {
+            let ctx = Context { data: &data, spec: &spec, seed: 11, device: Device::Cpu, engine };
+            let original = run(&Method::Original(supervised(4)), &ctx, None, &mut |_, _, _| {});
+            let mi = small_mi_unlearn();
+            let unlearned = run(&mi, &ctx, Some(&original), &mut |_, _, _| {});
+            let got = [checkpoint(&original, "o"), checkpoint(&unlearned, "u")];
+            let pinned = GOLDEN
+                .iter()
+                .find(|(e, c, _)| *e == engine.name() && (engine == Engine::Native || *c == class));
+            match pinned {
+                Some((_, _, hashes)) => assert_eq!(
+                    got.each_ref().map(String::as_str),
+                    *hashes,
+                    "{engine:?} ({class}): training output changed: bump harness::plan::SCHEMA \
+                     and update GOLDEN together"
+                ),
+                None => eprintln!(
+                    "golden: no {} hashes pinned for CPU class {class}; this one trains {got:?}",
+                    engine.name()
+                ),
+            }
+        }
+    }
+
+    /// What decides the libtorch engines' bits: the CPU's vendor and whether it has AVX-512.
+    fn cpu_class() -> String {
+        let vendor = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix("vendor_id")
+                        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+                })
+            })
+            .unwrap_or_else(|| "unknown".into());
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        format!("{} {vendor}{}", std::env::consts::ARCH, if avx512 { " avx512" } else { "" })
+    }
+
+    /// (engine, CPU class (ignored for native), [original, MI-unlearn] checkpoint SHA-256).
+    const GOLDEN: [(&str, &str, [&str; 2]); 3] = [
+        (
+            "native",
+            "any",
+            [
+                "a52493c7d5c679423e468e370358607c6f38c0a3886d0a50d7981f6e37a804d0",
+                "f2ff951f92cfb4b285e9e1e2b3d9a3a870e44bfed907d144a06caf8baa9ca8e2",
+            ],
+        ),
+        (
+            "autograd",
+            "x86_64 AuthenticAMD avx512",
+            [
+                "c85db545d231eb2fc4c20a8366bc2eb9d2f8485be171e65df206b20014379ec1",
+                "377d5c066531c23a78e2e651c18317de3f3fe1a97378a33301be0c522bbdd11b",
+            ],
+        ),
+        (
+            "fused",
+            "x86_64 AuthenticAMD avx512",
+            [
+                "bd473cf20a304b795fb2ac712ab5a48c826a7892e5d9f7fdd59714b5252fa638",
+                "de82bc1ff4762cfc3359b0a5c2a33cdd0a2cd663e1c29cedaf2c88489ab26081",
+            ],
+        ),
+    ];
 }

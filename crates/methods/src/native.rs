@@ -32,22 +32,60 @@
 //!   remain batch has the same logits, so its gradient is added to the first copy's;
 //! - Adam follows PyTorch's Python `torch.optim.Adam` (`exp_avg.lerp_`, `addcdiv_` with
 //!   `value = -step_size`), as the notebook ran it.
-//! - training steps run with subnormals flushed to zero (`crate::fpmode`, PyTorch's
-//!   `torch.set_flush_denormal(True)`): on Intel CPUs subnormal arithmetic is slow, and values
-//!   below 1.2e-38 move no weight by a bit.
+//! - no training step ever computes a subnormal number (below `f32::MIN_POSITIVE`, 1.2e-38):
+//!   the few places where they would arise flush small values to zero explicitly (see
+//!   [Subnormals](#subnormals) below), with thresholds chosen so that the flushed values
+//!   could not have moved a weight by a bit.
 //!
 //! Every loop runs in a fixed order on one thread, so a run's numbers do not depend on the
 //! machine's thread count. The loops vectorise across output columns only, never reordering a
 //! sum, and Rust never fuses `a * b + c` into an FMA: a build for AVX2 (`scripts/setup` asks
 //! for one where the CPU has it) gives the same bits as the portable build, only faster
 //! (checked on a 10-run slice: identical `runs.csv` and `history.csv`).
+//!
+//! ## Subnormals
+//!
+//! Intel CPUs take a microcode assist, about a hundred cycles, for each vector instruction
+//! that reads or writes a subnormal number (AMD's Zen cores do not): late in a long run they
+//! made a training epoch on a Xeon take 1.2 s instead of 0.5 s. They arise in two places, and
+//! both are cut off in the arithmetic itself, never by changing the CPU's floating-point mode
+//! (Rust assumes the default mode; changing it is undefined behaviour), so every platform
+//! computes the same bits:
+//!
+//! - **Adam's moments of a unit that ReLU never lets through**: its gradient stops, so
+//!   `exp_avg` shrinks by 0.9 and `exp_avg_sq` by 0.999 per step until they are subnormal.
+//!   [`AdamStep::apply`] stores a first moment below [`MOMENT_FLOOR`] (2^-100) and a second
+//!   below [`SQUARE_FLOOR`] (2^-120) as zero, and a gradient below 2^-56 enters the second
+//!   moment as zero (`0.001 g^2` would be subnormal).
+//! - **Softmax probabilities of confidently wrong classes**: once a logit trails the row's
+//!   largest by more than 87, its `exp` is subnormal, and so are the loss gradients built from
+//!   it. The loss heads take an `exp` below `exp(-83)` as zero ([`exp_normal`]: it adds nothing
+//!   to a softmax sum, which holds 1), and a logit's gradient entry below
+//!   [`LOGIT_GRAD_FLOOR`] (2^-80) as zero ([`cross_entropy`] floors the probability first, so
+//!   that no quotient is subnormal; [`mutual_information`] floors its `f64` value before
+//!   rounding it to `f32`).
+//!
+//! Why these change no weight's bits (in practice; the argument is about sizes): a weight
+//! moves by Adam's step, `lr * m / (sqrt(s) + eps)` with `eps = 1e-8`. A gradient, moment or
+//! logit gradient floored at 2^-80 or below could change a step by at most `lr * 2^-80 /
+//! eps`, about 1e-19, below half an ulp of any weight larger than 1e-12; and `sqrt(2^-120) /
+//! sqrt(1 - beta2^t)` is at most 2^-55, below half an ulp of `eps` (1e-8 has ulps of 2^-50), so
+//! the denominator keeps its bits. A larger floor is not safe: 2^-60 on the MI head's
+//! probabilities changed one MI-unlearn run of the benchmark (its gradient multiplies them by
+//! terms of order `gamma / n`, and weights near zero have ulps below 1e-12). The floors also
+//! keep what is built from these values normal: none of `0.1 * m`, `0.999 * s`, `0.001 * g *
+//! g`, `p / n` is subnormal, and gradients of 2^-80 times activations and weights stay far above
+//! 1.2e-38 unless those are themselves below about 1e-14 (which happens too rarely to cost
+//! time).
+//!
+//! Checked: `harness regenerate` from an empty cache gives the committed results of the
+//! flush-to-zero CPU mode this replaces, bit for bit (docs/performance.md).
 
 use std::collections::HashMap;
 
 use model::Mlp;
 
 use crate::eval::Outputs;
-use crate::fpmode::FlushSubnormals;
 use crate::mi::EPS;
 use crate::tensors::Data;
 use crate::train::{Rows, Step, Totals};
@@ -575,14 +613,41 @@ struct AdamStep {
     eps: f32,
 }
 
+/// A first Adam moment below this is stored as zero (module doc: Subnormals).
+const MOMENT_FLOOR: f32 = 1.0 / (1u128 << 100) as f32;
+/// A second Adam moment below this is stored as zero.
+const SQUARE_FLOOR: f32 = MOMENT_FLOOR / (1u32 << 20) as f32;
+/// A gradient below this enters Adam's second moment as zero (`0.001 g^2` would be
+/// subnormal below about 2^-58).
+const GRAD_SQUARE_FLOOR: f32 = 1.0 / (1u64 << 56) as f32;
+/// A loss gradient entry (of a logit) below this is zero.
+const LOGIT_GRAD_FLOOR: f32 = 1.0 / (1u128 << 80) as f32;
+/// `exp(x)` is taken as zero below this: `exp(-83)` is 9e-37, so neither it nor its quotient
+/// by a softmax sum (at most the number of classes) is subnormal.
+const EXP_CUTOFF: f32 = -83.0;
+
+/// `x` if its magnitude is at least `floor`, else zero.
+#[inline(always)]
+fn floored(x: f32, floor: f32) -> f32 {
+    if x.abs() < floor { 0.0 } else { x }
+}
+
+/// `exp(x)`, or zero below [`EXP_CUTOFF`].
+#[inline(always)]
+fn exp_normal(x: f32) -> f32 {
+    if x < EXP_CUTOFF { 0.0 } else { x.exp() }
+}
+
 impl AdamStep {
     fn apply(&self, value: &mut [f32], grad: &[f32], exp_avg: &mut [f32], exp_avg_sq: &mut [f32]) {
         let k = *self;
-        for (((v, g), m), s) in value.iter_mut().zip(grad).zip(exp_avg).zip(exp_avg_sq) {
+        for (((v, &g), m), s) in value.iter_mut().zip(grad).zip(exp_avg).zip(exp_avg_sq) {
             // exp_avg.lerp_(grad, 1 - beta1): weight < 0.5, so m + w (g - m).
-            *m += k.weight * (g - *m);
+            // (m is 0 or at least 2^-100, so `w (g - m)` is subnormal only if g is.)
+            *m = floored(*m + k.weight * (g - *m), MOMENT_FLOOR);
             // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value = 1 - beta2).
-            *s = *s * k.beta2 + k.one_minus_beta2 * g * g;
+            let gs = floored(g, GRAD_SQUARE_FLOOR);
+            *s = floored(*s * k.beta2 + k.one_minus_beta2 * gs * gs, SQUARE_FLOOR);
             let denom = s.sqrt() / k.bias_correction2_sqrt + k.eps;
             // param.addcdiv_(exp_avg, denom, value = -step_size).
             *v += -k.step_size * (*m / denom);
@@ -590,14 +655,15 @@ impl AdamStep {
     }
 }
 
-/// Softmax of each row of `logits` (`classes` wide) in `f32`, like `torch.softmax`.
+/// Softmax of each row of `logits` (`classes` wide) in `f32`, like `torch.softmax`, but with
+/// an `exp` below [`EXP_CUTOFF`] taken as zero (module doc: Subnormals).
 fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
     let mut out = logits.to_vec();
     for row in out.chunks_exact_mut(classes) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for v in row.iter_mut() {
-            *v = (*v - max).exp();
+            *v = exp_normal(*v - max);
             sum += *v;
         }
         for v in row.iter_mut() {
@@ -623,12 +689,13 @@ fn cross_entropy(
     {
         // log_softmax as torch computes it: (x - max) - ln(sum(exp(x - max))).
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+        let log_sum = row.iter().map(|v| exp_normal(v - max)).sum::<f32>().ln();
         total -= f64::from((row[y] - max) - log_sum);
         for (c, (d, v)) in d.iter_mut().zip(row).enumerate() {
-            let p = ((v - max) - log_sum).exp();
+            // A probability below the floor would give a gradient entry below it.
+            let p = floored(exp_normal((v - max) - log_sum), LOGIT_GRAD_FLOOR);
             let target = if c == y { 1.0 } else { 0.0 };
-            *d += scale * ((p - target) / n as f32);
+            *d += floored(scale * ((p - target) / n as f32), LOGIT_GRAD_FLOOR);
         }
     }
     total / n as f64
@@ -695,7 +762,9 @@ fn mutual_information(
         }
         let dot: f64 = dp.iter().zip(row).map(|(g, &s)| g * f64::from(s)).sum();
         for c in 0..classes {
-            d[c] += (scale * f64::from(row[c]) * (dp[c] - dot)) as f32;
+            // Floored in f64, so that no subnormal f32 is ever made.
+            let g = scale * f64::from(row[c]) * (dp[c] - dot);
+            d[c] += if g.abs() < f64::from(LOGIT_GRAD_FLOOR) { 0.0 } else { g as f32 };
         }
     }
     mi
@@ -734,7 +803,6 @@ impl<'a> Native<'a> {
 
 impl Step for Native<'_> {
     fn supervised(&mut self, rows: Rows<'_>) {
-        let _ftz = FlushSubnormals::new();
         let x = &self.data.images().sparse().0;
         let labels = &self.data.images().mnist().train.labels;
         self.rows.clear();
@@ -753,7 +821,6 @@ impl Step for Native<'_> {
     }
 
     fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
-        let _ftz = FlushSubnormals::new();
         let x = &self.data.images().sparse().0;
         let labels = &self.data.images().mnist().train.labels;
         self.rows.clear();
@@ -1044,26 +1111,61 @@ mod tests {
         assert!(max_diff(&a, &self::model().flat_parameters()) > 1e-3, "the model moved");
     }
 
+    /// PyTorch's Adam formula in plain IEEE arithmetic, subnormals and all.
+    fn ieee_adam(k: AdamStep, v: &mut f32, g: f32, m: &mut f32, s: &mut f32) {
+        *m += k.weight * (g - *m);
+        *s = *s * k.beta2 + k.one_minus_beta2 * g * g;
+        *v += -k.step_size * (*m / (s.sqrt() / k.bias_correction2_sqrt + k.eps));
+    }
+
     #[test]
-    fn adam_moments_of_a_dead_weight_stay_normal_in_the_training_mode() {
-        let run = |flush: bool| {
-            let mut adam = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
-            // A weight whose gradient stops (a dead unit) and one whose gradient goes on.
-            let (mut value, mut m, mut s) = ([0.03f32, -0.02], [0.0f32; 2], [0.0f32; 2]);
-            for t in 0..2000 {
-                let grad = [if t < 10 { 1e-3 } else { 0.0 }, 2e-3];
-                let _ftz = flush.then(FlushSubnormals::new);
-                adam.next().apply(&mut value, &grad, &mut m, &mut s);
+    fn adam_moments_of_a_dead_weight_never_go_subnormal_and_the_weights_do_not_notice() {
+        let mut adam = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+        // A weight whose gradient stops (a dead unit), one whose gradient shrinks through the
+        // subnormal range, and one whose gradient goes on.
+        let (mut value, mut m, mut s) = ([0.03f32, 0.5, -0.02], [0.0f32; 3], [0.0f32; 3]);
+        let (mut plain_v, mut plain_m, mut plain_s) = (value, m, s);
+        let mut seen_subnormal = false;
+        for t in 0..90_000 {
+            let grad = [if t < 10 { 1e-3 } else { 0.0 }, 1e-3 * 0.5f32.powi(t / 100), 2e-3];
+            let k = adam.next();
+            k.apply(&mut value, &grad, &mut m, &mut s);
+            for i in 0..3 {
+                ieee_adam(k, &mut plain_v[i], grad[i], &mut plain_m[i], &mut plain_s[i]);
             }
-            (value, m, s)
-        };
-        let (flushed, plain) = (run(true), run(false));
-        assert!(plain.1[0].is_subnormal(), "IEEE: stuck at a subnormal, {}", plain.1[0]);
-        if cfg!(target_arch = "x86_64") {
-            // 0.1 * m flushes to zero below 1.2e-37, so m rests there, a normal number.
-            assert!(flushed.1[0].is_normal() && flushed.1[0] < 1.2e-36, "{}", flushed.1[0]);
+            seen_subnormal |= plain_m.iter().chain(&plain_s).any(|x| x.is_subnormal());
+            assert!(
+                !m.iter().chain(&s).chain(&value).any(|x| x.is_subnormal()),
+                "step {t}: {m:?} {s:?}"
+            );
         }
-        assert_eq!((flushed.0, flushed.2), (plain.0, plain.2), "the weights do not notice");
-        assert_eq!(flushed.1[1], plain.1[1]);
+        assert!(seen_subnormal, "IEEE arithmetic does go subnormal here");
+        assert_eq!((m[0], s[0], m[1], s[1]), (0.0, 0.0, 0.0, 0.0), "flushed");
+        assert_eq!(value, plain_v, "the same weights, bit for bit");
+        assert_eq!((m[2], s[2]), (plain_m[2], plain_s[2]));
+    }
+
+    #[test]
+    fn loss_gradients_of_confident_rows_never_go_subnormal() {
+        // Logits whose gaps make some exp() subnormal (gap > 87) or tiny (gap > 42).
+        let logits = [0.0f32, -50.0, -95.0, -120.0, 3.0, -44.0, 2.0, -100.0];
+        let mut d = vec![0.0f32; 8];
+        let ce = cross_entropy(&logits, [0usize, 2].into_iter(), 4, 1.0, &mut d);
+        assert!(d.iter().all(|x| !x.is_subnormal()), "{d:?}");
+        // exp(-50) / 2 is kept (1e-22, above 2^-80); exp(-95), exp(-120), exp(-100) are not.
+        assert_eq!((d[2], d[3], d[7]), (0.0, 0.0, 0.0), "{d:?}");
+        assert_eq!(d[1], (-50.0f32).exp() / 2.0);
+        assert!(d[0] == 0.0 && d[4] > 0.1 && d[5] > 0.0 && d[6] < 0.0, "{d:?}");
+        // Row 0's loss is about exp(-50); row 1's is ln(1 + e^-1 + e^-47) + 1.
+        let row1 = (1.0f64 + (-1.0f64).exp() + (-47.0f64).exp()).ln() + 1.0;
+        assert!((ce - row1 / 2.0).abs() < 1e-6, "{ce} {row1}");
+        let probs = softmax_rows(&logits, 4);
+        assert!(probs.iter().all(|x| !x.is_subnormal()), "{probs:?}");
+        assert_eq!((probs[2], probs[3], probs[7]), (0.0, 0.0, 0.0));
+        assert_eq!(probs[1], (-50.0f32).exp());
+        let mut d = vec![0.0f32; 8];
+        mutual_information(&logits, 4, 1, 8.0, &mut d);
+        assert!(d.iter().all(|x| !x.is_subnormal()), "{d:?}");
+        assert!(d.iter().any(|&x| x != 0.0), "{d:?}");
     }
 }
