@@ -286,7 +286,11 @@ fn check_passes_fails_and_rejects_unusable_baselines() {
         stderr.contains("no baseline row for forget_gap of mi_unlearn gamma=4 epochs=2"),
         "{stderr}"
     );
-    std::fs::write(&baseline, format!("{text}forget_gap,mi_unlearn,8,2,gamma=8 epochs=2,2,-3.0,\n")).unwrap();
+    std::fs::write(
+        &baseline,
+        format!("{text}forget_gap,mi_unlearn,8,2,gamma=8 epochs=2,2,-3.0,\n"),
+    )
+    .unwrap();
     let (code, _, stderr) = check(&[]);
     assert_eq!(code, 2);
     assert!(
