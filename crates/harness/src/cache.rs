@@ -37,7 +37,7 @@ use methods::Metrics;
 use model::{Mlp, MlpSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{unique_number, write_atomic};
 
 /// The cache layout version (the folder name); bump to abandon old entries.
 /// v2: records carry the model file's SHA-256; lock files.
@@ -75,6 +75,13 @@ pub struct Accuracy {
     /// `methods::mia::PROTOCOL` of the attack that gave `mia`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mia_protocol: Option<u32>,
+}
+
+impl Record {
+    /// Whether the history holds an evaluation after `epoch`.
+    pub fn evaluated_at(&self, epoch: usize) -> bool {
+        self.history.iter().any(|h| h.epoch == epoch && h.metrics.is_some())
+    }
 }
 
 impl From<Metrics> for Accuracy {
@@ -182,12 +189,15 @@ impl Drop for JobLock {
     }
 }
 
-/// This machine's name, for lock files.
-fn hostname() -> String {
-    let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
-    // A name is one word in the lock file.
-    let name: String = name.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
-    if name.is_empty() { "unnamed-host".into() } else { name }
+/// This machine's name, for lock files and temporary names (asked once per process).
+fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
+        // A name is one word in the lock file.
+        let name: String = name.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+        if name.is_empty() { "unnamed-host".into() } else { name }
+    })
 }
 
 /// Whether process `pid` of this host is alive (it exists, even if it is not ours to signal).
@@ -207,12 +217,9 @@ fn alive(_pid: u32) -> bool {
 
 /// A text for a new lock file: who holds it, and a token no other acquisition has.
 fn lock_text(me: &Holder) -> String {
-    use std::sync::atomic::AtomicU64;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos =
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{} {} {nanos:x}-{n:x}\n", me.host, me.pid)
+    format!("{} {} {nanos:x}-{:x}\n", me.host, me.pid, unique_number())
 }
 
 fn parse_holder(text: &str) -> Option<Holder> {
@@ -269,10 +276,8 @@ impl Cache {
     /// A new name in `tmp/` for something being written for `key`, naming this host and
     /// process so that [`Cache::sweep_tmp`] can tell when its writer is gone.
     fn temp_path(&self, key: &str) -> anyhow::Result<PathBuf> {
-        use std::sync::atomic::AtomicU64;
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Ok(self.dir("tmp")?.join(format!("{key}@{}@{}@{n}", hostname(), std::process::id())))
+        let (host, pid, n) = (hostname(), std::process::id(), unique_number());
+        Ok(self.dir("tmp")?.join(format!("{key}@{host}@{pid}@{n}")))
     }
 
     /// Removes what killed processes left in `tmp/`: whatever a process of this host that no
@@ -285,8 +290,8 @@ impl Cache {
             let name = e.file_name().to_string_lossy().into_owned();
             let mut parts = name.rsplit('@');
             let (_n, pid, host) = (parts.next(), parts.next(), parts.next());
-            let writer_gone = host == Some(me.as_str())
-                && pid.and_then(|p| p.parse().ok()).is_some_and(|pid| !alive(pid));
+            let writer_gone =
+                host == Some(me) && pid.and_then(|p| p.parse().ok()).is_some_and(|pid| !alive(pid));
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
@@ -361,7 +366,7 @@ impl Cache {
     pub fn lock(&self, key: &str) -> anyhow::Result<Lock> {
         let dir = self.dir("locks")?;
         let path = dir.join(key);
-        let me = Holder { host: hostname(), pid: std::process::id() };
+        let me = Holder { host: hostname().to_owned(), pid: std::process::id() };
         loop {
             let text = lock_text(&me);
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -523,7 +528,7 @@ mod tests {
         assert!(!dir.path().join("v2").exists(), "opening creates nothing");
 
         let Lock::Acquired(held) = cache.lock("a").unwrap() else { panic!("free") };
-        let me = Holder { host: hostname(), pid: std::process::id() };
+        let me = Holder { host: hostname().to_owned(), pid: std::process::id() };
         match cache.lock("a").unwrap() {
             Lock::Busy(h) => assert_eq!(h, me),
             Lock::Acquired(_) => panic!("held twice"),
@@ -641,8 +646,8 @@ mod tests {
         let tmp = dir.path().join("v2/tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         let name = |host: &str, pid: u32| format!("abc@{host}@{pid}@0");
-        let dead = name(&hostname(), i32::MAX as u32 - 7);
-        let live = name(&hostname(), std::process::id());
+        let dead = name(hostname(), i32::MAX as u32 - 7);
+        let live = name(hostname(), std::process::id());
         let elsewhere = name("far-host", i32::MAX as u32 - 7);
         for n in [&dead, &live, &elsewhere] {
             std::fs::create_dir_all(tmp.join(n)).unwrap();

@@ -8,11 +8,16 @@ use anyhow::Context as _;
 
 /// A name for a temporary sibling of `path`, unique to this process and call.
 pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.tmp-{}-{}", std::process::id(), unique_number()))
+}
+
+/// A number no earlier call in this process returned: with the process id, it makes
+/// temporary names and lock tokens unique.
+pub fn unique_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+    COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Replaces `path` with `bytes` atomically.

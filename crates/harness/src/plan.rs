@@ -131,16 +131,12 @@ fn job(
     upstream: Option<String>,
 ) -> Job {
     let mut d = format!(
-        "schema {SCHEMA}\ndata {data_fingerprint}\nmodel {} init=torch-linear-uniform\ndevice {}\nmethod {}\n",
+        "schema {SCHEMA}\ndata {data_fingerprint}\nmodel {} init=torch-linear-uniform\ndevice {}\n{}method {}\n",
         exp.model.describe(),
         device.kind(),
+        if device.deterministic() { "" } else { "nondeterministic\n" },
         method.name()
     );
-    if !device.deterministic() {
-        // Before `method`, as `device` is: the rest of the description keeps its order.
-        let at = d.find("method ").expect("just written");
-        d.insert_str(at, "nondeterministic\n");
-    }
     // Left out for the reference engine, so that its keys predate the choice of engines.
     // The engine that trains it: the baselines and the CNN run on autograd whatever the
     // experiment asks, and so does everything off the CPU (the native and fused engines are

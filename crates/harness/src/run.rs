@@ -290,7 +290,7 @@ fn cached(job: &Job, s: &Shared<'_>) -> anyhow::Result<Option<Record>> {
 fn has_history(exp: &Experiment, job: &Job, record: &Record) -> bool {
     (1..=job.method.epochs())
         .filter(|&e| exp.evaluates_after(&job.method, e))
-        .all(|e| record.history.iter().any(|h| h.epoch == e && h.metrics.is_some()))
+        .all(|e| record.evaluated_at(e))
 }
 
 /// `record` with exactly the evaluations `exp` asks for: what a run reports never depends on
@@ -385,11 +385,8 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             // trajectory is the point). The original is not: its key leaves out the split, so
             // its record must too.
             // Besides what this experiment asks for, the evaluations of the entry it replaces.
-            let evaluated_before = |epoch: usize| {
-                thin.as_ref().is_some_and(|t| {
-                    t.history.iter().any(|h| h.epoch == epoch && h.metrics.is_some())
-                })
-            };
+            let evaluated_before =
+                |epoch: usize| thin.as_ref().is_some_and(|t| t.evaluated_at(epoch));
             let mut history = Vec::new();
             let bar = s.progress.job(&job.label(), job.method.epochs());
             let t0 = Instant::now();

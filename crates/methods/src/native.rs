@@ -78,7 +78,7 @@
 //! 1.2e-38 unless those are themselves below about 1e-14 (which happens too rarely to cost
 //! time).
 //!
-//! Checked: `harness regenerate` from an empty cache gives the committed results of the
+//! Checked: every experiment run from an empty cache gives the committed results of the
 //! flush-to-zero CPU mode this replaces, bit for bit (docs/performance.md).
 
 use std::collections::HashMap;
