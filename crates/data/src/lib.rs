@@ -1,27 +1,27 @@
 //! Everything about the data and nothing about tensors: reading and validating IDX files
 //! ([`idx`]), loading the MNIST split into memory once, verified against its SHA-256 and
-//! normalised like torchvision ([`mnist`], [`Dataset`]), drawing the forget / remain split
+//! normalised like torchvision ([`dataset`], [`Samples`]), drawing the forget / remain split
 //! ([`split`]) and deriving the independent random streams a run draws from ([`rng`]).
 //!
 //! This crate does no tensor work and knows no model: samples are rows of a flat `Vec<f32>`,
 //! addressed by index, so one copy can be shared by every job of a process.
 //!
 //! ```no_run
-//! let mnist = data::mnist::load(std::path::Path::new("data/MNIST/raw"), &Default::default())?;
+//! let mnist = data::dataset::load(std::path::Path::new("data/MNIST/raw"), &Default::default())?;
 //! let spec = data::split::ForgetSpec::class(3, 0.75);
 //! let split = data::split::forget_split(&mnist.train.labels, &spec, &mut data::rng::stream(0, "split"))?;
 //! assert_eq!(split.forget.len(), 4598);
 //! # Ok::<(), data::DataError>(())
 //! ```
 
+pub mod dataset;
 pub mod idx;
-pub mod mnist;
 pub mod rng;
 pub mod split;
 
 use std::path::PathBuf;
 
-pub use mnist::{Dataset, Mnist};
+pub use dataset::{ImageDataset, Samples};
 
 /// Everything that can go wrong with the data; every message names the file or value at fault.
 #[derive(Debug, thiserror::Error)]

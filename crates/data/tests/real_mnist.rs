@@ -1,19 +1,31 @@
-//! The real MNIST files, as `scripts/setup` leaves them in `data/MNIST/raw/`.
+//! The real MNIST and Fashion-MNIST files, as `scripts/setup` leaves them in `data/`. Each
+//! test skips, saying so, where setup has not fetched them; files that are there must verify.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use data::mnist::{LoadOptions, load};
+use data::dataset::{Kind, LoadOptions, load};
 use data::rng::stream;
 use data::split::{ForgetSpec, forget_split};
 
-fn mnist() -> data::Mnist {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/MNIST/raw");
-    load(&dir, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e} (run scripts/setup)"))
+/// The folder of `kind`'s files, or `None` (with a note) when `scripts/setup` has not run.
+fn fetched(kind: Kind) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(kind.default_dir());
+    if dir.join("train-images-idx3-ubyte").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is not in {}; run scripts/setup", kind.name(), dir.display());
+        None
+    }
+}
+
+fn mnist() -> Option<data::ImageDataset> {
+    let dir = fetched(Kind::Mnist)?;
+    Some(load(&dir, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[test]
 fn loads_verified_mnist_with_the_published_label_counts() {
-    let m = mnist();
+    let Some(m) = mnist() else { return };
     assert_eq!((m.train.len(), m.test.len(), m.train.dim), (60_000, 10_000, 784));
     let mut counts = [0usize; 10];
     for &l in &m.train.labels {
@@ -28,7 +40,7 @@ fn loads_verified_mnist_with_the_published_label_counts() {
 
 #[test]
 fn the_default_split_forgets_4598_threes() {
-    let m = mnist();
+    let Some(m) = mnist() else { return };
     let spec = ForgetSpec::class(3, 0.75);
     let split = |seed| forget_split(&m.train.labels, &spec, &mut stream(seed, "split")).unwrap();
     let s = split(0);
@@ -41,9 +53,9 @@ fn the_default_split_forgets_4598_threes() {
 
 #[test]
 fn loads_verified_fashion_mnist_normalised_by_its_own_statistics() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/FashionMNIST/raw");
-    let options = LoadOptions { kind: data::mnist::Kind::FashionMnist, ..Default::default() };
-    let m = load(&dir, &options).unwrap_or_else(|e| panic!("{e} (run scripts/setup)"));
+    let Some(dir) = fetched(Kind::FashionMnist) else { return };
+    let options = LoadOptions { kind: Kind::FashionMnist, ..Default::default() };
+    let m = load(&dir, &options).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((m.train.len(), m.test.len(), m.train.dim), (60_000, 10_000, 784));
     let mut counts = [0usize; 10];
     for &l in &m.train.labels {

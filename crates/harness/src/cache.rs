@@ -34,10 +34,10 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use methods::Metrics;
-use model::{Mlp, MlpSpec};
+use model::{Classifier, ClassifierSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{unique_number, write_atomic};
+use results::fsutil::{unique_number, write_atomic};
 
 /// The cache layout version (the folder name); bump to abandon old entries.
 /// v2: records carry the model file's SHA-256; lock files.
@@ -433,28 +433,28 @@ impl Cache {
     pub fn load_model(
         &self,
         key: &str,
-        spec: &MlpSpec,
+        spec: &ClassifierSpec,
         device: tch::Device,
-    ) -> anyhow::Result<Mlp> {
-        Ok(Mlp::load(spec, &self.model_path(key), device)?)
+    ) -> anyhow::Result<Classifier> {
+        Ok(Classifier::load(spec, &self.model_path(key), device)?)
     }
 
     /// Stores a model and its record under `record.key`, atomically, filling in the model
     /// file's SHA-256. If another process stored the same key meanwhile, its entry is kept (it
     /// is the same model).
-    pub fn store(&self, model: &Mlp, record: Record) -> anyhow::Result<Record> {
+    pub fn store(&self, model: &Classifier, record: Record) -> anyhow::Result<Record> {
         self.write_entry(model, record, false)
     }
 
     /// [`Cache::store`], replacing an existing entry of the same key (one whose record lacks
     /// evaluations a later experiment asked for).
-    pub fn replace(&self, model: &Mlp, record: Record) -> anyhow::Result<Record> {
+    pub fn replace(&self, model: &Classifier, record: Record) -> anyhow::Result<Record> {
         self.write_entry(model, record, true)
     }
 
     fn write_entry(
         &self,
-        model: &Mlp,
+        model: &Classifier,
         mut record: Record,
         replace: bool,
     ) -> anyhow::Result<Record> {
@@ -469,13 +469,13 @@ impl Cache {
             record.model_sha256 = crate::plan::sha256_hex_bytes(&std::fs::read(&model_file)?);
             write_atomic(&tmp.join("record.json"), &serde_json::to_vec_pretty(&record)?)?;
             match std::fs::rename(&tmp, &entry) {
-                Ok(()) => crate::fsutil::sync_dir(&self.root.join("models")),
+                Ok(()) => results::fsutil::sync_dir(&self.root.join("models")),
                 Err(_) if entry.join("record.json").exists() && !replace => Ok(()),
                 Err(_) if entry.exists() => {
                     // Out of the way first (a reader sees it missing, never half-replaced).
                     self.discard(&record.key)?;
                     std::fs::rename(&tmp, &entry)?;
-                    crate::fsutil::sync_dir(&self.root.join("models"))
+                    results::fsutil::sync_dir(&self.root.join("models"))
                 }
                 Err(e) => Err(e.into()),
             }
@@ -552,8 +552,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         assert!(matches!(cache.lookup("k").unwrap(), Entry::Missing));
-        let spec = MlpSpec { input: 4, hidden: vec![3], classes: 2, ..Default::default() };
-        let model = Mlp::init(&spec, &mut data::rng::stream(0, "t"), tch::Device::Cpu);
+        let spec = ClassifierSpec { input: 4, hidden: vec![3], classes: 2, ..Default::default() };
+        let model = Classifier::init(&spec, &mut data::rng::stream(0, "t"), tch::Device::Cpu);
         let record = Record {
             key: "k".into(),
             label: "t".into(),

@@ -21,8 +21,9 @@ use std::fmt;
 
 use tch::Device;
 
-/// A device as asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A device as asked for; in files as its text (`"cuda:1"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Request {
     #[default]
     Auto,
@@ -50,6 +51,20 @@ impl Request {
                 Request::Cuda(Some(index.parse().map_err(|_| bad())?))
             }
         })
+    }
+}
+
+impl TryFrom<String> for Request {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Request::parse(&text)
+    }
+}
+
+impl From<Request> for String {
+    fn from(request: Request) -> String {
+        request.to_string()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The experiment runner: reads a TOML experiment ([`config`]), expands it into jobs with
 //! content-hashed keys ([`plan`]), trains what the model [`cache`] lacks, in parallel and
-//! dependencies first ([`run`]), and writes CSV tables ([`report`]) and figures ([`plot`]).
+//! dependencies first ([`run`]), and writes CSV tables ([`report`]; their row types, the
+//! figures and leaderboards are the `results` crate's). [`commands`] are the CLI's commands.
 //!
 //! ```no_run
 //! let exp = harness::config::Experiment::load("experiments/paper_table.toml".as_ref())?;
@@ -15,13 +16,10 @@
 
 pub mod bench;
 pub mod cache;
-pub mod check;
+pub mod commands;
 pub mod config;
 pub mod device;
-pub mod fsutil;
-pub mod leaderboard;
 pub mod plan;
-pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod run;

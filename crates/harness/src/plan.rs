@@ -21,7 +21,7 @@
 //! So changing gamma changes only MI-unlearn keys, and changing the forget set leaves the
 //! original models cached.
 
-use methods::Method;
+use methods::AnyMethod;
 use sha2::{Digest, Sha256};
 
 use crate::config::Experiment;
@@ -33,14 +33,14 @@ pub const SCHEMA: u32 = 1;
 /// One trained model to produce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    pub method: Method,
+    pub method: AnyMethod,
     pub seed: u64,
     pub key: String,
     /// The key of the original model this job starts from.
     pub upstream: Option<String>,
     /// What the key hashes, kept next to the model in the cache for humans.
     pub description: String,
-    /// The engine that trains and evaluates it ([`Method::engine`]).
+    /// The engine that trains and evaluates it ([`AnyMethod::engine`]).
     pub engine: methods::Engine,
     /// Where it runs (only the kind is in the key: GPUs of one kind are interchangeable).
     pub device: tch::Device,
@@ -64,19 +64,16 @@ pub struct Plan {
 impl Plan {
     /// The jobs of `exp` on `device` (whose kind enters the keys).
     pub fn new(exp: &Experiment, data_fingerprint: &str, device: &Resolved) -> Self {
-        let job = |m: &Method, seed: u64, up: Option<String>| {
+        let job = |m: &AnyMethod, seed: u64, up: Option<String>| {
             job(exp, data_fingerprint, device, m, seed, up)
         };
         let mut jobs = Vec::new();
         for &seed in &exp.seeds {
-            let original = exp
-                .methods
-                .iter()
-                .find(|m| matches!(m, Method::Original(_)))
-                .map(|m| job(m, seed, None));
+            let original =
+                exp.methods.iter().find(|m| m.name() == "original").map(|m| job(m, seed, None));
             let upstream = original.as_ref().map(|o| o.key.clone());
             jobs.extend(original);
-            for m in exp.methods.iter().filter(|m| !matches!(m, Method::Original(_))) {
+            for m in exp.methods.iter().filter(|m| m.name() != "original") {
                 let up = m
                     .needs_original()
                     .then(|| upstream.clone().expect("validated: original present"));
@@ -126,7 +123,7 @@ fn job(
     exp: &Experiment,
     data_fingerprint: &str,
     device: &Resolved,
-    method: &Method,
+    method: &AnyMethod,
     seed: u64,
     upstream: Option<String>,
 ) -> Job {
@@ -139,8 +136,7 @@ fn job(
     );
     // Left out for the reference engine, so that its keys predate the choice of engines.
     // The engine that trains it: the baselines and the CNN run on autograd whatever the
-    // experiment asks, and so does everything off the CPU (the native and fused engines are
-    // the CPU's).
+    // experiment asks, and so does everything off the CPU (the native engine is the CPU's).
     let engine = if device.device == tch::Device::Cpu {
         method.engine(&exp.model, exp.engine)
     } else {
@@ -149,7 +145,7 @@ fn job(
     if engine != methods::Engine::Autograd {
         d += &format!("engine {}\n", engine.name());
     }
-    for (name, value) in method.params() {
+    for (name, value) in method.key() {
         d += &format!("param {name}={value}\n");
     }
     d += &format!("seed {seed}\n");

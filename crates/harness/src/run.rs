@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use data::split::forget_split;
-use methods::{Data, Images, eval::evaluate};
+use methods::engine::evaluate;
+use methods::{Data, Images};
 
 use crate::cache::{Accuracy, Cache, Entry, EpochRecord, Lock, Record};
 use crate::config::Experiment;
@@ -89,7 +90,7 @@ impl<'a> Shared<'a> {
             return Ok(m.clone());
         }
         let t0 = Instant::now();
-        let m = Arc::new(data::mnist::load(&self.exp.data_dir, &self.exp.load)?);
+        let m = Arc::new(data::dataset::load(&self.exp.data_dir, &self.exp.load)?);
         self.progress.log(format_args!(
             "loaded {} ({} train / {} test images, SHA-256 verified) from {} in {:.1}s",
             self.exp.load.kind.name(),
@@ -106,7 +107,7 @@ impl<'a> Shared<'a> {
     /// The data of `job`'s seed: the shared images and that seed's forget / remain split.
     fn data(&self, job: &Job) -> anyhow::Result<Data> {
         let images = self.images()?;
-        let labels = &images.mnist().train.labels;
+        let labels = &images.dataset().train.labels;
         let split =
             forget_split(labels, &self.exp.forget, &mut data::rng::stream(job.seed, "split"))?;
         Ok(Data::new(&images, &split, job.device))
@@ -115,7 +116,7 @@ impl<'a> Shared<'a> {
 
 /// Runs every job of `exp`.
 pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
-    let fingerprint = data::mnist::fingerprint(&exp.load);
+    let fingerprint = data::dataset::fingerprint(&exp.load);
     let mut plan = Plan::new(exp, &fingerprint, &opts.device);
     if let Some((index, count)) = opts.shard {
         plan = plan.shard(index, count);
@@ -157,7 +158,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
 /// model is cached but whose evaluation is not is evaluated); and the jobs with no finished
 /// run.
 pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, Vec<Job>)> {
-    let fingerprint = data::mnist::fingerprint(&exp.load);
+    let fingerprint = data::dataset::fingerprint(&exp.load);
     let plan = Plan::new(exp, &fingerprint, &opts.device);
     let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
@@ -380,6 +381,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 seed: job.seed,
                 device: job.device,
                 engine: job.engine,
+                original: original.as_ref(),
             };
             // Unlearning runs are evaluated after every epoch, or every `eval_every` (their
             // trajectory is the point). The original is not: its key leaves out the split, so
@@ -390,23 +392,20 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             let mut history = Vec::new();
             let bar = s.progress.job(&job.label(), job.method.epochs());
             let t0 = Instant::now();
-            let model =
-                methods::run(&job.method, &ctx, original.as_ref(), &mut |epoch, m, stats| {
-                    let record = EpochRecord {
-                        epoch,
-                        loss: stats.loss,
-                        ce: stats.ce,
-                        mi: stats.mi,
-                        metrics: (exp.evaluates_after(&job.method, epoch)
-                            || evaluated_before(epoch))
+            let model = job.method.train(&ctx, &mut |epoch, m, stats| {
+                let record = EpochRecord {
+                    epoch,
+                    loss: stats.loss,
+                    ce: stats.ce,
+                    mi: stats.mi,
+                    metrics: (exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch))
                         .then(|| evaluate(m, &data, job.engine).into()),
-                    };
-                    let label = job.label();
-                    s.progress
-                        .detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));
-                    history.push(record);
-                    bar.epoch_done();
-                });
+                };
+                let label = job.label();
+                s.progress.detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));
+                history.push(record);
+                bar.epoch_done();
+            });
             drop(bar);
             let record = Record {
                 key: job.key.clone(),
@@ -447,8 +446,8 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
 
 /// The final model's accuracies and the membership-inference attack on it (its stream drawn
 /// from the run's seed), from one pass over the data.
-fn final_evaluation(model: &model::Mlp, data: &Data, job: &Job) -> Accuracy {
-    let outputs = methods::eval::outputs(model, data, job.engine);
+fn final_evaluation(model: &model::Classifier, data: &Data, job: &Job) -> Accuracy {
+    let outputs = methods::engine::outputs(model, data, job.engine);
     let mia = outputs.mia(data, job.seed);
     Accuracy {
         mia: Some(mia.mia),

@@ -1,18 +1,9 @@
-//! Accuracy on the remain, forget and test sets, and per-sample losses for the
-//! membership-inference attack, without gradients and in large batches: one forward pass over
-//! the training set serves both the remain and the forget set. A model
-//! is evaluated by the engine that trained it: the native engine in plain Rust
-//! (`native::evaluate`), the libtorch engines through libtorch.
-
-use model::Mlp;
-use tch::Tensor;
+//! What an evaluation yields: each image's prediction and loss ([`Outputs`], computed by the
+//! engine that trained the model: `crate::engine::outputs`), the accuracies on the remain,
+//! forget and test sets ([`Metrics`]) and the membership-inference attack on the losses.
 
 use crate::mia::Mia;
-use crate::{Data, Engine};
-
-/// Rows per forward pass: large enough that per-call overhead vanishes, small enough to keep
-/// activations to a few MB.
-const CHUNK: i64 = 8192;
+use crate::tensors::Data;
 
 /// Accuracies in percent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,28 +45,6 @@ impl Outputs {
     }
 }
 
-/// Evaluates `model` on the three sets with `engine`'s arithmetic.
-pub fn evaluate(model: &Mlp, data: &Data, engine: Engine) -> Metrics {
-    outputs(model, data, engine).metrics(data)
-}
-
-/// Every image's prediction and loss under `model`, with `engine`'s arithmetic.
-pub fn outputs(model: &Mlp, data: &Data, engine: Engine) -> Outputs {
-    match engine {
-        Engine::Native => crate::native::outputs(model, data),
-        Engine::Autograd | Engine::Fused => outputs_libtorch(model, data),
-    }
-}
-
-fn outputs_libtorch(model: &Mlp, data: &Data) -> Outputs {
-    let t = data.tensors();
-    tch::no_grad(|| {
-        let (train_correct, train_loss) = per_sample(model, &t.train_x, &t.train_y);
-        let (test_correct, test_loss) = per_sample(model, &t.test_x, &t.test_y);
-        Outputs { train_correct, test_correct, train_loss, test_loss }
-    })
-}
-
 /// The cross-entropy of one row of logits against label `y`, in `f64` as
 /// `ln(1 + sum_{c != y} exp(z_c - z_y))` (with `ln_1p`), so that confidently classified images
 /// keep distinct, tiny losses: computed in `f32` like training's, about 58% of MNIST's
@@ -90,27 +59,6 @@ pub fn sample_loss(logits: &[f32], y: usize) -> f64 {
         .map(|(_, &z)| (f64::from(z) - zy).exp())
         .sum();
     rest.ln_1p()
-}
-
-/// Whether each row's arg-max prediction equals its label, and its cross-entropy.
-fn per_sample(model: &Mlp, x: &Tensor, y: &Tensor) -> (Vec<bool>, Vec<f64>) {
-    let n = x.size()[0];
-    let (mut correct, mut loss) = (Vec::new(), Vec::new());
-    for start in (0..n).step_by(CHUNK as usize) {
-        let len = CHUNK.min(n - start);
-        let logits = model.forward(&x.narrow(0, start, len));
-        let y = y.narrow(0, start, len);
-        let ok = logits.argmax(1, false).eq_tensor(&y);
-        correct.extend(Vec::<bool>::try_from(&ok).expect("a bool tensor"));
-        let rows = Vec::<f32>::try_from(&logits.to_device(tch::Device::Cpu).flatten(0, -1))
-            .expect("float logits");
-        let labels = Vec::<i64>::try_from(&y.to_device(tch::Device::Cpu)).expect("int64 labels");
-        let classes = rows.len() / labels.len().max(1);
-        for (row, &label) in rows.chunks_exact(classes).zip(&labels) {
-            loss.push(sample_loss(row, label as usize));
-        }
-    }
-    (correct, loss)
 }
 
 #[cfg(test)]

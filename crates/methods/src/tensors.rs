@@ -1,11 +1,11 @@
 use std::cell::OnceCell;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use data::Mnist;
+use data::ImageDataset;
 use data::split::ForgetSplit;
 use tch::{Device, Kind, Tensor};
 
-use crate::native::SparseRows;
+use crate::sparse::SparseRows;
 
 /// The dataset, held once per process and shared by every job: the images as loaded, the
 /// native engine's sparse form of them, and the libtorch engines' tensors on each device in
@@ -13,13 +13,13 @@ use crate::native::SparseRows;
 /// clones, which share the storage, under the lock.)
 #[derive(Debug)]
 pub struct Images {
-    mnist: Arc<Mnist>,
+    mnist: Arc<ImageDataset>,
     sparse: OnceLock<(SparseRows, SparseRows)>,
     on_device: Mutex<Vec<(Device, Tensors)>>,
 }
 
 impl Images {
-    pub fn new(mnist: Arc<Mnist>) -> Arc<Self> {
+    pub fn new(mnist: Arc<ImageDataset>) -> Arc<Self> {
         Arc::new(Self { mnist, sparse: OnceLock::new(), on_device: Mutex::new(Vec::new()) })
     }
 
@@ -37,7 +37,7 @@ impl Images {
         copy
     }
 
-    pub fn mnist(&self) -> &Mnist {
+    pub fn dataset(&self) -> &ImageDataset {
         &self.mnist
     }
 
@@ -123,7 +123,7 @@ impl Data {
     }
 }
 
-fn to_tensors(d: &data::Dataset, device: Device) -> (Tensor, Tensor) {
+fn to_tensors(d: &data::Samples, device: Device) -> (Tensor, Tensor) {
     let x = Tensor::from_slice(&d.features).view([d.len() as i64, d.dim as i64]).to_device(device);
     let y = Tensor::from_slice(&d.labels).to_kind(Kind::Int64).to_device(device);
     (x, y)

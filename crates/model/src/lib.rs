@@ -8,8 +8,8 @@
 //!   ...), stable across versions of this crate.
 //!
 //! ```no_run
-//! let spec = model::MlpSpec::default();
-//! let mlp = model::Mlp::init(&spec, &mut data::rng::stream(0, "init"), tch::Device::Cpu);
+//! let spec = model::ClassifierSpec::default();
+//! let mlp = model::Classifier::init(&spec, &mut data::rng::stream(0, "init"), tch::Device::Cpu);
 //! let logits = mlp.forward(&tch::Tensor::zeros([2, 784], (tch::Kind::Float, tch::Device::Cpu)));
 //! assert_eq!(logits.size(), [2, 10]);
 //! ```
@@ -36,27 +36,27 @@ const LENET_FEATURES: usize = 16 * 5 * 5;
 
 /// Layer sizes: `input -> hidden[0] -> ... -> classes`, ReLU between layers, after the stem.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MlpSpec {
+pub struct ClassifierSpec {
     pub input: usize,
     pub hidden: Vec<usize>,
     pub classes: usize,
     pub stem: Stem,
 }
 
-impl Default for MlpSpec {
+impl Default for ClassifierSpec {
     /// The notebook's `MNISTClassifier`.
     fn default() -> Self {
         Self { input: 28 * 28, hidden: vec![128, 64], classes: 10, stem: Stem::None }
     }
 }
 
-impl MlpSpec {
+impl ClassifierSpec {
     /// LeNet-5 for 28x28 images: the convolutional stem, then 400-120-84-10.
     pub fn lenet5() -> Self {
         Self { input: 28 * 28, hidden: vec![120, 84], classes: 10, stem: Stem::LeNet5 }
     }
 
-    /// Whether this is the plain MLP (what the native and fused engines compute).
+    /// Whether this is the plain MLP (what the native engine computes).
     pub fn is_mlp(&self) -> bool {
         self.stem == Stem::None
     }
@@ -105,16 +105,16 @@ pub enum ModelError {
 
 /// An MLP (with its stem, if any) and its parameters.
 #[derive(Debug)]
-pub struct Mlp {
-    spec: MlpSpec,
+pub struct Classifier {
+    spec: ClassifierSpec,
     vs: nn::VarStore,
     convs: Vec<nn::Conv2D>,
     layers: Vec<nn::Linear>,
 }
 
-impl Mlp {
+impl Classifier {
     /// Parameters set to zero: a shape to load a checkpoint into or copy weights onto.
-    pub fn zeros(spec: &MlpSpec, device: Device) -> Self {
+    pub fn zeros(spec: &ClassifierSpec, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let config = nn::LinearConfig {
@@ -155,7 +155,7 @@ impl Mlp {
     ///
     /// The stem's convolutions come first, with PyTorch's `nn.Conv2d` initialisation: the
     /// same bound with `fan_in = in_channels * kernel^2`.
-    pub fn init(spec: &MlpSpec, rng: &mut data::rng::Rng, device: Device) -> Self {
+    pub fn init(spec: &ClassifierSpec, rng: &mut data::rng::Rng, device: Device) -> Self {
         let mlp = Self::zeros(spec, device);
         let mut fill = |ws: &Tensor, bs: &Tensor, fan_in: usize| {
             let bound = 1.0 / (fan_in as f32).sqrt();
@@ -202,7 +202,7 @@ impl Mlp {
         })
     }
 
-    pub fn spec(&self) -> &MlpSpec {
+    pub fn spec(&self) -> &ClassifierSpec {
         &self.spec
     }
 
@@ -242,8 +242,8 @@ impl Mlp {
         host.vs.save(path).map_err(error)
     }
 
-    /// Loads a checkpoint written by [`Mlp::save`] for the same `spec`.
-    pub fn load(spec: &MlpSpec, path: &Path, device: Device) -> Result<Self, ModelError> {
+    /// Loads a checkpoint written by [`Classifier::save`] for the same `spec`.
+    pub fn load(spec: &ClassifierSpec, path: &Path, device: Device) -> Result<Self, ModelError> {
         let mut mlp = Self::zeros(spec, device);
         mlp.vs.load(path).map_err(|source| ModelError::Load {
             path: path.display().to_string(),
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn shapes_and_names_match_pytorch() {
-        let mlp = Mlp::init(&MlpSpec::default(), &mut stream(0, "init"), Device::Cpu);
+        let mlp = Classifier::init(&ClassifierSpec::default(), &mut stream(0, "init"), Device::Cpu);
         let mut names: Vec<_> =
             mlp.var_store().variables().into_iter().map(|(name, t)| (name, t.size())).collect();
         names.sort();
@@ -296,8 +296,8 @@ mod tests {
 
     #[test]
     fn init_bounds_and_spread_follow_fan_in() {
-        let mlp = Mlp::init(&MlpSpec::default(), &mut stream(0, "init"), Device::Cpu);
-        for (layer, (fan_in, _)) in mlp.layers.iter().zip(MlpSpec::default().layers()) {
+        let mlp = Classifier::init(&ClassifierSpec::default(), &mut stream(0, "init"), Device::Cpu);
+        for (layer, (fan_in, _)) in mlp.layers.iter().zip(ClassifierSpec::default().layers()) {
             let bound = 1.0 / (fan_in as f64).sqrt();
             for t in [&layer.ws, layer.bs.as_ref().unwrap()] {
                 assert!(t.abs().max().double_value(&[]) <= bound);
@@ -316,22 +316,22 @@ mod tests {
 
     #[test]
     fn init_is_determined_by_the_rng() {
-        let spec = MlpSpec::default();
-        let a = Mlp::init(&spec, &mut stream(0, "init"), Device::Cpu).flat_parameters();
-        let b = Mlp::init(&spec, &mut stream(0, "init"), Device::Cpu).flat_parameters();
-        let c = Mlp::init(&spec, &mut stream(1, "init"), Device::Cpu).flat_parameters();
+        let spec = ClassifierSpec::default();
+        let a = Classifier::init(&spec, &mut stream(0, "init"), Device::Cpu).flat_parameters();
+        let b = Classifier::init(&spec, &mut stream(0, "init"), Device::Cpu).flat_parameters();
+        let c = Classifier::init(&spec, &mut stream(1, "init"), Device::Cpu).flat_parameters();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
 
     #[test]
     fn checkpoint_round_trip_and_duplicate() {
-        let spec = MlpSpec::default();
-        let mlp = Mlp::init(&spec, &mut stream(2, "init"), Device::Cpu);
+        let spec = ClassifierSpec::default();
+        let mlp = Classifier::init(&spec, &mut stream(2, "init"), Device::Cpu);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         mlp.save(&path).unwrap();
-        let loaded = Mlp::load(&spec, &path, Device::Cpu).unwrap();
+        let loaded = Classifier::load(&spec, &path, Device::Cpu).unwrap();
         assert_eq!(loaded.flat_parameters(), mlp.flat_parameters());
 
         let copy = mlp.duplicate();
@@ -340,8 +340,8 @@ mod tests {
         });
         assert_ne!(copy.flat_parameters(), mlp.flat_parameters(), "a copy owns its weights");
 
-        let small = MlpSpec { hidden: vec![8], ..spec };
-        let err = Mlp::load(&small, &path, Device::Cpu).unwrap_err().to_string();
+        let small = ClassifierSpec { hidden: vec![8], ..spec };
+        let err = Classifier::load(&small, &path, Device::Cpu).unwrap_err().to_string();
         assert!(
             err.contains("m.safetensors: cannot load checkpoint")
                 && err.contains("mlp 784-8-10 relu"),
@@ -351,8 +351,8 @@ mod tests {
 
     #[test]
     fn forward_is_relu_mlp() {
-        let spec = MlpSpec { input: 2, hidden: vec![2], classes: 1, stem: Stem::None };
-        let mlp = Mlp::zeros(&spec, Device::Cpu);
+        let spec = ClassifierSpec { input: 2, hidden: vec![2], classes: 1, stem: Stem::None };
+        let mlp = Classifier::zeros(&spec, Device::Cpu);
         tch::no_grad(|| {
             mlp.layers[0]
                 .ws
@@ -368,8 +368,8 @@ mod tests {
 
     #[test]
     fn lenet5_has_pytorchs_shapes_and_names_and_round_trips() {
-        let spec = MlpSpec::lenet5();
-        let cnn = Mlp::init(&spec, &mut stream(0, "init"), Device::Cpu);
+        let spec = ClassifierSpec::lenet5();
+        let cnn = Classifier::init(&spec, &mut stream(0, "init"), Device::Cpu);
         let mut names: Vec<_> =
             cnn.var_store().variables().into_iter().map(|(name, t)| (name, t.size())).collect();
         names.sort();
@@ -397,11 +397,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.safetensors");
         cnn.save(&path).unwrap();
-        let loaded = Mlp::load(&spec, &path, Device::Cpu).unwrap();
+        let loaded = Classifier::load(&spec, &path, Device::Cpu).unwrap();
         assert_eq!(loaded.flat_parameters(), cnn.flat_parameters());
         assert_eq!(cnn.duplicate().flat_parameters(), cnn.flat_parameters());
-        assert!(Mlp::load(&MlpSpec::default(), &path, Device::Cpu).is_err(), "not an MLP file");
+        assert!(
+            Classifier::load(&ClassifierSpec::default(), &path, Device::Cpu).is_err(),
+            "not an MLP file"
+        );
         assert!(spec.describe().starts_with("cnn lenet5"));
-        assert_eq!(MlpSpec::default().describe(), "mlp 784-128-64-10 relu", "MLP keys unchanged");
+        assert_eq!(
+            ClassifierSpec::default().describe(),
+            "mlp 784-128-64-10 relu",
+            "MLP keys unchanged"
+        );
     }
 }

@@ -4,6 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Whether `scripts/setup` has fetched MNIST; if not, says that the calling test is skipped.
+#[track_caller]
+pub fn have_mnist() -> bool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/MNIST/raw");
+    let here = dir.join("train-images-idx3-ubyte").exists();
+    if !here {
+        let caller = std::panic::Location::caller();
+        eprintln!("skipped ({caller}): MNIST is not in {}; run scripts/setup", dir.display());
+    }
+    here
+}
+
 pub fn mnist_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/MNIST/raw");
     assert!(

@@ -2,17 +2,20 @@
 //! give every forget sample a wrong label drawn once at random, then fine-tune on the remain
 //! set and the relabelled forget set together.
 
-use model::Mlp;
+use model::Classifier;
+use serde::{Deserialize, Serialize};
 
-use super::{Epoch, adam, ce_with, for_batches, random_wrong_labels};
-use crate::Data;
-use crate::train::EpochStats;
+use crate::loops::OnEpoch;
+use crate::method::{Context, Method};
 
-#[derive(Debug, Clone, PartialEq)]
+use crate::kit::{Epoch, adam, ce_with, for_batches, random_wrong_labels};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RandomLabel {
     pub epochs: usize,
-    pub batch_size: usize,
     pub lr: f64,
+    pub batch_size: usize,
 }
 
 impl Default for RandomLabel {
@@ -21,13 +24,29 @@ impl Default for RandomLabel {
     }
 }
 
-pub(crate) fn run(
-    model: &Mlp,
-    data: &Data,
+impl Method for RandomLabel {
+    const NAME: &'static str = "random_label";
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let model = ctx.original();
+        let (rng, labels) =
+            (&mut ctx.stream("shuffle/random_label"), &mut ctx.stream("labels/random_label"));
+        run(&model, ctx.data, self, rng, labels, on_epoch);
+        model
+    }
+}
+
+fn run(
+    model: &Classifier,
+    data: &crate::tensors::Data,
     cfg: &RandomLabel,
     rng: &mut data::rng::Rng,
     labels_rng: &mut data::rng::Rng,
-    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+    on_epoch: &mut OnEpoch<'_>,
 ) {
     let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
     let pool = data.all_train();

@@ -4,20 +4,25 @@
 //! mask, and random-label unlearning (remain set plus forget set with random wrong labels)
 //! then updates only the masked weights (the others' gradients are zeroed before each step).
 
-use model::Mlp;
+use model::Classifier;
+use serde::{Deserialize, Serialize};
+
+use crate::loops::OnEpoch;
+use crate::method::{Context, Invalid, Method};
 use tch::{Kind, Tensor};
 
-use super::{Epoch, adam, ce_with, for_batches, random_wrong_labels};
-use crate::Data;
-use crate::train::{EpochStats, Order};
+use crate::engine::step::Order;
+use crate::kit::{Epoch, adam, ce_with, for_batches, random_wrong_labels};
+use crate::tensors::Data;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Salun {
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
     /// The fraction of weights that may change.
     pub sparsity: f64,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
 }
 
 impl Default for Salun {
@@ -27,9 +32,32 @@ impl Default for Salun {
     }
 }
 
+impl Method for Salun {
+    const NAME: &'static str = "salun";
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        if self.sparsity > 0.0 && self.sparsity <= 1.0 {
+            Ok(())
+        } else {
+            Err(Invalid::new("sparsity", format!("is {}; it must be in (0, 1]", self.sparsity)))
+        }
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let model = ctx.original();
+        let (rng, labels) = (&mut ctx.stream("shuffle/salun"), &mut ctx.stream("labels/salun"));
+        run(&model, ctx.data, self, rng, labels, on_epoch);
+        model
+    }
+}
+
 /// Per trainable variable (in `trainable_variables` order), 1 where the weight is among the
 /// `sparsity` most salient, else 0.
-pub(crate) fn saliency_mask(model: &Mlp, data: &Data, sparsity: f64) -> Vec<Tensor> {
+pub(crate) fn saliency_mask(model: &Classifier, data: &Data, sparsity: f64) -> Vec<Tensor> {
     let vars = model.var_store().trainable_variables();
     for v in &vars {
         let mut g = v.grad();
@@ -58,13 +86,13 @@ pub(crate) fn saliency_mask(model: &Mlp, data: &Data, sparsity: f64) -> Vec<Tens
     mask
 }
 
-pub(crate) fn run(
-    model: &Mlp,
+fn run(
+    model: &Classifier,
     data: &Data,
     cfg: &Salun,
     rng: &mut data::rng::Rng,
     labels_rng: &mut data::rng::Rng,
-    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+    on_epoch: &mut OnEpoch<'_>,
 ) {
     let mask = saliency_mask(model, data, cfg.sparsity);
     let labels = random_wrong_labels(data, model.spec().classes, labels_rng);

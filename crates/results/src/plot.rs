@@ -15,15 +15,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use crate::fsutil::write_atomic;
+use crate::rows::{HistoryRow, LeaderboardRow, Metric, RunRow, Stat, read};
 use anyhow::{Context as _, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use serde::Deserialize;
-
-use crate::fsutil::write_atomic;
-use crate::report::Stat;
 
 pub const MAX_HISTORY_FIGURES: usize = 8;
 
@@ -97,49 +95,12 @@ fn png_bytes(pixels: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<u8>> 
     Ok(out)
 }
 
-/// A row of `runs.csv` (columns this module does not use are ignored).
-#[derive(Debug, Clone, Deserialize)]
-pub struct RunRow {
-    pub method: String,
-    pub gamma: Option<f64>,
-    pub epochs: usize,
-    pub seed: u64,
-    pub remain_acc: f64,
-    pub forget_acc: f64,
-    pub test_acc: f64,
-    pub mi: Option<f64>,
-}
-
-/// A row of `history.csv`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct HistoryRow {
-    pub method: String,
-    pub gamma: Option<f64>,
-    pub epochs: usize,
-    pub seed: u64,
-    pub epoch: usize,
-    pub remain_acc: f64,
-    pub forget_acc: f64,
-    pub test_acc: f64,
-    pub mi: Option<f64>,
-}
-
-pub fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    reader
-        .deserialize()
-        .enumerate()
-        .map(|(i, row)| row.with_context(|| format!("{}: malformed row {}", path.display(), i + 2)))
-        .collect()
-}
-
 /// Draws every figure the runs in `dir` call for; returns the files written.
 pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let runs: Vec<RunRow> = read_csv(&dir.join("runs.csv"))?;
+    let runs: Vec<RunRow> = read(&dir.join("runs.csv"))?;
     let history_path = dir.join("history.csv");
     let history: Vec<HistoryRow> =
-        if history_path.exists() { read_csv(&history_path)? } else { Vec::new() };
+        if history_path.exists() { read(&history_path)? } else { Vec::new() };
     let mut written = Vec::new();
 
     let mi_runs: Vec<&RunRow> = runs.iter().filter(|r| r.method == "mi_unlearn").collect();
@@ -624,35 +585,20 @@ fn draw_history<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) 
     )
 }
 
-/// A row of `leaderboard.csv`.
-#[derive(Debug, Clone, Deserialize)]
-struct BoardRow {
-    rank: Option<usize>,
-    ranked_by: Option<String>,
-    method: String,
-    parameters: String,
-    avg_gap: Option<f64>,
-    forget_acc: Option<f64>,
-    remain_acc: Option<f64>,
-    test_acc: Option<f64>,
-    mia: Option<f64>,
-    rte: Option<f64>,
-}
-
-const BOARD_PANELS: [(&str, &str); 6] = [
-    ("avg_gap", "avg gap to retrain (points)"),
-    ("forget_acc", "forget acc. (%)"),
-    ("remain_acc", "remain acc. (%)"),
-    ("test_acc", "test acc. (%)"),
-    ("mia", "MIA efficacy (%)"),
-    ("rte", "run time (s)"),
+const BOARD_PANELS: [(Metric, &str); 6] = [
+    (Metric::AvgGap, "avg gap to retrain (points)"),
+    (Metric::ForgetAcc, "forget acc. (%)"),
+    (Metric::RemainAcc, "remain acc. (%)"),
+    (Metric::TestAcc, "test acc. (%)"),
+    (Metric::Mia, "MIA efficacy (%)"),
+    (Metric::Rte, "run time (s)"),
 ];
 
 /// Draws `leaderboard.svg/png` in `dir` from its `leaderboard.csv` alone: one row per method
 /// in rank order (retrain, the reference, on top), one panel of horizontal bars per metric,
 /// retrain's value as a dashed line in each.
 pub fn plot_leaderboard(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let rows: Vec<BoardRow> = read_csv(&dir.join("leaderboard.csv"))?;
+    let rows: Vec<LeaderboardRow> = read(&dir.join("leaderboard.csv"))?;
     anyhow::ensure!(!rows.is_empty(), "{}: no rows", dir.join("leaderboard.csv").display());
     let height = 160 + 46 * rows.len() as u32;
     render!(dir, "leaderboard", (1800, height.max(400)), |root| draw_leaderboard(root, &rows))
@@ -660,10 +606,10 @@ pub fn plot_leaderboard(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 fn draw_leaderboard<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    rows: &[BoardRow],
+    rows: &[LeaderboardRow],
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let title = if rows.iter().any(|r| r.ranked_by.as_deref() == Some("train_gap")) {
+    let title = if rows.iter().any(|r| r.ranked_by == Some(Metric::TrainGap)) {
         "Methods ranked by their mean absolute remain and forget gap to retrain"
     } else {
         "Methods ranked by their mean absolute gap to retrain"
@@ -672,14 +618,6 @@ fn draw_leaderboard<DB: DrawingBackend>(
     let (labels, panels) = root.split_horizontally(300);
     let areas = panels.split_evenly((1, BOARD_PANELS.len()));
     let n = rows.len();
-    let value = |r: &BoardRow, c: &str| match c {
-        "avg_gap" => r.avg_gap,
-        "forget_acc" => r.forget_acc,
-        "remain_acc" => r.remain_acc,
-        "test_acc" => r.test_acc,
-        "mia" => r.mia,
-        _ => r.rte,
-    };
     // Method labels, aligned with the bars (the panels' plotting areas start 50 px down).
     let (_, h) = labels.dim_in_pixel();
     let top = 12 + 40;
@@ -695,10 +633,11 @@ fn draw_leaderboard<DB: DrawingBackend>(
     }
     let retrain = rows.iter().find(|r| r.method == "retrain");
     for (area, (column, desc)) in areas.iter().zip(BOARD_PANELS) {
-        let values: Vec<Option<f64>> = rows.iter().map(|r| value(r, column)).collect();
+        let values: Vec<Option<f64>> = rows.iter().map(|r| r.value(column)).collect();
         let max = values.iter().flatten().copied().fold(0.0f64, f64::max);
-        let x_max =
-            if column.ends_with("acc") || column == "mia" { 100.0 } else { (max * 1.1).max(1e-3) };
+        let percent =
+            matches!(column, Metric::ForgetAcc | Metric::RemainAcc | Metric::TestAcc | Metric::Mia);
+        let x_max = if percent { 100.0 } else { (max * 1.1).max(1e-3) };
         let mut chart = ChartBuilder::on(area)
             .margin_top(12)
             .margin_right(28)
@@ -718,18 +657,18 @@ fn draw_leaderboard<DB: DrawingBackend>(
             .light_line_style(WHITE)
             .draw()?;
         let colour = match column {
-            "forget_acc" => FORGET_COLOUR,
-            "remain_acc" => REMAIN_COLOUR,
-            "test_acc" => TEST_COLOUR,
-            "mia" => MI_COLOUR,
-            "rte" => RETRAIN_COLOUR,
+            Metric::ForgetAcc => FORGET_COLOUR,
+            Metric::RemainAcc => REMAIN_COLOUR,
+            Metric::TestAcc => TEST_COLOUR,
+            Metric::Mia => MI_COLOUR,
+            Metric::Rte => RETRAIN_COLOUR,
             _ => FINETUNE_COLOUR,
         };
         chart.draw_series(values.iter().enumerate().filter_map(|(i, v)| {
             let y = (n - 1 - i) as f64;
             v.map(|v| Rectangle::new([(0.0, y + 0.18), (v, y + 0.82)], colour.filled()))
         }))?;
-        if let Some(reference) = retrain.and_then(|r| value(r, column)) {
+        if let Some(reference) = retrain.and_then(|r| r.value(column)) {
             chart.draw_series(DashedLineSeries::new(
                 vec![(reference, 0.0), (reference, n as f64)],
                 8,
@@ -745,38 +684,50 @@ fn draw_leaderboard<DB: DrawingBackend>(
 mod tests {
     use super::*;
 
-    /// MI-unlearn at gammas 0, 1, 2 for 3 epochs over 2 seeds, with retrain and finetune.
+    /// MI-unlearn at gammas 0, 1, 2 for 3 epochs over 2 seeds, with retrain and finetune,
+    /// written by the same row types the harness writes.
     fn fixture(dir: &Path) {
-        let mut runs = String::from(
-            "method,gamma,epochs,seed,remain_acc,forget_acc,test_acc,ce,mi,seconds,checkpoint\n",
-        );
-        let mut history = String::from(
-            "method,gamma,epochs,seed,epoch,remain_acc,forget_acc,test_acc,loss,ce,mi,checkpoint\n",
-        );
-        for seed in 0..2 {
+        let (mut runs, mut history) = (Vec::new(), Vec::new());
+        for seed in 0..2u64 {
             let s = seed as f64;
-            runs += &format!("retrain,,100,{seed},99.9,{},97.7,0.01,,1.0,k\n", 92.0 + s);
-            runs += &format!("finetune,,100,{seed},99.9,{},97.8,0.01,,1.0,k\n", 97.5 + s);
+            let run = |method: &str, gamma: Option<f64>, epochs: usize, forget_acc: f64| RunRow {
+                method: method.into(),
+                gamma,
+                epochs,
+                seed,
+                remain_acc: 99.8,
+                forget_acc,
+                test_acc: 97.5,
+                ..RunRow::default()
+            };
+            runs.push(run("retrain", None, 100, 92.0 + s));
+            runs.push(run("finetune", None, 100, 97.5 + s));
             for gamma in [0.0, 1.0, 2.0] {
                 let forget = |e: f64| 99.0 - gamma * e * 2.0 - s;
                 let mi = |e: f64| 0.048 - gamma * e * 0.001;
-                runs += &format!(
-                    "mi_unlearn,{gamma},3,{seed},99.8,{},97.5,0.02,{},0.5,k\n",
-                    forget(3.0),
-                    mi(3.0)
-                );
+                runs.push(RunRow {
+                    mi: Some(mi(3.0)),
+                    ..run("mi_unlearn", Some(gamma), 3, forget(3.0))
+                });
                 for epoch in 1..=3 {
                     let e = epoch as f64;
-                    history += &format!(
-                        "mi_unlearn,{gamma},3,{seed},{epoch},99.8,{},97.5,0.2,0.02,{},k\n",
-                        forget(e),
-                        mi(e)
-                    );
+                    history.push(HistoryRow {
+                        method: "mi_unlearn".into(),
+                        gamma: Some(gamma),
+                        epochs: 3,
+                        seed,
+                        epoch,
+                        remain_acc: 99.8,
+                        forget_acc: forget(e),
+                        test_acc: 97.5,
+                        mi: Some(mi(e)),
+                        ..HistoryRow::default()
+                    });
                 }
             }
         }
-        std::fs::write(dir.join("runs.csv"), runs).unwrap();
-        std::fs::write(dir.join("history.csv"), history).unwrap();
+        std::fs::write(dir.join("runs.csv"), crate::rows::to_csv(&runs).unwrap()).unwrap();
+        std::fs::write(dir.join("history.csv"), crate::rows::to_csv(&history).unwrap()).unwrap();
     }
 
     #[test]
@@ -864,7 +815,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("runs.csv"),
-            "method,gamma,epochs,seed,remain_acc,forget_acc,test_acc,mi\nmi_unlearn,1,x,0,1,1,1,\n",
+            "method,gamma,epochs,params,seed\nmi_unlearn,1,x,gamma=1 epochs=x,0\n",
         )
         .unwrap();
         let err = format!("{:#}", plot_dir(dir.path()).unwrap_err());

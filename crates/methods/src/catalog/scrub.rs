@@ -5,22 +5,28 @@
 //! `max_epochs` epochs only; both KLs are taken at temperature `temperature` and scaled by its
 //! square, as in the paper's `DistillKL`.
 
-use model::Mlp;
-use tch::{Kind, Reduction, Tensor};
+use model::Classifier;
+use serde::{Deserialize, Serialize};
 
-use super::{Epoch, adam, for_batches};
-use crate::Data;
-use crate::train::EpochStats;
+use tch::Tensor;
 
-#[derive(Debug, Clone, PartialEq)]
+use crate::kit::{Epoch, adam, distill_kl, for_batches};
+use crate::loops::OnEpoch;
+use crate::method::{Context, Invalid, Method, non_negative};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Scrub {
-    pub alpha: f64,
-    pub temperature: f64,
     pub epochs: usize,
-    pub max_epochs: usize,
+    pub lr: f64,
     pub remain_batch_size: usize,
     pub forget_batch_size: usize,
-    pub lr: f64,
+    pub alpha: f64,
+    pub temperature: f64,
+    /// Epochs that start with a max-step pass over the forget set (default: 2, at most
+    /// `epochs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_epochs: Option<usize>,
 }
 
 impl Default for Scrub {
@@ -32,7 +38,7 @@ impl Default for Scrub {
             alpha: 0.001,
             temperature: 4.0,
             epochs: 3,
-            max_epochs: 2,
+            max_epochs: None,
             remain_batch_size: 64,
             forget_batch_size: 16,
             lr: 1e-5,
@@ -40,28 +46,55 @@ impl Default for Scrub {
     }
 }
 
-/// `KL(softmax(teacher / T) || softmax(student / T)) * T^2`, summed over classes and averaged
-/// over rows.
-pub(crate) fn distill_kl(student: &Tensor, teacher: &Tensor, t: f64) -> Tensor {
-    let log_s = (student / t).log_softmax(1, Kind::Float);
-    let p_t = (teacher / t).softmax(1, Kind::Float);
-    let rows = student.size()[0] as f64;
-    log_s.kl_div(&p_t, Reduction::Sum, false) * (t * t / rows)
+impl Method for Scrub {
+    const NAME: &'static str = "scrub";
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn complete(&mut self) {
+        self.max_epochs.get_or_insert(self.epochs.min(2));
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        non_negative("alpha", self.alpha)?;
+        if self.temperature <= 0.0 {
+            return Err(Invalid::new(
+                "temperature",
+                format!("is {}; it must be > 0", self.temperature),
+            ));
+        }
+        match self.max_epochs {
+            Some(m) if m > self.epochs => Err(Invalid::new(
+                "max_epochs",
+                format!("is {m}, more than the {} epochs", self.epochs),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let model = ctx.original();
+        let teacher = ctx.original();
+        run(&model, &teacher, ctx.data, self, &mut ctx.stream("shuffle/scrub"), on_epoch);
+        model
+    }
 }
 
-pub(crate) fn run(
-    model: &Mlp,
-    teacher: &Mlp,
-    data: &Data,
+fn run(
+    model: &Classifier,
+    teacher: &Classifier,
+    data: &crate::tensors::Data,
     cfg: &Scrub,
     rng: &mut data::rng::Rng,
-    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+    on_epoch: &mut OnEpoch<'_>,
 ) {
     let mut opt = adam(model, cfg.lr);
     let teacher_logits = |x: &Tensor| tch::no_grad(|| teacher.forward(x));
     for epoch in 1..=cfg.epochs {
         let mut totals = Epoch::default();
-        if epoch <= cfg.max_epochs {
+        if epoch <= cfg.max_epochs.unwrap_or(0) {
             for_batches(data.forget(), cfg.forget_batch_size, data, rng, |rows| {
                 let (x, _) = rows.gather();
                 let kl = distill_kl(&model.forward(&x), &teacher_logits(&x), cfg.temperature);
@@ -78,24 +111,5 @@ pub(crate) fn run(
             totals.add(&loss, &ce);
         });
         on_epoch(epoch, model, &totals.stats());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distill_kl_is_zero_for_equal_logits_and_matches_the_formula() {
-        let a = Tensor::from_slice(&[1.0f32, 2.0, 0.5, -1.0, 0.0, 3.0]).view([2, 3]);
-        assert!(distill_kl(&a, &a, 4.0).double_value(&[]).abs() < 1e-5);
-        let b = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 1.0, 1.0, 1.0]).view([2, 3]);
-        // By hand: mean over rows of sum_c p_t (ln p_t - ln p_s), times T^2, at T = 2.
-        let t = 2.0;
-        let (ps, pt) = ((&a / t).softmax(1, Kind::Double), (&b / t).softmax(1, Kind::Double));
-        let expected =
-            (&pt * (pt.log() - ps.log())).sum(Kind::Double).double_value(&[]) / 2.0 * 4.0;
-        let got = distill_kl(&a, &b, t).double_value(&[]);
-        assert!((got - expected).abs() < 1e-5, "{got} {expected}");
     }
 }

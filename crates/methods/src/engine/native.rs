@@ -81,81 +81,13 @@
 //! Checked: every experiment run from an empty cache gives the committed results of the
 //! flush-to-zero CPU mode this replaces, bit for bit (docs/performance.md).
 
-use std::collections::HashMap;
+use model::Classifier;
 
-use model::Mlp;
-
+use super::step::{Rows, Step, Totals};
 use crate::eval::Outputs;
 use crate::mi::EPS;
+use crate::sparse::SparseRows;
 use crate::tensors::Data;
-use crate::train::{Rows, Step, Totals};
-
-/// Images as their nonzero deviations from a common background value (CSR layout).
-#[derive(Debug)]
-pub struct SparseRows {
-    pub(crate) dim: usize,
-    pub(crate) background: f32,
-    offsets: Vec<usize>,
-    pixels: Vec<u32>,
-    deltas: Vec<f32>,
-}
-
-impl SparseRows {
-    /// Converts `features` (rows of `dim` values) taking the most common value among the first
-    /// 1,000 rows as the background.
-    pub fn new(features: &[f32], dim: usize) -> Self {
-        let mut counts: HashMap<u32, usize> = HashMap::new();
-        for v in features.iter().take(1000 * dim) {
-            *counts.entry(v.to_bits()).or_default() += 1;
-        }
-        // Ties broken by the value's bits, so the choice does not depend on hashing.
-        let background = counts
-            .into_iter()
-            .max_by_key(|&(bits, n)| (n, std::cmp::Reverse(bits)))
-            .map_or(0.0, |(bits, _)| f32::from_bits(bits));
-        Self::with_background(features, dim, background)
-    }
-
-    pub(crate) fn with_background(features: &[f32], dim: usize, background: f32) -> Self {
-        let rows = features.len().checked_div(dim).unwrap_or(0);
-        let mut offsets = Vec::with_capacity(rows + 1);
-        let (mut pixels, mut deltas) = (Vec::new(), Vec::new());
-        offsets.push(0);
-        for row in features.chunks_exact(dim.max(1)) {
-            for (p, &v) in row.iter().enumerate() {
-                if v != background {
-                    pixels.push(p as u32);
-                    deltas.push(v - background);
-                }
-            }
-            offsets.push(pixels.len());
-        }
-        Self { dim, background, offsets, pixels, deltas }
-    }
-
-    pub fn len(&self) -> usize {
-        self.offsets.len() - 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The value that is not stored.
-    pub fn background(&self) -> f32 {
-        self.background
-    }
-
-    /// Stored entries per row, on average.
-    pub fn mean_nonzero(&self) -> f64 {
-        self.pixels.len() as f64 / self.len().max(1) as f64
-    }
-
-    fn row(&self, i: usize) -> (&[u32], &[f32]) {
-        let (a, b) = (self.offsets[i], self.offsets[i + 1]);
-        (&self.pixels[a..b], &self.deltas[a..b])
-    }
-}
 
 /// `y += a * x`, element-wise (vectorises; no sum is reordered).
 #[inline(always)]
@@ -339,7 +271,7 @@ pub(crate) struct Net {
 }
 
 impl Net {
-    pub(crate) fn from_mlp(model: &Mlp, background: f32) -> Self {
+    pub(crate) fn from_mlp(model: &Classifier, background: f32) -> Self {
         let layers = model
             .layer_parameters()
             .into_iter()
@@ -377,7 +309,7 @@ impl Net {
     }
 
     /// Copies the parameters into `model`.
-    pub(crate) fn write_to(&self, model: &Mlp) {
+    pub(crate) fn write_to(&self, model: &Classifier) {
         tch::no_grad(|| {
             for ((w, b), layer) in model.layer_parameters().into_iter().zip(&self.layers) {
                 let mut out_in = vec![0.0; layer.weight.value.len()];
@@ -773,7 +705,7 @@ fn mutual_information(
 /// The native engine's optimisation state over a copy of `model` (written back by
 /// [`Step::sync`]).
 pub(crate) struct Native<'a> {
-    model: &'a Mlp,
+    model: &'a Classifier,
     data: &'a Data,
     net: Net,
     adam: Adam,
@@ -784,7 +716,7 @@ pub(crate) struct Native<'a> {
 }
 
 impl<'a> Native<'a> {
-    pub(crate) fn new(model: &'a Mlp, data: &'a Data, lr: f64) -> Self {
+    pub(crate) fn new(model: &'a Classifier, data: &'a Data, lr: f64) -> Self {
         let x = &data.images().sparse().0;
         let net = Net::from_mlp(model, x.background);
         assert_eq!(x.dim, net.layers[0].fan_in, "the model's input width is the images' width");
@@ -804,7 +736,7 @@ impl<'a> Native<'a> {
 impl Step for Native<'_> {
     fn supervised(&mut self, rows: Rows<'_>) {
         let x = &self.data.images().sparse().0;
-        let labels = &self.data.images().mnist().train.labels;
+        let labels = &self.data.images().dataset().train.labels;
         self.rows.clear();
         self.rows.extend(rows.ids().iter().map(|&i| i as usize));
         self.batch.fill(x, &self.rows);
@@ -822,7 +754,7 @@ impl Step for Native<'_> {
 
     fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
         let x = &self.data.images().sparse().0;
-        let labels = &self.data.images().mnist().train.labels;
+        let labels = &self.data.images().dataset().train.labels;
         self.rows.clear();
         self.rows.extend(remain.ids().iter().chain(forget.ids()).map(|&i| i as usize));
         let nr = remain.ids().len();
@@ -855,10 +787,10 @@ const EVAL_BLOCK: usize = 256;
 
 /// Whether each training and test image is classified correctly, and its cross-entropy
 /// ([`crate::eval::sample_loss`]), for `model`.
-pub(crate) fn outputs(model: &Mlp, data: &Data) -> Outputs {
+pub(crate) fn outputs(model: &Classifier, data: &Data) -> Outputs {
     let (train, test) = data.images().sparse();
     let net = Net::from_mlp(model, train.background);
-    let mnist = data.images().mnist();
+    let mnist = data.images().dataset();
     let run = |x: &SparseRows, labels: &[u8]| -> (Vec<bool>, Vec<f64>) {
         let mut acts = Vec::new();
         let (mut ok, mut loss) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
@@ -896,7 +828,7 @@ fn argmax(row: &[f32]) -> usize {
 mod tests {
     use super::*;
     use crate::testutil::{autograd_grads, max_diff};
-    use model::MlpSpec;
+    use model::ClassifierSpec;
     use tch::{Device, Kind, Tensor};
 
     use crate::mi::mutual_information as mi_reference;
@@ -912,9 +844,10 @@ mod tests {
             .collect()
     }
 
-    fn model() -> Mlp {
-        let spec = MlpSpec { input: 12, hidden: vec![16, 8], classes: 4, ..Default::default() };
-        Mlp::init(&spec, &mut data::rng::stream(3, "init"), Device::Cpu)
+    fn model() -> Classifier {
+        let spec =
+            ClassifierSpec { input: 12, hidden: vec![16, 8], classes: 4, ..Default::default() };
+        Classifier::init(&spec, &mut data::rng::stream(3, "init"), Device::Cpu)
     }
 
     /// The gradients of `net`, in the model's layout (weights `[out][in]`), flattened.
@@ -1078,9 +1011,9 @@ mod tests {
             tch::nn::OptimizerConfig::build(tch::nn::Adam::default(), reference.var_store(), 1e-2)
                 .unwrap();
         let mut net = Net::from_mlp(&model, x.background);
-        let mut fused = net.clone();
+        let mut other = net.clone();
         let new_adam = || Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
-        let (mut adam, mut fused_adam) = (new_adam(), new_adam());
+        let (mut adam, mut other_adam) = (new_adam(), new_adam());
         let (mut batch, mut acts) = (Batch::default(), Vec::new());
         batch.fill(&x, &ids);
         let dlogits = |net: &Net, acts: &mut Vec<Vec<f32>>| {
@@ -1096,12 +1029,12 @@ mod tests {
             net.backward(&batch, &acts, d, None);
             net.adam_step(&mut adam);
             // The training loop's path: the first layer updated inside the backward pass.
-            let d = dlogits(&fused, &mut acts);
-            let step = fused_adam.next();
-            fused.backward(&batch, &acts, d, Some(step));
-            fused.update(step, true);
+            let d = dlogits(&other, &mut acts);
+            let step = other_adam.next();
+            other.backward(&batch, &acts, d, Some(step));
+            other.update(step, true);
         }
-        for (a, b) in net.layers.iter().zip(&fused.layers) {
+        for (a, b) in net.layers.iter().zip(&other.layers) {
             assert_eq!(a.weight.value, b.weight.value, "the same bits either way");
             assert_eq!(a.bias.value, b.bias.value);
         }

@@ -3,18 +3,21 @@
 //! linearly over the epochs, `lambda_t = lambda * (1 - (t - 1) / epochs)` for epoch `t`, as in
 //! the paper's code.
 
-use model::Mlp;
+use model::Classifier;
+use serde::{Deserialize, Serialize};
 
-use super::{Epoch, adam, for_batches, l1_norm};
-use crate::Data;
-use crate::train::EpochStats;
+use crate::loops::OnEpoch;
+use crate::method::{Context, Invalid, Method, canonical_key, non_negative};
 
-#[derive(Debug, Clone, PartialEq)]
+use crate::kit::{Epoch, adam, for_batches, l1_norm};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct L1Sparse {
-    pub lambda: f64,
     pub epochs: usize,
-    pub batch_size: usize,
     pub lr: f64,
+    pub batch_size: usize,
+    pub lambda: f64,
 }
 
 impl Default for L1Sparse {
@@ -23,12 +26,37 @@ impl Default for L1Sparse {
     }
 }
 
-pub(crate) fn run(
-    model: &Mlp,
-    data: &Data,
+impl Method for L1Sparse {
+    const NAME: &'static str = "l1_sparse";
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        non_negative("lambda", self.lambda)
+    }
+
+    fn key(&self) -> Vec<(String, String)> {
+        let mut key = canonical_key(self);
+        // The penalty's schedule, after lambda.
+        key.insert(1, ("schedule".into(), "linear-decay".into()));
+        key
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let model = ctx.original();
+        run(&model, ctx.data, self, &mut ctx.stream("shuffle/l1_sparse"), on_epoch);
+        model
+    }
+}
+
+fn run(
+    model: &Classifier,
+    data: &crate::tensors::Data,
     cfg: &L1Sparse,
     rng: &mut data::rng::Rng,
-    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+    on_epoch: &mut OnEpoch<'_>,
 ) {
     let mut opt = adam(model, cfg.lr);
     for epoch in 1..=cfg.epochs {

@@ -1,23 +1,101 @@
 //! `harness check`: compares an experiment's summary metrics with a committed baseline, for
 //! regression checks in CI.
 //!
-//! The baseline is a CSV file with one row per checked metric, method and parameter set:
-//! `metric,method,gamma,epochs,params,n_seeds,mean,std`, where `params` is the parameter set
-//! as `runs.csv` and `summary.csv` write it (`alpha=0.01 epochs=5 lr=0.0001`): rows are keyed
-//! by metric, method and `params`, so a grid over any parameter gets one row per point. A
-//! metric passes when the change of its mean
-//! over seeds is within tolerance (see [`CheckSpec`]), in either direction. Every run must have
-//! a baseline row and every baseline row a run: anything else is unusable input, not a verdict.
+//! The baseline is a CSV file of [`BaselineRow`]s, one per checked metric, method and
+//! parameter set: `metric,method,gamma,epochs,params,n_seeds,mean,std`, where `params` is the
+//! parameter set as `runs.csv` and `summary.csv` write it (`alpha=0.01 epochs=5 lr=0.0001`):
+//! rows are keyed by metric, method and `params`, so a grid over any parameter gets one row per
+//! point. A metric passes when the change of its mean over seeds is within tolerance (see
+//! [`CheckSpec`]), in either direction. Every run must have a baseline row and every baseline
+//! row a run: anything else is unusable input, not a verdict.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::CheckSpec;
-use crate::report::{SummaryRow, csv_bytes, opt};
+pub use crate::rows::BaselineRow;
+use crate::rows::{Metric, SummaryRow, header, to_csv};
 
-pub const BASELINE_HEADER: [&str; 8] =
-    ["metric", "method", "gamma", "epochs", "params", "n_seeds", "mean", "std"];
+/// An experiment's `[check]` section as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSection {
+    /// Summary metrics to compare, e.g. `["forget_gap", "test_gap"]`.
+    pub metrics: Vec<Metric>,
+    /// Absolute tolerance for every metric, in its unit (percentage points for accuracies and
+    /// gaps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    /// Per-metric absolute tolerances, overriding `tolerance`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tolerances: BTreeMap<Metric, f64>,
+    /// Tolerance in standard errors of the difference of the two means over seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard_errors: Option<f64>,
+}
+
+/// A checked `[check]` section: a metric passes when `|now - baseline|` is at most the larger
+/// of its absolute tolerance and `standard_errors * sqrt(s_now^2 / n_now + s_base^2 / n_base)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    /// Each checked metric with its absolute tolerance, if any.
+    pub metrics: Vec<(Metric, Option<f64>)>,
+    pub standard_errors: Option<f64>,
+}
+
+impl CheckSection {
+    /// The section checked; an error is `(key, problem)`, the key under `check.`.
+    pub fn validate(&self) -> Result<CheckSpec, (String, String)> {
+        let invalid = |key: &str, problem: String| (format!("check.{key}"), problem);
+        let known = || Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
+        let tolerance_ok = |key: &str, t: f64| {
+            if t.is_finite() && t >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("is {t}; a tolerance must be a finite number >= 0")))
+            }
+        };
+        if self.metrics.is_empty() {
+            return Err(invalid("metrics", format!("is empty; name some of: {}", known())));
+        }
+        let listed = |i: usize| &self.metrics[..i];
+        if let Some((_, m)) = self.metrics.iter().enumerate().find(|(i, m)| listed(*i).contains(m))
+        {
+            return Err(invalid("metrics", format!("lists {m} twice")));
+        }
+        if let Some(t) = self.tolerance {
+            tolerance_ok("tolerance", t)?;
+        }
+        if let Some(k) = self.standard_errors {
+            tolerance_ok("standard_errors", k)?;
+        }
+        for (metric, &t) in &self.tolerances {
+            let key = format!("tolerances.{metric}");
+            tolerance_ok(&key, t)?;
+            if !self.metrics.contains(metric) {
+                return Err(invalid(
+                    &key,
+                    "names a metric that check.metrics does not list".into(),
+                ));
+            }
+        }
+        let mut metrics = Vec::new();
+        for &m in &self.metrics {
+            let abs = self.tolerances.get(&m).copied().or(self.tolerance);
+            if abs.is_none() && self.standard_errors.is_none() {
+                return Err((
+                    "check".into(),
+                    format!(
+                        "gives {m} no tolerance; set tolerance, tolerances.{m} or standard_errors"
+                    ),
+                ));
+            }
+            metrics.push((m, abs));
+        }
+        Ok(CheckSpec { metrics, standard_errors: self.standard_errors })
+    }
+}
 
 /// Input that cannot be checked (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -28,22 +106,6 @@ pub enum CheckError {
     Malformed { path: PathBuf, problem: String },
     #[error("{path}: {problem}")]
     Mismatch { path: PathBuf, problem: String },
-}
-
-/// One row of a baseline file: a metric's mean and std over seeds for one method and
-/// parameter set.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct BaselineRow {
-    pub metric: String,
-    pub method: String,
-    pub gamma: Option<f64>,
-    pub epochs: usize,
-    /// The parameter set, as `summary.csv`'s `params` column writes it: with the metric and
-    /// the method, the row's key.
-    pub params: String,
-    pub n_seeds: usize,
-    pub mean: f64,
-    pub std: Option<f64>,
 }
 
 impl BaselineRow {
@@ -59,11 +121,11 @@ impl BaselineRow {
 /// The checked metrics of `summary`, as baseline rows.
 pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
     let mut rows = Vec::new();
-    for (metric, _) in &spec.metrics {
+    for &(metric, _) in &spec.metrics {
         for s in summary {
             if let Some(stat) = s.metric(metric) {
                 rows.push(BaselineRow {
-                    metric: metric.to_string(),
+                    metric,
                     method: s.method.clone(),
                     gamma: s.gamma,
                     epochs: s.epochs,
@@ -80,21 +142,7 @@ pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
 
 /// The rows as CSV, numbers written like the other CSV files (`4`, not `4.0`).
 pub fn baseline_csv(rows: &[BaselineRow]) -> anyhow::Result<Vec<u8>> {
-    csv_bytes(
-        &BASELINE_HEADER,
-        rows.iter().map(|r| {
-            vec![
-                r.metric.clone(),
-                r.method.clone(),
-                opt(r.gamma),
-                r.epochs.to_string(),
-                r.params.clone(),
-                r.n_seeds.to_string(),
-                r.mean.to_string(),
-                opt(r.std),
-            ]
-        }),
-    )
+    to_csv(rows)
 }
 
 pub fn read_baseline(path: &Path) -> Result<Vec<BaselineRow>, CheckError> {
@@ -102,14 +150,16 @@ pub fn read_baseline(path: &Path) -> Result<Vec<BaselineRow>, CheckError> {
         .map_err(|source| CheckError::Missing { path: path.to_owned(), source })?;
     let malformed = |problem: String| CheckError::Malformed { path: path.to_owned(), problem };
     let mut reader = csv::Reader::from_reader(&bytes[..]);
-    let header = reader.headers().map_err(|e| malformed(e.to_string()))?.clone();
-    if header.iter().collect::<Vec<_>>() != BASELINE_HEADER {
-        let old = header.iter().all(|h| BASELINE_HEADER.contains(&h))
-            && !header.iter().any(|h| h == "params");
+    let found: Vec<String> =
+        reader.headers().map_err(|e| malformed(e.to_string()))?.iter().map(String::from).collect();
+    let expected = header::<BaselineRow>();
+    if found != expected {
+        let old =
+            found.iter().all(|h| expected.contains(h)) && !found.iter().any(|h| h == "params");
         return Err(malformed(format!(
             "the header is {:?}, expected {}{}",
-            header.iter().collect::<Vec<_>>().join(","),
-            BASELINE_HEADER.join(","),
+            found.join(","),
+            expected.join(","),
             if old {
                 " (a baseline from before parameter sets were keyed by `params`; regenerate it \
                  with --update-baseline)"
@@ -216,13 +266,13 @@ pub fn table(verdicts: &[Verdict]) -> String {
 mod tests {
     use super::*;
 
-    fn row(metric: &str, gamma: Option<f64>, mean: f64, std: Option<f64>) -> BaselineRow {
+    fn row(metric: Metric, gamma: Option<f64>, mean: f64, std: Option<f64>) -> BaselineRow {
         BaselineRow {
-            metric: metric.into(),
+            metric,
             method: if gamma.is_some() { "mi_unlearn" } else { "finetune" }.into(),
             gamma,
             epochs: 5,
-            params: crate::report::parameters(gamma, 5),
+            params: gamma.map(|g| format!("gamma={g} ")).unwrap_or_default() + "epochs=5",
             n_seeds: 3,
             mean,
             std,
@@ -230,13 +280,16 @@ mod tests {
     }
 
     fn spec(abs: Option<f64>, k: Option<f64>) -> CheckSpec {
-        CheckSpec { metrics: vec![("forget_gap", abs), ("test_gap", abs)], standard_errors: k }
+        CheckSpec {
+            metrics: vec![(Metric::ForgetGap, abs), (Metric::TestGap, abs)],
+            standard_errors: k,
+        }
     }
 
     #[test]
     fn tolerance_is_the_larger_of_absolute_and_standard_errors() {
-        let base = [row("forget_gap", Some(4.0), -1.0, Some(1.5))];
-        let now = [row("forget_gap", Some(4.0), 0.2, Some(1.5))];
+        let base = [row(Metric::ForgetGap, Some(4.0), -1.0, Some(1.5))];
+        let now = [row(Metric::ForgetGap, Some(4.0), 0.2, Some(1.5))];
         let p = Path::new("b.csv");
         // k * sqrt(1.5^2/3 + 1.5^2/3) = 2 * 1.2247 = 2.449
         let v = compare(&now, &base, &spec(Some(0.5), Some(2.0)), p).unwrap();
@@ -245,7 +298,7 @@ mod tests {
         let v = compare(&now, &base, &spec(Some(0.5), None), p).unwrap();
         assert_eq!(v[0].tolerance, 0.5);
         assert!(!v[0].pass(), "moved 1.2 > 0.5");
-        let down = [row("forget_gap", Some(4.0), -1.6, Some(1.5))];
+        let down = [row(Metric::ForgetGap, Some(4.0), -1.6, Some(1.5))];
         assert!(
             !compare(&down, &base, &spec(Some(0.5), None), p).unwrap()[0].pass(),
             "either direction"
@@ -258,8 +311,8 @@ mod tests {
     #[test]
     fn every_run_needs_a_baseline_row_and_back() {
         let p = Path::new("b.csv");
-        let a = row("forget_gap", Some(4.0), -1.0, None);
-        let b = row("forget_gap", Some(6.0), -9.0, None);
+        let a = row(Metric::ForgetGap, Some(4.0), -1.0, None);
+        let b = row(Metric::ForgetGap, Some(6.0), -9.0, None);
         let err =
             compare(&[a.clone(), b.clone()], std::slice::from_ref(&a), &spec(Some(1.0), None), p)
                 .unwrap_err();
@@ -280,8 +333,10 @@ mod tests {
     fn baseline_files_round_trip_and_malformed_ones_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("baseline.csv");
-        let rows =
-            vec![row("forget_gap", Some(4.5), -1.25, Some(0.5)), row("test_gap", None, 0.1, None)];
+        let rows = vec![
+            row(Metric::ForgetGap, Some(4.5), -1.25, Some(0.5)),
+            row(Metric::TestGap, None, 0.1, None),
+        ];
         std::fs::write(&path, baseline_csv(&rows).unwrap()).unwrap();
         assert_eq!(read_baseline(&path).unwrap(), rows);
 
@@ -321,7 +376,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("baseline.csv");
         let point = |lr: &str, mean: f64| BaselineRow {
-            metric: "forget_gap".into(),
+            metric: Metric::ForgetGap,
             method: "grad_ascent".into(),
             gamma: None,
             epochs: 5,

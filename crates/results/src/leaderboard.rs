@@ -3,54 +3,18 @@
 //! `avg_gap` (the mean absolute gap to retrain over remain, forget and test accuracy and MIA;
 //! lower is closer to the gold standard), or by `train_gap` (remain and forget only) where the
 //! file says `rank_by = "train_gap"` (a hyper-parameter search, which must not look at the
-//! test set). Retrain is the reference and is listed first,
-//! unranked. Written as `leaderboard.csv`; the figure is drawn from that file alone
+//! test set). Retrain is the reference and is listed first, unranked. Written as
+//! `leaderboard.csv` ([`LeaderboardRow`]); the figure is drawn from that file alone
 //! ([`crate::plot::plot_leaderboard`]).
 
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::write_atomic;
-use crate::report::{SummaryRow, csv_bytes, opt};
-
-/// The columns averaged over cells, in `leaderboard.csv`'s order after the identifiers.
-pub const COLUMNS: [&str; 9] = [
-    "avg_gap",
-    "train_gap",
-    "forget_acc",
-    "remain_acc",
-    "test_acc",
-    "ua",
-    "mia",
-    "rte",
-    "rte_speedup",
-];
-
-/// `leaderboard.csv`'s columns: the identifiers, then [`COLUMNS`].
-pub fn header() -> Vec<&'static str> {
-    ["rank", "ranked_by", "method", "parameters", "cells"].into_iter().chain(COLUMNS).collect()
-}
-
-/// One row: a method and parameter set over the cells it ran in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    /// 1 for the smallest `avg_gap`; `None` for retrain (the reference).
-    pub rank: Option<usize>,
-    pub method: String,
-    pub parameters: String,
-    pub cells: usize,
-    /// The cell means of [`COLUMNS`], in order (`None` where no cell has the metric).
-    pub values: [Option<f64>; 9],
-}
-
-impl Entry {
-    pub fn value(&self, column: &str) -> Option<f64> {
-        COLUMNS.iter().position(|c| *c == column).and_then(|i| self.values[i])
-    }
-}
+use crate::rows::{LeaderboardRow, Metric, SummaryRow, to_csv};
 
 /// Averages each method's summary rows over the cells (`(cell name, summary)`) and ranks them
-/// by `rank_by` (one of [`COLUMNS`], smaller first).
-pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: &str) -> Vec<Entry> {
+/// by `rank_by` (a metric it has a column for, smaller first).
+pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: Metric) -> Vec<LeaderboardRow> {
     let mut entries: Vec<(String, String, Vec<&SummaryRow>)> = Vec::new();
     for (_, rows) in cells {
         for row in rows {
@@ -61,21 +25,37 @@ pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: &str) -> Vec<Entry> {
             }
         }
     }
-    let mut board: Vec<Entry> = entries
+    let mut board: Vec<LeaderboardRow> = entries
         .into_iter()
         .map(|(method, parameters, rows)| {
-            let values = COLUMNS.map(|c| {
+            let mean = |c: Metric| {
                 let present: Vec<f64> =
                     rows.iter().filter_map(|r| r.metric(c).map(|s| s.mean)).collect();
                 (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
-            });
-            Entry { rank: None, method, parameters, cells: rows.len(), values }
+            };
+            LeaderboardRow {
+                rank: None,
+                ranked_by: Some(rank_by),
+                method,
+                parameters,
+                cells: rows.len(),
+                avg_gap: mean(Metric::AvgGap),
+                train_gap: mean(Metric::TrainGap),
+                forget_acc: mean(Metric::ForgetAcc),
+                remain_acc: mean(Metric::RemainAcc),
+                test_acc: mean(Metric::TestAcc),
+                ua: mean(Metric::Ua),
+                mia: mean(Metric::Mia),
+                rte: mean(Metric::Rte),
+                rte_speedup: mean(Metric::RteSpeedup),
+            }
         })
         .collect();
     // Retrain first, then by the ranking metric (runs without one, e.g. no retrain ran, last),
     // ties in the order the methods were listed.
     board.sort_by(|a, b| {
-        let key = |e: &Entry| (e.method != "retrain", e.value(rank_by).unwrap_or(f64::INFINITY));
+        let key =
+            |e: &LeaderboardRow| (e.method != "retrain", e.value(rank_by).unwrap_or(f64::INFINITY));
         key(a).partial_cmp(&key(b)).expect("no NaN in gaps")
     });
     let mut rank = 0;
@@ -88,34 +68,17 @@ pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: &str) -> Vec<Entry> {
     board
 }
 
-pub fn csv(board: &[Entry], rank_by: &str) -> anyhow::Result<Vec<u8>> {
-    csv_bytes(
-        &header(),
-        board.iter().map(|e| {
-            let mut row = vec![
-                e.rank.map(|r| r.to_string()).unwrap_or_default(),
-                rank_by.to_owned(),
-                e.method.clone(),
-                e.parameters.clone(),
-                e.cells.to_string(),
-            ];
-            row.extend(e.values.iter().map(|v| opt(*v)));
-            row
-        }),
-    )
-}
-
 /// Writes `leaderboard.csv` and its figure into `out`; returns the files written.
-pub fn write(out: &Path, board: &[Entry], rank_by: &str) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write(out: &Path, board: &[LeaderboardRow]) -> anyhow::Result<Vec<PathBuf>> {
     let path = out.join("leaderboard.csv");
-    write_atomic(&path, &csv(board, rank_by)?)?;
+    write_atomic(&path, &to_csv(board)?)?;
     let mut files = vec![path];
     files.extend(crate::plot::plot_leaderboard(out)?);
     Ok(files)
 }
 
 /// The leaderboard as a plain-text table.
-pub fn table(board: &[Entry]) -> String {
+pub fn table(board: &[LeaderboardRow]) -> String {
     let mut lines =
         vec![("rank".to_owned(), TABLE.iter().map(|c| c.heading.to_owned()).collect::<Vec<_>>())];
     for e in board {
@@ -144,10 +107,10 @@ struct TableColumn {
     heading: &'static str,
     /// Text, left-aligned (otherwise a number, right-aligned).
     text: bool,
-    value: fn(&Entry) -> String,
+    value: fn(&LeaderboardRow) -> String,
 }
 
-fn two_decimals(e: &Entry, column: &str) -> String {
+fn two_decimals(e: &LeaderboardRow, column: Metric) -> String {
     e.value(column).map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
 }
 
@@ -155,35 +118,32 @@ const TABLE: [TableColumn; 11] = [
     TableColumn { heading: "method", text: true, value: |e| e.method.clone() },
     TableColumn { heading: "parameters", text: true, value: |e| e.parameters.clone() },
     TableColumn { heading: "cells", text: false, value: |e| e.cells.to_string() },
-    TableColumn { heading: "avg gap", text: false, value: |e| two_decimals(e, "avg_gap") },
-    TableColumn { heading: "train gap", text: false, value: |e| two_decimals(e, "train_gap") },
-    TableColumn { heading: "forget %", text: false, value: |e| two_decimals(e, "forget_acc") },
-    TableColumn { heading: "remain %", text: false, value: |e| two_decimals(e, "remain_acc") },
-    TableColumn { heading: "test %", text: false, value: |e| two_decimals(e, "test_acc") },
-    TableColumn { heading: "MIA %", text: false, value: |e| two_decimals(e, "mia") },
-    TableColumn { heading: "rte (s)", text: false, value: |e| two_decimals(e, "rte") },
-    TableColumn { heading: "speedup", text: false, value: |e| two_decimals(e, "rte_speedup") },
+    TableColumn { heading: "avg gap", text: false, value: |e| two_decimals(e, Metric::AvgGap) },
+    TableColumn { heading: "train gap", text: false, value: |e| two_decimals(e, Metric::TrainGap) },
+    TableColumn { heading: "forget %", text: false, value: |e| two_decimals(e, Metric::ForgetAcc) },
+    TableColumn { heading: "remain %", text: false, value: |e| two_decimals(e, Metric::RemainAcc) },
+    TableColumn { heading: "test %", text: false, value: |e| two_decimals(e, Metric::TestAcc) },
+    TableColumn { heading: "MIA %", text: false, value: |e| two_decimals(e, Metric::Mia) },
+    TableColumn { heading: "rte (s)", text: false, value: |e| two_decimals(e, Metric::Rte) },
+    TableColumn { heading: "speedup", text: false, value: |e| two_decimals(e, Metric::RteSpeedup) },
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Stat;
+    use crate::rows::Stat;
 
     fn row(method: &str, avg_gap: Option<f64>, forget: f64) -> SummaryRow {
-        let mut metrics = vec![("forget_acc", Stat { mean: forget, std: None })];
-        if let Some(g) = avg_gap {
-            metrics.push(("avg_gap", Stat { mean: g, std: None }));
-        }
-        SummaryRow {
+        let mut row = SummaryRow {
             method: method.into(),
-            gamma: None,
             epochs: 5,
             params: "epochs=5".into(),
             n_seeds: 3,
-            metrics,
-            checkpoints: Vec::new(),
-        }
+            ..SummaryRow::default()
+        };
+        row.set(Metric::ForgetAcc, Some(Stat { mean: forget, std: None }));
+        row.set(Metric::AvgGap, avg_gap.map(|mean| Stat { mean, std: None }));
+        row
     }
 
     #[test]
@@ -206,22 +166,22 @@ mod tests {
                 ],
             ),
         ];
-        let board = build(&cells, "avg_gap");
+        let board = build(&cells, Metric::AvgGap);
         let order: Vec<_> = board.iter().map(|e| (e.rank, e.method.as_str())).collect();
         assert_eq!(order, [(None, "retrain"), (Some(1), "scrub"), (Some(2), "salun")]);
-        assert_eq!(board[1].value("avg_gap"), Some(3.0));
-        assert_eq!(board[1].value("forget_acc"), Some(70.0));
-        assert_eq!(board[0].value("forget_acc"), Some(92.0));
-        assert_eq!(board[0].value("avg_gap"), None);
+        assert_eq!(board[1].value(Metric::AvgGap), Some(3.0));
+        assert_eq!(board[1].value(Metric::ForgetAcc), Some(70.0));
+        assert_eq!(board[0].value(Metric::ForgetAcc), Some(92.0));
+        assert_eq!(board[0].value(Metric::AvgGap), None);
         assert_eq!(board[2].cells, 2);
-        let text = String::from_utf8(csv(&board, "avg_gap").unwrap()).unwrap();
+        let text = String::from_utf8(to_csv(&board).unwrap()).unwrap();
         assert!(
             text.starts_with("rank,ranked_by,method,parameters,cells,avg_gap,train_gap"),
             "{text}"
         );
         assert!(text.contains("\n1,avg_gap,scrub,epochs=5,2,3,,70,"), "{text}");
         // Ranked by another column: by forget accuracy, salun (60) comes before scrub (70).
-        let by_forget = build(&cells, "forget_acc");
+        let by_forget = build(&cells, Metric::ForgetAcc);
         assert_eq!(by_forget[1].method, "salun");
     }
 
@@ -230,7 +190,7 @@ mod tests {
         let mut wide = row("neggrad_plus", Some(12.345), 99.5);
         wide.params = "alpha=0.01 epochs=5 lr=0.0001".into();
         let cells = vec![("a".to_owned(), vec![wide, row("retrain", None, 90.0)])];
-        let text = table(&build(&cells, "avg_gap"));
+        let text = table(&build(&cells, Metric::AvgGap));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         // Every heading ends where its column's values end (numbers are right-aligned).

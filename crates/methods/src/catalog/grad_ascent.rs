@@ -1,17 +1,20 @@
 //! Gradient ascent on the forget set ("NegGrad": Golatkar et al., CVPR 2020; Thudi et al.,
 //! EuroS&P 2022): maximise the cross-entropy of the forget samples, nothing else.
 
-use model::Mlp;
+use model::Classifier;
+use serde::{Deserialize, Serialize};
 
-use super::{Epoch, adam, for_batches};
-use crate::Data;
-use crate::train::EpochStats;
+use crate::loops::OnEpoch;
+use crate::method::{Context, Method};
 
-#[derive(Debug, Clone, PartialEq)]
+use crate::kit::{Epoch, adam, for_batches};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GradAscent {
     pub epochs: usize,
-    pub batch_size: usize,
     pub lr: f64,
+    pub batch_size: usize,
 }
 
 impl Default for GradAscent {
@@ -22,12 +25,26 @@ impl Default for GradAscent {
     }
 }
 
-pub(crate) fn run(
-    model: &Mlp,
-    data: &Data,
+impl Method for GradAscent {
+    const NAME: &'static str = "grad_ascent";
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let model = ctx.original();
+        run(&model, ctx.data, self, &mut ctx.stream("shuffle/grad_ascent"), on_epoch);
+        model
+    }
+}
+
+fn run(
+    model: &Classifier,
+    data: &crate::tensors::Data,
     cfg: &GradAscent,
     rng: &mut data::rng::Rng,
-    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+    on_epoch: &mut OnEpoch<'_>,
 ) {
     let mut opt = adam(model, cfg.lr);
     for epoch in 1..=cfg.epochs {

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{DataError, idx};
@@ -16,7 +17,8 @@ pub const SHA256SUMS: &str = include_str!("../mnist.sha256");
 pub const FASHION_SHA256SUMS: &str = include_str!("../fashion-mnist.sha256");
 
 /// Which of the two 28x28, ten-class datasets (the same file names and format).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     #[default]
     Mnist,
@@ -24,18 +26,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Mnist, Kind::FashionMnist];
-
     /// The name in experiment files and results: `mnist`, `fashion-mnist`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Mnist => "mnist",
             Kind::FashionMnist => "fashion-mnist",
         }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// Where `scripts/setup` puts the files.
@@ -74,13 +70,13 @@ const STD: f32 = 0.3081;
 /// One split (train or test) held in memory: row `i` of `features` (length `dim`) has label
 /// `labels[i]`.
 #[derive(Debug, Clone)]
-pub struct Dataset {
+pub struct Samples {
     pub features: Vec<f32>,
     pub labels: Vec<u8>,
     pub dim: usize,
 }
 
-impl Dataset {
+impl Samples {
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -118,9 +114,9 @@ pub struct LoadOptions {
 
 /// The loaded dataset.
 #[derive(Debug, Clone)]
-pub struct Mnist {
-    pub train: Dataset,
-    pub test: Dataset,
+pub struct ImageDataset {
+    pub train: Samples,
+    pub test: Samples,
     /// Identifies exactly which data this is (file hashes and limits), for cache keys.
     pub fingerprint: String,
 }
@@ -142,14 +138,14 @@ pub fn expected_sha256_of(kind: Kind, file: &str) -> &'static str {
 }
 
 /// Loads and verifies the four files in `dir` (each either plain or with a `.gz` suffix).
-pub fn load(dir: &Path, options: &LoadOptions) -> Result<Mnist, DataError> {
+pub fn load(dir: &Path, options: &LoadOptions) -> Result<ImageDataset, DataError> {
     let read = |name: &str| -> Result<(PathBuf, Vec<u8>), DataError> {
         let path = locate(dir, name)?;
         let bytes = idx::read_bytes(&path)?;
         verify(&path, &bytes, expected_sha256_of(options.kind, name))?;
         Ok((path, bytes))
     };
-    let split = |images_name: &str, labels_name: &str| -> Result<Dataset, DataError> {
+    let split = |images_name: &str, labels_name: &str| -> Result<Samples, DataError> {
         let (images_path, images_bytes) = read(images_name)?;
         let (labels_path, labels_bytes) = read(labels_name)?;
         let format = |path: &Path| {
@@ -167,7 +163,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<Mnist, DataError> {
             });
         }
         let (mean, std) = options.kind.mean_std();
-        Ok(Dataset::normalised(&images, labels, mean, std))
+        Ok(Samples::normalised(&images, labels, mean, std))
     };
     let mut train = split(TRAIN_IMAGES, TRAIN_LABELS)?;
     let mut test = split(TEST_IMAGES, TEST_LABELS)?;
@@ -178,7 +174,7 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<Mnist, DataError> {
         test.truncate(n);
     }
     let fingerprint = fingerprint(options);
-    Ok(Mnist { train, test, fingerprint })
+    Ok(ImageDataset { train, test, fingerprint })
 }
 
 /// What identifies the loaded data: the dataset, the verified hashes of its four files and
@@ -231,7 +227,7 @@ mod tests {
     #[test]
     fn normalises_like_torchvision() {
         let images = idx::Images { count: 1, rows: 1, cols: 3, pixels: vec![0, 255, 128] };
-        let d = Dataset::from_idx(&images, vec![7]);
+        let d = Samples::from_idx(&images, vec![7]);
         // Values from PyTorch 2.13: (uint8.float().div(255) - 0.1307) / 0.3081 in float32,
         // which is what ToTensor() then Normalize((0.1307,), (0.3081,)) compute.
         assert_eq!(d.features, vec![-0.424_212_96_f32, 2.821_486_7, 1.205_001_1]);

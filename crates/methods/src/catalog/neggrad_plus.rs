@@ -2,19 +2,22 @@
 //! on the remain set while ascending on the forget set, `CE(remain) - alpha * CE(forget)`,
 //! on remain and forget batches paired as MI-unlearn pairs them.
 
-use model::Mlp;
+use model::Classifier;
+use serde::{Deserialize, Serialize};
 
-use super::{Epoch, adam, for_pairs};
-use crate::Data;
-use crate::train::EpochStats;
+use crate::loops::OnEpoch;
+use crate::method::{Context, Invalid, Method, non_negative};
 
-#[derive(Debug, Clone, PartialEq)]
+use crate::kit::{Epoch, adam, for_pairs};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NegGradPlus {
-    pub alpha: f64,
     pub epochs: usize,
+    pub lr: f64,
     pub remain_batch_size: usize,
     pub forget_batch_size: usize,
-    pub lr: f64,
+    pub alpha: f64,
 }
 
 impl Default for NegGradPlus {
@@ -25,12 +28,30 @@ impl Default for NegGradPlus {
     }
 }
 
-pub(crate) fn run(
-    model: &Mlp,
-    data: &Data,
+impl Method for NegGradPlus {
+    const NAME: &'static str = "neggrad_plus";
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        non_negative("alpha", self.alpha)
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let model = ctx.original();
+        run(&model, ctx.data, self, &mut ctx.stream("shuffle/neggrad_plus"), on_epoch);
+        model
+    }
+}
+
+fn run(
+    model: &Classifier,
+    data: &crate::tensors::Data,
     cfg: &NegGradPlus,
     rng: &mut data::rng::Rng,
-    on_epoch: &mut dyn FnMut(usize, &Mlp, &EpochStats),
+    on_epoch: &mut OnEpoch<'_>,
 ) {
     let mut opt = adam(model, cfg.lr);
     for epoch in 1..=cfg.epochs {

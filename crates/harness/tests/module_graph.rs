@@ -1,0 +1,222 @@
+//! The module import graphs of the crates with more than a few modules have no circles: each
+//! module imports only modules below it, so a module can be read, tested and changed with
+//! what it imports alone. Prints the graphs (ARCHITECTURE.md shows them):
+//!
+//! ```text
+//! cargo test --release -p harness --test module_graph -- --nocapture
+//! ```
+//!
+//! (`MODULE_GRAPH_CRATES=<checkout>/crates` checks another checkout's crates instead.)
+//!
+//! An edge `a -> b` is a path in `a`'s non-test code that names module `b` (`crate::b::...`,
+//! `super::...`, or a child module by name); naming the crate root (`crate::Thing`, a
+//! re-export) counts as an edge to the root, which declares every module, so it is a circle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Module path (`engine::step`, `` for the root) -> its non-test source.
+fn modules(src: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for entry in walk(src) {
+        let rel = entry.strip_prefix(src).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        if matches!(parts.last().map(String::as_str), Some("main" | "tests" | "testutil")) {
+            continue; // the binary is a crate of its own; tests are not in the graph
+        }
+        if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
+            parts.pop();
+        }
+        let text = std::fs::read_to_string(&entry).unwrap();
+        // Test modules sit at the end of a file.
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap().to_owned();
+        out.insert(parts.join("::"), code);
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Every path `code` names after `crate::` or `super::` (braces expanded), and paths that
+/// start with one of `children`.
+fn paths(code: &str, children: &[String]) -> Vec<(String, String)> {
+    let lines: Vec<&str> = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+    let code = lines.join("\n");
+    let mut out = Vec::new();
+    for prefix in ["crate::", "super::"] {
+        for (i, _) in code.match_indices(prefix) {
+            let before = code[..i].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            for p in expand(&code[i + prefix.len()..]) {
+                out.push((prefix.trim_end_matches("::").to_owned(), p));
+            }
+        }
+    }
+    for child in children {
+        let pattern = format!("{child}::");
+        for (i, _) in code.match_indices(&pattern) {
+            let before = code[..i].chars().last();
+            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                out.extend(expand(&code[i..]).into_iter().map(|p| ("self".to_owned(), p)));
+            }
+        }
+    }
+    out
+}
+
+/// `a::b::{c, d::e}` -> `a::b::c`, `a::b::d::e` (the text after the path is ignored).
+fn expand(text: &str) -> Vec<String> {
+    let end =
+        text.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(text.len());
+    let head = &text[..end];
+    if !text[end..].starts_with('{') || !head.ends_with("::") {
+        return vec![head.trim_end_matches(':').to_owned()];
+    }
+    let (mut depth, mut items, mut start) = (0, Vec::new(), end + 1);
+    for (i, c) in text[end..].char_indices() {
+        let i = i + end;
+        match c {
+            '{' => depth += 1,
+            '}' | ',' if depth == 1 => {
+                items.push(&text[start..i]);
+                start = i + 1;
+                if c == '}' {
+                    break;
+                }
+            }
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| expand(s).into_iter().map(move |p| format!("{head}{p}")))
+        .collect()
+}
+
+/// The module a path from `from` names: the longest module prefix (the root if none).
+fn target(modules: &BTreeMap<String, String>, from: &str, base: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = match base {
+        "crate" => Vec::new(),
+        "super" => {
+            let mut p: Vec<&str> = from.split("::").filter(|s| !s.is_empty()).collect();
+            p.pop();
+            p
+        }
+        _ => from.split("::").filter(|s| !s.is_empty()).collect(),
+    };
+    let mut best = parts.join("::");
+    for seg in path.split("::") {
+        parts.push(seg);
+        let candidate = parts.join("::");
+        if modules.contains_key(&candidate) {
+            best = candidate;
+        } else {
+            break;
+        }
+    }
+    best
+}
+
+fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let modules = modules(src);
+    let mut edges = BTreeMap::new();
+    for (name, code) in &modules {
+        let prefix = if name.is_empty() { String::new() } else { format!("{name}::") };
+        let children: Vec<String> = modules
+            .keys()
+            .filter_map(|m| m.strip_prefix(&prefix).filter(|c| !c.is_empty() && !c.contains("::")))
+            .map(str::to_owned)
+            .collect();
+        let targets: BTreeSet<String> = paths(code, &children)
+            .into_iter()
+            .map(|(base, p)| target(&modules, name, &base, &p))
+            .filter(|t| t != name)
+            .collect();
+        edges.insert(name.clone(), targets);
+    }
+    edges
+}
+
+/// A circle through the graph, if there is one.
+fn circle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = stack.iter().position(|s| s == node) {
+            let mut c = stack[i..].to_vec();
+            c.push(node.to_owned());
+            return Some(c);
+        }
+        if !done.insert(node.to_owned()) {
+            return None;
+        }
+        stack.push(node.to_owned());
+        for next in edges.get(node).into_iter().flatten() {
+            if let Some(c) = visit(next, edges, stack, done) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        None
+    }
+    let (mut stack, mut done) = (Vec::new(), BTreeSet::new());
+    edges.keys().find_map(|n| visit(n, edges, &mut stack, &mut done))
+}
+
+fn show(name: &str) -> String {
+    if name.is_empty() { "(root)".into() } else { name.into() }
+}
+
+#[test]
+fn the_module_graphs_have_no_circles() {
+    let crates = std::env::var("MODULE_GRAPH_CRATES")
+        .map_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."), Into::into);
+    for krate in ["methods", "harness", "results"] {
+        let edges = graph(&crates.join(krate).join("src"));
+        println!("crate {krate}:");
+        for (from, to) in &edges {
+            let to: Vec<String> = to.iter().map(|t| show(t)).collect();
+            println!(
+                "  {:<22} -> {}",
+                show(from),
+                if to.is_empty() { "-".into() } else { to.join(", ") }
+            );
+        }
+        let found = circle(&edges);
+        assert!(
+            found.is_none(),
+            "crate {krate}: modules import each other in a circle: {}",
+            found.unwrap().iter().map(|s| show(s)).collect::<Vec<_>>().join(" -> ")
+        );
+    }
+}
+
+#[test]
+fn a_circle_is_found() {
+    let edges: BTreeMap<String, BTreeSet<String>> =
+        [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"]), ("d", vec![])]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+            .collect();
+    assert_eq!(circle(&edges).unwrap(), ["a", "b", "c", "a"]);
+    assert_eq!(expand("a::{b, c::{d, e}};"), ["a::b", "a::c::d", "a::c::e"]);
+}

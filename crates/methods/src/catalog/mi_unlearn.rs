@@ -1,0 +1,83 @@
+//! MI-unlearn, the paper's method (the notebook's `train_unlearn_model`): fine-tune a copy of
+//! the original with loss `CE(remain) + gamma * I(Y_hat; Z)`, the plug-in estimate of
+//! `crate::mi` over a batch of remain and forget images (`Z = 0`) and the remain batch again
+//! (`Z = 1`); see `crate::loops::mi_unlearn` for the batch pairing.
+
+use model::Classifier;
+use serde::{Deserialize, Serialize};
+
+use crate::loops::{self, OnEpoch};
+use crate::method::{Context, Invalid, Method, canonical_key};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MiUnlearn {
+    pub gamma: f64,
+    pub epochs: usize,
+    /// How lists of `gamma` and `epochs` combine: every pair, or element by element.
+    pub grid: Grid,
+    pub remain_batch_size: usize,
+    pub forget_batch_size: usize,
+    pub lr: f64,
+}
+
+/// How a section's lists combine (read by `Registration::expand`; not in the cache key).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grid {
+    #[default]
+    Product,
+    Zip,
+}
+
+impl Default for MiUnlearn {
+    /// The notebook's: gamma 4, 5 epochs, remain batch 64 with forget batch 16, lr 1e-3.
+    fn default() -> Self {
+        Self {
+            gamma: 4.0,
+            epochs: 5,
+            grid: Grid::Product,
+            remain_batch_size: 64,
+            forget_batch_size: 16,
+            lr: 1e-3,
+        }
+    }
+}
+
+impl Method for MiUnlearn {
+    const NAME: &'static str = "mi_unlearn";
+    const LABELLED: &'static [&'static str] = &["gamma"];
+    const ANY_ENGINE: bool = true;
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        if self.gamma < 0.0 {
+            return Err(Invalid::new(
+                "gamma",
+                format!("contains {}; gamma must be >= 0", self.gamma),
+            ));
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> Vec<(String, String)> {
+        // `grid` says how a section's lists combine: not a parameter of a run.
+        let mut key = canonical_key(self);
+        key.retain(|(k, _)| k != "grid");
+        key.push(("mi_estimator".into(), "plugin-softmax-clamp1e-10".into()));
+        key
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        // One stream for every gamma: runs of a sweep that differ only in gamma see the same
+        // batches, and a longer run extends a shorter one.
+        let model = ctx.original();
+        let schedule = (self.epochs, self.remain_batch_size, self.forget_batch_size, self.lr);
+        let rng = &mut ctx.stream("shuffle/mi_unlearn");
+        loops::mi_unlearn(&model, ctx.data, self.gamma, schedule, ctx.engine, rng, on_epoch);
+        model
+    }
+}

@@ -1,0 +1,41 @@
+//! The gold standard: trained from a fresh initialisation on the remain set only, as the
+//! original was trained.
+
+use model::Classifier;
+use serde::{Deserialize, Serialize};
+
+use crate::loops::{self, OnEpoch};
+use crate::method::{Context, Method, Start};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retrain {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+}
+
+impl Default for Retrain {
+    /// The notebook's: 100 epochs, batch 64, Adam with lr 1e-3.
+    fn default() -> Self {
+        Self { epochs: 100, batch_size: 64, lr: 1e-3 }
+    }
+}
+
+impl Method for Retrain {
+    const NAME: &'static str = "retrain";
+    const START: Start = Start::Fresh { uses_split: true };
+    const ANY_ENGINE: bool = true;
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let model = ctx.fresh("init/retrain");
+        let schedule = (self.epochs, self.batch_size, self.lr);
+        let (data, rng) = (ctx.data, &mut ctx.stream("shuffle/retrain"));
+        loops::supervised(&model, data, data.remain(), schedule, ctx.engine, rng, on_epoch);
+        model
+    }
+}

@@ -1,0 +1,65 @@
+//! The engines that compute a training step, under one roof: [`step`] is the interface (what
+//! the loops hand an engine and what it reports), [`autograd`] the libtorch reference and
+//! [`native`] the default, plain Rust on the CPU. The loops (`crate::loops`) choose one through
+//! [`Engine`] and never see which.
+
+pub(crate) mod autograd;
+pub(crate) mod native;
+pub mod step;
+
+use model::Classifier;
+
+use crate::eval::{Metrics, Outputs};
+use crate::tensors::Data;
+use step::Step;
+
+/// How each optimisation step is computed. All engines compute the same maths (the same
+/// batches, loss, MI estimator and Adam); they differ in the order of some float sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// libtorch autograd through `tch::nn` layers and tch's Adam: the reference.
+    Autograd,
+    /// Plain Rust on the CPU, computing the first layer from each image's non-background
+    /// pixels (see `engine/native.rs`): no libtorch call per step. The default.
+    #[default]
+    Native,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Autograd, Engine::Native];
+
+    /// The name used in configs and cache keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Autograd => "autograd",
+            Engine::Native => "native",
+        }
+    }
+}
+
+/// A fresh optimiser (Adam, lr `lr`) over `model` for `engine`.
+pub(crate) fn stepper<'a>(
+    engine: Engine,
+    model: &'a Classifier,
+    data: &'a Data,
+    lr: f64,
+) -> Box<dyn Step + 'a> {
+    match engine {
+        Engine::Autograd => Box::new(autograd::AutogradStep::new(model, lr)),
+        Engine::Native => Box::new(native::Native::new(model, data, lr)),
+    }
+}
+
+/// Evaluates `model` on the three sets with `engine`'s arithmetic.
+pub fn evaluate(model: &Classifier, data: &Data, engine: Engine) -> Metrics {
+    outputs(model, data, engine).metrics(data)
+}
+
+/// Every image's prediction and loss under `model`, with `engine`'s arithmetic.
+pub fn outputs(model: &Classifier, data: &Data, engine: Engine) -> Outputs {
+    match engine {
+        Engine::Native => native::outputs(model, data),
+        Engine::Autograd => autograd::outputs(model, data),
+    }
+}

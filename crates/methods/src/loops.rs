@@ -1,0 +1,109 @@
+//! The notebook's two training loops, for every engine. Both reshuffle every epoch from the
+//! run's stream, gather batches by index from the job's data, and keep the last, partial batch
+//! (PyTorch's `DataLoader` with `shuffle=True, drop_last=False`). The engines keep their
+//! losses until the epoch ends, so the loop never waits on the host.
+
+use data::rng::Rng;
+use model::Classifier;
+
+use crate::engine::step::{EpochStats, Order, Rows};
+use crate::engine::{Engine, stepper};
+use crate::tensors::Data;
+
+/// Called after each epoch with its number (from 1), the model and the epoch's statistics.
+pub type OnEpoch<'a> = dyn FnMut(usize, &Classifier, &EpochStats) + 'a;
+
+/// The notebook's `train_model`: fresh Adam, `epochs` passes over `pool` in shuffled batches.
+pub(crate) fn supervised(
+    model: &Classifier,
+    data: &Data,
+    pool: &[i64],
+    (epochs, batch_size, lr): (usize, usize, f64),
+    engine: Engine,
+    rng: &mut Rng,
+    on_epoch: &mut OnEpoch<'_>,
+) {
+    let mut step = stepper(engine, model, data, lr);
+    for epoch in 1..=epochs {
+        let mut steps = 0;
+        for_batches(pool, batch_size, data, rng, |rows| {
+            step.supervised(rows);
+            steps += 1;
+        });
+        step.sync();
+        let mean = step.take_totals().loss / steps as f64;
+        on_epoch(epoch, model, &EpochStats { loss: mean, ce: mean, mi: None, steps });
+    }
+}
+
+/// The notebook's loader: calls `step` on every batch of `pool`, reshuffled from `rng` (the
+/// last batch partial).
+pub(crate) fn for_batches(
+    pool: &[i64],
+    batch_size: usize,
+    data: &Data,
+    rng: &mut Rng,
+    mut step: impl FnMut(Rows<'_>),
+) {
+    let order = Order::shuffled(pool, rng, data);
+    for start in (0..pool.len()).step_by(batch_size) {
+        step(order.rows(start, batch_size.min(pool.len() - start)));
+    }
+}
+
+/// MI-unlearn's two loaders: calls `step` on remain and forget batches side by side, each
+/// reshuffled as its iteration starts (remain first, then forget), as many steps as the
+/// shorter of the two lasts.
+pub(crate) fn for_pairs(
+    data: &Data,
+    remain_batch: usize,
+    forget_batch: usize,
+    rng: &mut Rng,
+    mut step: impl FnMut(Rows<'_>, Rows<'_>),
+) {
+    let (remain, forget) = (data.remain(), data.forget());
+    let steps = remain.len().div_ceil(remain_batch).min(forget.len().div_ceil(forget_batch));
+    let remain_order = Order::shuffled(remain, rng, data);
+    let forget_order = Order::shuffled(forget, rng, data);
+    for i in 0..steps {
+        let (r0, f0) = (i * remain_batch, i * forget_batch);
+        step(
+            remain_order.rows(r0, remain_batch.min(remain.len() - r0)),
+            forget_order.rows(f0, forget_batch.min(forget.len() - f0)),
+        );
+    }
+}
+
+/// The notebook's `train_unlearn_model`. Each step pairs the next remain batch with the next
+/// forget batch; an epoch ends when the shorter stream does (the other is cut short). The MI
+/// batch is `[remain; forget]` with `Z = 0` followed by the same remain batch with `Z = 1`.
+/// (The notebook shuffles the MI batch before its forward pass; the estimate is a sum over rows
+/// and does not depend on their order, so this loop does not.)
+pub(crate) fn mi_unlearn(
+    model: &Classifier,
+    data: &Data,
+    gamma: f64,
+    (epochs, remain_batch, forget_batch, lr): (usize, usize, usize, f64),
+    engine: Engine,
+    rng: &mut Rng,
+    on_epoch: &mut OnEpoch<'_>,
+) {
+    let mut step = stepper(engine, model, data, lr);
+    for epoch in 1..=epochs {
+        let mut steps = 0;
+        for_pairs(data, remain_batch, forget_batch, rng, |remain, forget| {
+            step.mi(remain, forget, gamma);
+            steps += 1;
+        });
+        step.sync();
+        let totals = step.take_totals();
+        let mean = |t: f64| t / steps as f64;
+        let stats = EpochStats {
+            loss: mean(totals.loss),
+            ce: mean(totals.ce),
+            mi: totals.mi.map(mean),
+            steps,
+        };
+        on_epoch(epoch, model, &stats);
+    }
+}

@@ -1,0 +1,455 @@
+//! The one interface every method implements ([`Method`]) and what the harness holds of a
+//! configured method ([`AnyMethod`]); turning a `[methods.<name>]` TOML section into every
+//! parameter set it asks for ([`Registration::expand`]).
+//!
+//! A method is its parameter struct: serde reads it from its section (`deny_unknown_fields`,
+//! every field defaulted), the cache key, the label in tables and the resolved configuration
+//! are derived from it, and [`Method::train`] trains a model from a [`Context`]. Adding one is
+//! one file under `catalog/` and one line in `catalog/mod.rs` (ARCHITECTURE.md, "Adding a
+//! method").
+
+use std::fmt;
+use std::sync::Arc;
+
+use data::rng::Rng;
+use model::{Classifier, ClassifierSpec};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tch::Device;
+use toml::{Table, Value};
+
+use crate::engine::Engine;
+use crate::loops::OnEpoch;
+use crate::tensors::Data;
+
+/// The largest epoch count or batch size a method may ask for: far beyond any real run (a
+/// million MNIST epochs is months of computing), so a bigger value is a typo, caught before
+/// anything is loaded or allocated.
+pub const MAX_COUNT: usize = 1_000_000;
+
+/// A method: its parameters (the struct itself) and how it trains.
+///
+/// Conventions the derived parts rely on: an `epochs` field (the number of epochs, each ending
+/// with a call to `on_epoch`); counts are named `epochs` or `*batch_size` (checked to be 1 to
+/// [`MAX_COUNT`]); a learning rate is named `lr` (checked positive); every float is checked
+/// finite. [`Method::check`] adds the method's own rules.
+pub trait Method:
+    Serialize + DeserializeOwned + Default + Clone + fmt::Debug + Send + Sync + 'static
+{
+    /// The name of its `[methods.<NAME>]` section and in every CSV file.
+    const NAME: &'static str;
+    /// Where it starts: a copy of the original model of the same seed (the default, for an
+    /// unlearning method) or a fresh initialisation.
+    const START: Start = Start::Original;
+    /// Parameters shown in every label (besides `epochs`, always shown, and any parameter off
+    /// its default, shown anyway).
+    const LABELLED: &'static [&'static str] = &[];
+    /// Whether its loops run on any engine (the notebook's methods, written against
+    /// `crate::loops`) or on libtorch's autograd only (the default).
+    const ANY_ENGINE: bool = false;
+
+    /// The number of epochs (`on_epoch` is called after each).
+    fn epochs(&self) -> usize;
+
+    /// Fills defaults that depend on other parameters (after reading the section).
+    fn complete(&mut self) {}
+
+    /// The method's own rules on its parameters, beyond the conventions above.
+    fn check(&self) -> Result<(), Invalid> {
+        Ok(())
+    }
+
+    /// Every parameter as `(name, value)`, in a fixed order, for the cache key: by default
+    /// [`canonical_key`].
+    fn key(&self) -> Vec<(String, String)> {
+        canonical_key(self)
+    }
+
+    /// Trains: from `ctx.original()` or `ctx.fresh(...)`, drawing only from `ctx.stream(...)`,
+    /// calling `on_epoch` after each epoch.
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier;
+}
+
+/// Where a method's model starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A copy of the original model of the same seed.
+    Original,
+    /// A fresh initialisation; `uses_split` says whether training sees the forget / remain
+    /// split (false only for the original model itself, which every split of a seed shares).
+    Fresh { uses_split: bool },
+}
+
+/// A parameter that breaks a rule: its name and what is wrong with its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub key: String,
+    pub problem: String,
+}
+
+impl Invalid {
+    pub fn new(key: &str, problem: impl Into<String>) -> Self {
+        Self { key: key.to_owned(), problem: problem.into() }
+    }
+}
+
+/// What a run needs besides its method's parameters.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub data: &'a Data,
+    pub spec: &'a ClassifierSpec,
+    pub seed: u64,
+    pub device: Device,
+    /// The engine that computes the steps (see [`AnyMethod::engine`]).
+    pub engine: Engine,
+    /// The original model of the same seed, for methods that start from it.
+    pub original: Option<&'a Classifier>,
+}
+
+impl Context<'_> {
+    /// The run's random stream for `purpose` (e.g. `shuffle/<name>`): the same whichever
+    /// thread runs the job and whatever runs beside it.
+    pub fn stream(&self, purpose: &str) -> Rng {
+        data::rng::stream(self.seed, purpose)
+    }
+
+    /// A freshly initialised model, its weights drawn from the stream `purpose`.
+    pub fn fresh(&self, purpose: &str) -> Classifier {
+        Classifier::init(self.spec, &mut self.stream(purpose), self.device)
+    }
+
+    /// A copy of the original model.
+    ///
+    /// # Panics
+    /// If there is none (a planning bug: the plan gives one to every method that starts from
+    /// it).
+    pub fn original(&self) -> Classifier {
+        self.original.expect("a method that starts from the original gets it").duplicate()
+    }
+}
+
+/// A configured method as the harness holds it: one parameter set of one method, used
+/// through [`DynMethod`].
+#[derive(Clone)]
+pub struct AnyMethod(Arc<dyn DynMethod>);
+
+impl AnyMethod {
+    pub fn new<M: Method>(method: M) -> Self {
+        Self(Arc::new(method))
+    }
+}
+
+impl std::ops::Deref for AnyMethod {
+    type Target = dyn DynMethod;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl PartialEq for AnyMethod {
+    /// The same method with the same parameters (what its cache key says).
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.key() == other.key()
+    }
+}
+
+impl fmt::Debug for AnyMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name(), self.label())
+    }
+}
+
+/// [`Method`] as a trait object: what the harness asks of a configured method. Every
+/// [`Method`] implements it.
+pub trait DynMethod: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn epochs(&self) -> usize;
+    /// The cache-key encoding of its parameters ([`Method::key`]).
+    fn key(&self) -> Vec<(String, String)>;
+    /// Its parameters for tables and logs: `gamma=4 epochs=5`, `epochs=2 lr=0.0003`
+    /// ([`Method::LABELLED`], `epochs`, and every parameter off its default).
+    fn label(&self) -> String;
+    fn start(&self) -> Start;
+    /// [`Method::ANY_ENGINE`].
+    fn any_engine(&self) -> bool;
+    /// Trains it; see [`Method::train`].
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier;
+
+    /// MI-unlearn's gamma (the `gamma` column of the CSV files), for any method with one.
+    fn gamma(&self) -> Option<f64> {
+        self.key().into_iter().find(|(k, _)| k == "gamma").and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// Whether it starts from the original model of the same seed.
+    fn needs_original(&self) -> bool {
+        self.start() == Start::Original
+    }
+
+    /// Whether the trained model depends on the forget / remain split.
+    fn uses_split(&self) -> bool {
+        self.start() != Start::Fresh { uses_split: false }
+    }
+
+    /// The engine that trains (and evaluates) it on a `spec` model when `asked` is asked
+    /// for: the notebook's methods run on any engine on the plain MLP; everything else on
+    /// libtorch's autograd.
+    fn engine(&self, spec: &ClassifierSpec, asked: Engine) -> Engine {
+        if self.any_engine() && spec.is_mlp() { asked } else { Engine::Autograd }
+    }
+}
+
+impl<M: Method> DynMethod for M {
+    fn name(&self) -> &'static str {
+        M::NAME
+    }
+    fn epochs(&self) -> usize {
+        Method::epochs(self)
+    }
+    fn key(&self) -> Vec<(String, String)> {
+        Method::key(self)
+    }
+    fn label(&self) -> String {
+        let mut default = M::default();
+        default.complete();
+        let base = Method::key(&default);
+        let key = Method::key(self);
+        let value = |k: &str| key.iter().find(|(n, _)| n == k).map(|(_, v)| short(v));
+        let mut parts: Vec<String> =
+            M::LABELLED.iter().filter_map(|k| Some(format!("{k}={}", value(k)?))).collect();
+        parts.push(format!("epochs={}", Method::epochs(self)));
+        for (k, v) in &key {
+            let shown = k == "epochs" || M::LABELLED.contains(&k.as_str());
+            if !shown && base.iter().find(|(n, _)| n == k).is_none_or(|(_, b)| b != v) {
+                parts.push(format!("{k}={}", short(v)));
+            }
+        }
+        parts.join(" ")
+    }
+    fn start(&self) -> Start {
+        M::START
+    }
+    fn any_engine(&self) -> bool {
+        M::ANY_ENGINE
+    }
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        Method::train(self, ctx, on_epoch)
+    }
+}
+
+/// A key value as labels show it: without a trailing `.0`.
+fn short(v: &str) -> String {
+    v.strip_suffix(".0").unwrap_or(v).to_owned()
+}
+
+/// The struct's fields in order as `(name, value)`, floats in shortest round-trip form.
+fn fields<M: Serialize>(m: &M) -> Vec<(String, String)> {
+    let table = Table::try_from(m).expect("a method's parameters serialise to a table");
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Float(f) => format!("{f:?}"),
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// The default cache-key encoding: the method's own parameters in field order, then its
+/// schedule (`epochs`, `max_epochs`, the batch sizes, `lr`), then `optimizer = adam`; floats
+/// in Rust's shortest round-trip form (`0.001`, `4.0`).
+pub fn canonical_key<M: Serialize>(m: &M) -> Vec<(String, String)> {
+    let rank = |k: &str| match k {
+        "epochs" => 1,
+        "max_epochs" => 2,
+        "lr" => 4,
+        k if k.ends_with("batch_size") => 3,
+        _ => 0,
+    };
+    let mut key = fields(m);
+    key.sort_by_key(|(k, _)| rank(k));
+    key.push(("optimizer".into(), "adam".into()));
+    key
+}
+
+/// One line of the catalog: a method's name and how its section is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    pub name: &'static str,
+    /// Whether a model of it depends on the split (the harness evaluates such runs after
+    /// their epochs; it takes `eval_every` in its section).
+    pub uses_split: bool,
+    /// Reads a `[methods.<name>]` section: any parameter may be a list of values, and the
+    /// lists expand into every combination (the struct's earlier fields varying slowest), or
+    /// element by element with `grid = "zip"` where the method has a `grid` parameter.
+    /// Errors name the parameter (without the `methods.<name>.` prefix).
+    pub expand: fn(&Table) -> Result<Expanded, Invalid>,
+}
+
+/// A section read: every parameter set it asks for, in grid order, and the section with
+/// every default written out (lists kept as given).
+#[derive(Debug, Clone)]
+pub struct Expanded {
+    pub methods: Vec<AnyMethod>,
+    pub resolved: Table,
+}
+
+impl Registration {
+    pub const fn of<M: Method>() -> Self {
+        let uses_split = !matches!(M::START, Start::Fresh { uses_split: false });
+        Self { name: M::NAME, uses_split, expand: expand::<M> }
+    }
+}
+
+fn expand<M: Method>(section: &Table) -> Result<Expanded, Invalid> {
+    let mut default = M::default();
+    default.complete();
+    let order: Vec<String> = Table::try_from(default).expect("a table").keys().cloned().collect();
+    if let Some(k) = section.keys().find(|k| !order.contains(k)) {
+        return Err(Invalid::new(
+            k,
+            format!("is not a parameter of {}; its parameters are {}", M::NAME, order.join(", ")),
+        ));
+    }
+    let zip = matches!(section.get("grid"), Some(Value::String(s)) if s == "zip");
+    let mut axes: Vec<(&str, &Vec<Value>)> = Vec::new();
+    for k in &order {
+        if let Some(Value::Array(values)) = section.get(k) {
+            if values.is_empty() {
+                return Err(Invalid::new(k, "is an empty list; give at least one value"));
+            }
+            if !zip && let Some(d) = duplicate(values.iter()) {
+                return Err(Invalid::new(k, format!("lists {d} twice")));
+            }
+            axes.push((k, values));
+        }
+    }
+    let points: Vec<Vec<(&str, &Value)>> = if zip {
+        if let Some((k, v)) = axes.iter().find(|(_, v)| v.len() != axes[0].1.len()) {
+            return Err(Invalid::new(
+                "grid",
+                format!(
+                    "is \"zip\", which pairs lists element by element, but {} has {} values and {k} {}",
+                    axes[0].0,
+                    axes[0].1.len(),
+                    v.len()
+                ),
+            ));
+        }
+        let n = axes.first().map_or(1, |(_, v)| v.len());
+        let points: Vec<Vec<_>> =
+            (0..n).map(|i| axes.iter().map(|(k, v)| (*k, &v[i])).collect()).collect();
+        let shown: Vec<String> = points
+            .iter()
+            .map(|p| p.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
+            .collect();
+        if let Some(d) = duplicate(shown.iter()) {
+            return Err(Invalid::new("grid", format!("pairs ({d}) twice")));
+        }
+        points
+    } else {
+        axes.iter().fold(vec![Vec::new()], |points, (k, values)| {
+            points
+                .iter()
+                .flat_map(|p| {
+                    values.iter().map(move |v| {
+                        let mut p = p.clone();
+                        p.push((*k, v));
+                        p
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut methods = Vec::new();
+    let mut first: Option<M> = None;
+    for point in points {
+        let mut table = section.clone();
+        for (k, v) in point {
+            table.insert(k.to_owned(), v.clone());
+        }
+        let mut m = M::deserialize(Value::Table(table.clone())).map_err(|e| {
+            // serde does not say which field failed: the first one that fails alone.
+            let alone = |k: &String| {
+                let one = Table::from_iter([(k.clone(), table[k].clone())]);
+                M::deserialize(Value::Table(one)).is_err()
+            };
+            let key = table.keys().find(|k| alone(k)).map_or("", String::as_str);
+            Invalid::new(key, e.message().trim_end().to_owned())
+        })?;
+        m.complete();
+        conventions(&m)?;
+        m.check()?;
+        first.get_or_insert_with(|| m.clone());
+        methods.push(AnyMethod::new(m));
+    }
+    // The section as run: every field, the lists as given (in the field's type).
+    let base = Table::try_from(first.expect("at least one point")).expect("a table");
+    let resolved = base
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match section.get(&k) {
+                Some(Value::Array(list)) => {
+                    Value::Array(list.iter().map(|e| like(e, &v)).collect())
+                }
+                _ => v,
+            };
+            (k, value)
+        })
+        .collect();
+    Ok(Expanded { methods, resolved })
+}
+
+/// `value` in the TOML type of `like` (an integer where a float is meant becomes a float).
+fn like(value: &Value, like: &Value) -> Value {
+    match (value, like) {
+        (Value::Integer(i), Value::Float(_)) => Value::Float(*i as f64),
+        _ => value.clone(),
+    }
+}
+
+/// The first value listed twice, shown (numbers compared as numbers: `4` is `4.0`).
+fn duplicate<T: fmt::Display>(values: impl Iterator<Item = T>) -> Option<String> {
+    let shown: Vec<String> = values.map(|v| v.to_string()).collect();
+    let same = |v: &str| v.parse::<f64>().map_or_else(|_| v.to_owned(), |x| x.to_string());
+    let normal: Vec<String> = shown.iter().map(|v| same(v)).collect();
+    normal.iter().enumerate().find(|(i, v)| normal[..*i].contains(v)).map(|(i, _)| shown[i].clone())
+}
+
+/// The naming conventions of [`Method`]: counts, learning rates, finite floats.
+fn conventions<M: Method>(m: &M) -> Result<(), Invalid> {
+    for (k, v) in Table::try_from(m).expect("a table") {
+        match v {
+            Value::Integer(n) if k == "epochs" || k.ends_with("batch_size") => match n {
+                ..=0 => return Err(Invalid::new(&k, format!("is {n}; it must be at least 1"))),
+                n if n as u64 > MAX_COUNT as u64 => {
+                    return Err(Invalid::new(
+                        &k,
+                        format!("is {n}; it must be at most {MAX_COUNT}"),
+                    ));
+                }
+                _ => {}
+            },
+            Value::Float(x) if k == "lr" && !(x.is_finite() && x > 0.0) => {
+                return Err(Invalid::new(&k, format!("is {x}; a learning rate must be positive")));
+            }
+            Value::Float(x) if !x.is_finite() => {
+                return Err(Invalid::new(&k, format!("is {x}; it must be a finite number")));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `Ok` if `value` is at least 0 (a weight, a penalty), else an [`Invalid`] for `key`.
+pub fn non_negative(key: &str, value: f64) -> Result<(), Invalid> {
+    if value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, format!("is {value}; it must be >= 0")))
+    }
+}

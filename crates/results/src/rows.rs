@@ -1,0 +1,348 @@
+//! The CSV files of a results folder as types: every writer serialises these rows and every
+//! reader deserialises them, so a renamed or reordered column is a compile error, not a
+//! silently wrong figure. Numbers are written in Rust's shortest round-trip form (`4`, not
+//! `4.0`; `0.00003`, not `3e-5`), times with two decimals, absent values as empty cells.
+//!
+//! - [`RunRow`]: `runs.csv`, one row per run (method, parameter set, seed);
+//! - [`HistoryRow`]: `history.csv`, one row per evaluated epoch of a run;
+//! - [`SummaryRow`]: `summary.csv`, one row per method and parameter set, the mean and sample
+//!   standard deviation over seeds of every [`Metric`];
+//! - [`LeaderboardRow`]: `leaderboard.csv` of a suite;
+//! - [`BaselineRow`]: a `harness check` baseline.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Cell formats for `serialize_with`.
+mod cell {
+    use serde::Serializer;
+
+    /// Shortest round-trip form, never an exponent.
+    pub fn num<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn opt<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_str(""),
+        }
+    }
+
+    /// Two decimals (times and speed-ups).
+    pub fn two<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{v:.2}"))
+    }
+
+    pub fn opt_two<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(&format_args!("{v:.2}")),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+/// One row of `runs.csv`. Accuracies are in %; `ua` is 100 - forget accuracy; `mia` the % of
+/// forget samples the membership-inference attack calls non-members and `mia_attack_acc`
+/// that attack's held-out accuracy; `ce` and `mi` the final epoch's mean training values;
+/// gaps are the run's value minus retrain's on the same seed, in points, `avg_gap` the mean
+/// of the four absolute gaps; `rte` the training's wall seconds and `rte_speedup` retrain's
+/// over it; `checkpoint` the model's cache key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub method: String,
+    #[serde(serialize_with = "cell::opt")]
+    pub gamma: Option<f64>,
+    pub epochs: usize,
+    pub params: String,
+    pub seed: u64,
+    pub device: String,
+    #[serde(serialize_with = "cell::num")]
+    pub remain_acc: f64,
+    #[serde(serialize_with = "cell::num")]
+    pub forget_acc: f64,
+    #[serde(serialize_with = "cell::num")]
+    pub test_acc: f64,
+    #[serde(serialize_with = "cell::num")]
+    pub ua: f64,
+    #[serde(serialize_with = "cell::opt")]
+    pub mia: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub mia_attack_acc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub ce: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub mi: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub remain_gap: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub forget_gap: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub test_gap: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub mia_gap: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub avg_gap: Option<f64>,
+    #[serde(serialize_with = "cell::two")]
+    pub rte: f64,
+    #[serde(serialize_with = "cell::opt_two")]
+    pub rte_speedup: Option<f64>,
+    pub checkpoint: String,
+}
+
+/// One row of `history.csv`: a run's accuracies after `epoch` and that epoch's mean training
+/// loss, CE and MI.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    pub method: String,
+    #[serde(serialize_with = "cell::opt")]
+    pub gamma: Option<f64>,
+    pub epochs: usize,
+    pub seed: u64,
+    pub epoch: usize,
+    #[serde(serialize_with = "cell::num")]
+    pub remain_acc: f64,
+    #[serde(serialize_with = "cell::num")]
+    pub forget_acc: f64,
+    #[serde(serialize_with = "cell::num")]
+    pub test_acc: f64,
+    #[serde(serialize_with = "cell::num")]
+    pub loss: f64,
+    #[serde(serialize_with = "cell::num")]
+    pub ce: f64,
+    #[serde(serialize_with = "cell::opt")]
+    pub mi: Option<f64>,
+    pub checkpoint: String,
+}
+
+/// Mean and sample standard deviation (n - 1; `None` for a single value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: Option<f64>,
+}
+
+impl Stat {
+    pub fn of(values: &[f64]) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = (values.len() > 1)
+            .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+        Self { mean, std }
+    }
+}
+
+/// Declares [`Metric`] and [`SummaryRow`] from one list, so that the summary's columns are
+/// the metrics, in order, by construction.
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])* $variant:ident $name:literal $mean:ident $std:ident;)*) => {
+        /// A metric summarised over seeds, in `summary.csv`'s column order (`<name>_mean`,
+        /// `<name>_std`). Gaps are `method - retrain` on the same seed, in percentage points.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Metric {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Metric {
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant,)*];
+
+            /// Its name in configs and CSV files.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $name,)*
+                }
+            }
+        }
+
+        /// One row of `summary.csv`: a method and parameter set over its seeds.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        pub struct SummaryRow {
+            pub method: String,
+            #[serde(serialize_with = "cell::opt")]
+            pub gamma: Option<f64>,
+            pub epochs: usize,
+            /// The parameter set's label (`gamma=4 epochs=5`): what tells parameter sets of
+            /// one method apart.
+            pub params: String,
+            pub n_seeds: usize,
+            $(
+                #[serde(serialize_with = "cell::opt")]
+                pub $mean: Option<f64>,
+                #[serde(serialize_with = "cell::opt")]
+                pub $std: Option<f64>,
+            )*
+            /// The runs' cache keys, in seed order, separated by spaces.
+            pub checkpoints: String,
+        }
+
+        impl SummaryRow {
+            /// `metric`'s mean and std, where the method has it.
+            pub fn metric(&self, metric: Metric) -> Option<Stat> {
+                match metric {
+                    $(Metric::$variant => self.$mean.map(|mean| Stat { mean, std: self.$std }),)*
+                }
+            }
+
+            pub fn set(&mut self, metric: Metric, stat: Option<Stat>) {
+                match metric {
+                    $(Metric::$variant => {
+                        self.$mean = stat.map(|s| s.mean);
+                        self.$std = stat.and_then(|s| s.std);
+                    })*
+                }
+            }
+        }
+    };
+}
+
+metrics! {
+    RemainAcc "remain_acc" remain_acc_mean remain_acc_std;
+    ForgetAcc "forget_acc" forget_acc_mean forget_acc_std;
+    TestAcc "test_acc" test_acc_mean test_acc_std;
+    /// 100 - forget accuracy: the literature's unlearning accuracy.
+    Ua "ua" ua_mean ua_std;
+    /// The % of forget samples the membership-inference attack calls non-members.
+    Mia "mia" mia_mean mia_std;
+    /// The attack's accuracy on held-out members and non-members.
+    MiaAttackAcc "mia_attack_acc" mia_attack_acc_mean mia_attack_acc_std;
+    /// The final epoch's mean MI estimate (MI-unlearn).
+    Mi "mi" mi_mean mi_std;
+    RemainGap "remain_gap" remain_gap_mean remain_gap_std;
+    ForgetGap "forget_gap" forget_gap_mean forget_gap_std;
+    TestGap "test_gap" test_gap_mean test_gap_std;
+    MiaGap "mia_gap" mia_gap_mean mia_gap_std;
+    RemainAbsGap "remain_abs_gap" remain_abs_gap_mean remain_abs_gap_std;
+    ForgetAbsGap "forget_abs_gap" forget_abs_gap_mean forget_abs_gap_std;
+    TestAbsGap "test_abs_gap" test_abs_gap_mean test_abs_gap_std;
+    MiaAbsGap "mia_abs_gap" mia_abs_gap_mean mia_abs_gap_std;
+    /// The mean of the four absolute gaps (remain, forget, test, MIA).
+    AvgGap "avg_gap" avg_gap_mean avg_gap_std;
+    /// The mean absolute remain and forget gap: no test sample enters it, so a
+    /// hyper-parameter search may select on it.
+    TrainGap "train_gap" train_gap_mean train_gap_std;
+    /// The training's wall seconds.
+    Rte "rte" rte_mean rte_std;
+    /// Retrain's training seconds over the run's.
+    RteSpeedup "rte_speedup" rte_speedup_mean rte_speedup_std;
+}
+
+impl Default for Metric {
+    /// The first metric (only so that a table of rows with a metric column has a header when
+    /// it has no row).
+    fn default() -> Self {
+        Metric::ALL[0]
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One row of `leaderboard.csv`: a method and parameter set, its summary metrics averaged
+/// over the cells it ran in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardRow {
+    /// 1 for the best; empty for retrain (the reference) and for runs without the metric.
+    pub rank: Option<usize>,
+    /// The metric ranked by (`avg_gap` or `train_gap`).
+    pub ranked_by: Option<Metric>,
+    pub method: String,
+    pub parameters: String,
+    pub cells: usize,
+    #[serde(serialize_with = "cell::opt")]
+    pub avg_gap: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub train_gap: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub forget_acc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub remain_acc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub test_acc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub ua: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub mia: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub rte: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub rte_speedup: Option<f64>,
+}
+
+impl LeaderboardRow {
+    /// The cell mean of `metric`, for the metrics it has a column for (`None` otherwise).
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::AvgGap => self.avg_gap,
+            Metric::TrainGap => self.train_gap,
+            Metric::ForgetAcc => self.forget_acc,
+            Metric::RemainAcc => self.remain_acc,
+            Metric::TestAcc => self.test_acc,
+            Metric::Ua => self.ua,
+            Metric::Mia => self.mia,
+            Metric::Rte => self.rte,
+            Metric::RteSpeedup => self.rte_speedup,
+            _ => None,
+        }
+    }
+}
+
+/// One row of a `harness check` baseline: a metric's mean and std over seeds for one method
+/// and parameter set (keyed by metric, method and `params`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRow {
+    pub metric: Metric,
+    pub method: String,
+    #[serde(serialize_with = "cell::opt")]
+    pub gamma: Option<f64>,
+    pub epochs: usize,
+    /// The parameter set, as `summary.csv`'s `params` column writes it.
+    pub params: String,
+    pub n_seeds: usize,
+    #[serde(serialize_with = "cell::num")]
+    pub mean: f64,
+    #[serde(serialize_with = "cell::opt")]
+    pub std: Option<f64>,
+}
+
+/// `rows` as CSV bytes, with the header even when there is no row.
+pub fn to_csv<T: Serialize + Default>(rows: &[T]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        // The header is the field names, written before the first row: take it from a
+        // default row's output.
+        w.serialize(T::default())?;
+        let bytes = w.into_inner()?;
+        let header = bytes.split_inclusive(|&b| b == b'\n').next().unwrap_or_default();
+        return Ok(header.to_vec());
+    }
+    for row in rows {
+        w.serialize(row)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// The header `T` writes, as field names.
+pub fn header<T: Serialize + Default>() -> Vec<String> {
+    let bytes = to_csv::<T>(&[]).expect("a header serialises");
+    let line = String::from_utf8(bytes).expect("ASCII field names");
+    line.trim_end().split(',').map(str::to_owned).collect()
+}
+
+/// Every row of the CSV file at `path`, checked against `T`'s columns; errors name the file
+/// and the row.
+pub fn read<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    reader
+        .deserialize()
+        .enumerate()
+        .map(|(i, row)| row.with_context(|| format!("{}: malformed row {}", path.display(), i + 2)))
+        .collect()
+}
