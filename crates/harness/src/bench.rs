@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use data::dataset::LoadOptions;
 use data::split::{ForgetSpec, forget_split};
-use methods::catalog::{mi_unlearn::MiUnlearn, original::Original};
+use methods::catalog::{mi_unlearn::MiUnlearn, supervised::Original};
 use methods::engine::evaluate;
 use methods::{AnyMethod, Context, Data, Engine, Images, SparseRows};
 use model::{Classifier, ClassifierSpec};

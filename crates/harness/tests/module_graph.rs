@@ -8,9 +8,10 @@
 //!
 //! (`MODULE_GRAPH_CRATES=<checkout>/crates` checks another checkout's crates instead.)
 //!
-//! An edge `a -> b` is a path in `a`'s non-test code that names module `b` (`crate::b::...`,
-//! `super::...`, or a child module by name); naming the crate root (`crate::Thing`, a
-//! re-export) counts as an edge to the root, which declares every module, so it is a circle.
+//! An edge `a -> b` is a module `a` declares, or a path in `a`'s non-test code that names
+//! module `b` (`crate::b::...`, `super::...`, or a child module by name); naming the crate
+//! root (`crate::Thing`, a re-export) or a parent counts as an edge to it, and since it
+//! declares `a`, that is a circle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -143,9 +144,11 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             .filter_map(|m| m.strip_prefix(&prefix).filter(|c| !c.is_empty() && !c.contains("::")))
             .map(str::to_owned)
             .collect();
+        // A module depends on the modules it declares, and on those its paths name.
         let targets: BTreeSet<String> = paths(code, &children)
             .into_iter()
             .map(|(base, p)| target(&modules, name, &base, &p))
+            .chain(children.iter().map(|c| format!("{prefix}{c}")))
             .filter(|t| t != name)
             .collect();
         edges.insert(name.clone(), targets);

@@ -80,6 +80,13 @@ pub enum Start {
     Fresh { uses_split: bool },
 }
 
+impl Start {
+    /// Whether a model trained from here depends on the forget / remain split.
+    pub const fn uses_split(self) -> bool {
+        !matches!(self, Start::Fresh { uses_split: false })
+    }
+}
+
 /// A parameter that breaks a rule: its name and what is wrong with its value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
@@ -188,7 +195,7 @@ pub trait DynMethod: Send + Sync {
 
     /// Whether the trained model depends on the forget / remain split.
     fn uses_split(&self) -> bool {
-        self.start() != Start::Fresh { uses_split: false }
+        self.start().uses_split()
     }
 
     /// The engine that trains (and evaluates) it on a `spec` model when `asked` is asked
@@ -299,8 +306,7 @@ pub struct Expanded {
 
 impl Registration {
     pub const fn of<M: Method>() -> Self {
-        let uses_split = !matches!(M::START, Start::Fresh { uses_split: false });
-        Self { name: M::NAME, uses_split, expand: expand::<M> }
+        Self { name: M::NAME, uses_split: M::START.uses_split(), expand: expand::<M> }
     }
 }
 

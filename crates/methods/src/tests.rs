@@ -8,11 +8,11 @@ use crate::catalog::grad_ascent::GradAscent;
 use crate::catalog::l1_sparse::L1Sparse;
 use crate::catalog::mi_unlearn::{Grid, MiUnlearn};
 use crate::catalog::neggrad_plus::NegGradPlus;
-use crate::catalog::original::Original;
 use crate::catalog::random_label::RandomLabel;
-use crate::catalog::retrain::Retrain;
 use crate::catalog::salun::Salun;
 use crate::catalog::scrub::Scrub;
+use crate::catalog::supervised::Original;
+use crate::catalog::supervised::Retrain;
 use crate::engine::{self, Engine};
 use crate::method::{AnyMethod, Context};
 use crate::tensors::{Data, Images};
@@ -47,9 +47,13 @@ fn runs_are_reproducible_per_seed() {
     let a = train(&original(2), &data, &spec, None).0;
     let b = train(&original(2), &data, &spec, None).0;
     assert_eq!(a.flat_parameters(), b.flat_parameters());
-    let r =
-        train(&AnyMethod::new(Retrain { epochs: 2, batch_size: 16, lr: 1e-2 }), &data, &spec, None)
-            .0;
+    let r = train(
+        &AnyMethod::new(Retrain { epochs: 2, batch_size: 16, lr: 1e-2, ..Default::default() }),
+        &data,
+        &spec,
+        None,
+    )
+    .0;
     assert_ne!(a.flat_parameters(), r.flat_parameters(), "retrain draws its own init");
 }
 

@@ -8,7 +8,7 @@ use rand::Rng as _;
 use tch::{Device, Tensor};
 
 use crate::EpochStats;
-use crate::catalog::original::Original;
+use crate::catalog::supervised::Original;
 use crate::engine::Engine;
 use crate::method::{AnyMethod, Context};
 use crate::tensors::{Data, Images};
@@ -95,5 +95,5 @@ pub(crate) fn train(
 
 /// The original model's method, `epochs` epochs at a rate for the small fixtures.
 pub(crate) fn original(epochs: usize) -> AnyMethod {
-    AnyMethod::new(Original { epochs, batch_size: 16, lr: 1e-2 })
+    AnyMethod::new(Original { epochs, batch_size: 16, lr: 1e-2, ..Default::default() })
 }

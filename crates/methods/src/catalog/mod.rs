@@ -1,6 +1,6 @@
-//! Every method, one file each, and the catalog that registers them: [`ALL`], in the order
-//! results list them. Adding a method is a file here and a line in `catalog!` below
-//! (ARCHITECTURE.md, "Adding a method").
+//! Every method, one file each (the notebook's `train_model` is one file for its three uses),
+//! and the catalog that registers them: [`ALL`], in the order results list them. Adding a
+//! method is a file here and a line in `catalog!` below (ARCHITECTURE.md, "Adding a method").
 //!
 //! The notebook's four (`original`, `retrain`, `finetune`, `mi_unlearn`) run on any engine;
 //! the field's baselines run on libtorch's autograd. The papers behind the benchmark's six
@@ -12,27 +12,25 @@
 
 use crate::method::Registration;
 
-/// Declares each method's module and registers it in [`ALL`], in the order given.
+/// Declares each file's module and registers its methods in [`ALL`], in the order given.
 macro_rules! catalog {
-    ($($module:ident::$method:ident),* $(,)?) => {
+    ($($module:ident: [$($method:ident),*],)*) => {
         $(pub mod $module;)*
 
         /// Every method, in the order results list them.
-        pub static ALL: &[Registration] = &[$(Registration::of::<$module::$method>()),*];
+        pub static ALL: &[Registration] = &[$($(Registration::of::<$module::$method>(),)*)*];
     };
 }
 
 catalog! {
-    original::Original,
-    retrain::Retrain,
-    finetune::Finetune,
-    mi_unlearn::MiUnlearn,
-    grad_ascent::GradAscent,
-    neggrad_plus::NegGradPlus,
-    random_label::RandomLabel,
-    scrub::Scrub,
-    l1_sparse::L1Sparse,
-    salun::Salun,
+    supervised: [Original, Retrain, Finetune],
+    mi_unlearn: [MiUnlearn],
+    grad_ascent: [GradAscent],
+    neggrad_plus: [NegGradPlus],
+    random_label: [RandomLabel],
+    scrub: [Scrub],
+    l1_sparse: [L1Sparse],
+    salun: [Salun],
 }
 
 /// The registration of the method called `name`.

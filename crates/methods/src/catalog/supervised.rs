@@ -1,0 +1,81 @@
+//! The notebook's `train_model` (Adam on mini-batches reshuffled every epoch) in its three uses:
+//! `original`, the model to unlearn from (a fresh initialisation, all training data);
+//! `retrain`, the gold standard (a fresh initialisation, the remain set only); and `finetune`
+//! (a copy of the original, the remain set, a fresh optimiser).
+
+use std::marker::PhantomData;
+
+use model::Classifier;
+use serde::{Deserialize, Serialize};
+
+use crate::loops::{self, OnEpoch};
+use crate::method::{Context, Method, Start};
+
+/// One use of `train_model`, [`Use`] saying which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, bound = "")]
+pub struct Supervised<U: Use> {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    #[serde(skip)]
+    pub of: PhantomData<U>,
+}
+
+pub type Original = Supervised<OriginalUse>;
+pub type Retrain = Supervised<RetrainUse>;
+pub type Finetune = Supervised<FinetuneUse>;
+
+/// A use of `train_model`: its method's name and where its model starts.
+pub trait Use: std::fmt::Debug + Clone + PartialEq + Send + Sync + 'static {
+    const NAME: &'static str;
+    const START: Start;
+}
+
+macro_rules! uses {
+    ($($marker:ident $name:literal $start:expr;)*) => {$(
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $marker;
+        impl Use for $marker {
+            const NAME: &'static str = $name;
+            const START: Start = $start;
+        }
+    )*};
+}
+
+uses! {
+    OriginalUse "original" Start::Fresh { uses_split: false };
+    RetrainUse "retrain" Start::Fresh { uses_split: true };
+    FinetuneUse "finetune" Start::Original;
+}
+
+impl<U: Use> Default for Supervised<U> {
+    /// The notebook's: 100 epochs, batch 64, Adam with lr 1e-3.
+    fn default() -> Self {
+        Self { epochs: 100, batch_size: 64, lr: 1e-3, of: PhantomData }
+    }
+}
+
+impl<U: Use> Method for Supervised<U> {
+    const NAME: &'static str = U::NAME;
+    const START: Start = U::START;
+    const ANY_ENGINE: bool = true;
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
+
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
+        let name = Self::NAME;
+        let model = match Self::START {
+            Start::Original => ctx.original(),
+            Start::Fresh { .. } => ctx.fresh(&format!("init/{name}")),
+        };
+        let data = ctx.data;
+        let pool = if U::START.uses_split() { data.remain().to_vec() } else { data.all_train() };
+        let schedule = (self.epochs, self.batch_size, self.lr);
+        let rng = &mut ctx.stream(&format!("shuffle/{name}"));
+        loops::supervised(&model, data, &pool, schedule, ctx.engine, rng, on_epoch);
+        model
+    }
+}
