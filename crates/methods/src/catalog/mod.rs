@@ -31,6 +31,7 @@ catalog! {
     scrub: [Scrub],
     l1_sparse: [L1Sparse],
     salun: [Salun],
+    bad_teacher: [BadTeacher],
 }
 
 /// The registration of the method called `name`.
