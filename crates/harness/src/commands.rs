@@ -486,3 +486,39 @@ fn run_experiment(
     );
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An environment of `vars` only.
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_shard_comes_from_the_flag_then_slurm_then_kubernetes() {
+        assert_eq!(shard(Some("1/4"), None, env(&[])).unwrap(), Some((1, 4)));
+        assert_eq!(shard(None, None, env(&[])).unwrap(), None);
+        let slurm = [
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+            ("SLURM_ARRAY_TASK_MIN", "5"),
+        ];
+        assert_eq!(shard(None, None, env(&slurm)).unwrap(), Some((2, 4)));
+        assert_eq!(shard(Some("0/2"), None, env(&slurm)).unwrap(), Some((0, 2)), "the flag wins");
+        let k8s = [("JOB_COMPLETION_INDEX", "2")];
+        assert_eq!(shard(None, Some(3), env(&k8s)).unwrap(), Some((2, 3)));
+        let err = |flag, count, vars: &[(&str, &str)]| {
+            format!("{:#}", shard(flag, count, env(vars)).unwrap_err())
+        };
+        assert!(err(Some("4/4"), None, &[]).contains("shard 4 of 4 does not exist"));
+        assert!(err(Some("a/4"), None, &[]).contains("--shard's I is \"a\""));
+        assert!(err(Some("1-4"), None, &[]).contains("write it as I/N"));
+        assert!(err(None, None, &k8s).contains("pass --shard-count N"));
+        let below = [("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "4"), slurm[2]];
+        assert!(err(None, None, &below).contains("below SLURM_ARRAY_TASK_MIN 5"));
+    }
+}
