@@ -33,29 +33,22 @@ impl Method for GradAscent {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let model = ctx.original();
-        run(&model, ctx.data, self, &mut ctx.stream("shuffle/grad_ascent"), on_epoch);
-        model
+        let (student, data) = (ctx.original(), ctx.data);
+        let model = &student;
+        let rng = &mut ctx.stream("shuffle/grad_ascent");
+        let mut opt = adam(model, self.lr);
+        for epoch in 1..=self.epochs {
+            let mut totals = Epoch::default();
+            for_batches(data.forget(), self.batch_size, data, rng, |rows| {
+                let (x, y) = rows.gather();
+                let ce = model.forward(&x).cross_entropy_for_logits(&y);
+                let loss = -&ce;
+                opt.backward_step(&loss);
+                totals.add(&loss, &ce);
+            });
+            on_epoch(epoch, model, &totals.stats());
+        }
+        student
     }
 }
 
-fn run(
-    model: &Classifier,
-    data: &crate::tensors::Data,
-    cfg: &GradAscent,
-    rng: &mut data::rng::Rng,
-    on_epoch: &mut OnEpoch<'_>,
-) {
-    let mut opt = adam(model, cfg.lr);
-    for epoch in 1..=cfg.epochs {
-        let mut totals = Epoch::default();
-        for_batches(data.forget(), cfg.batch_size, data, rng, |rows| {
-            let (x, y) = rows.gather();
-            let ce = model.forward(&x).cross_entropy_for_logits(&y);
-            let loss = -&ce;
-            opt.backward_step(&loss);
-            totals.add(&loss, &ce);
-        });
-        on_epoch(epoch, model, &totals.stats());
-    }
-}

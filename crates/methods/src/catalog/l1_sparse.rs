@@ -45,30 +45,23 @@ impl Method for L1Sparse {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let model = ctx.original();
-        run(&model, ctx.data, self, &mut ctx.stream("shuffle/l1_sparse"), on_epoch);
-        model
+        let (student, data) = (ctx.original(), ctx.data);
+        let model = &student;
+        let rng = &mut ctx.stream("shuffle/l1_sparse");
+        let mut opt = adam(model, self.lr);
+        for epoch in 1..=self.epochs {
+            let lambda = self.lambda * (1.0 - (epoch - 1) as f64 / self.epochs as f64);
+            let mut totals = Epoch::default();
+            for_batches(data.remain(), self.batch_size, data, rng, |rows| {
+                let (x, y) = rows.gather();
+                let ce = model.forward(&x).cross_entropy_for_logits(&y);
+                let loss = &ce + l1_norm(model) * lambda;
+                opt.backward_step(&loss);
+                totals.add(&loss, &ce);
+            });
+            on_epoch(epoch, model, &totals.stats());
+        }
+        student
     }
 }
 
-fn run(
-    model: &Classifier,
-    data: &crate::tensors::Data,
-    cfg: &L1Sparse,
-    rng: &mut data::rng::Rng,
-    on_epoch: &mut OnEpoch<'_>,
-) {
-    let mut opt = adam(model, cfg.lr);
-    for epoch in 1..=cfg.epochs {
-        let lambda = cfg.lambda * (1.0 - (epoch - 1) as f64 / cfg.epochs as f64);
-        let mut totals = Epoch::default();
-        for_batches(data.remain(), cfg.batch_size, data, rng, |rows| {
-            let (x, y) = rows.gather();
-            let ce = model.forward(&x).cross_entropy_for_logits(&y);
-            let loss = &ce + l1_norm(model) * lambda;
-            opt.backward_step(&loss);
-            totals.add(&loss, &ce);
-        });
-        on_epoch(epoch, model, &totals.stats());
-    }
-}

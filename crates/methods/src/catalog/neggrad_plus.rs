@@ -40,30 +40,23 @@ impl Method for NegGradPlus {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let model = ctx.original();
-        run(&model, ctx.data, self, &mut ctx.stream("shuffle/neggrad_plus"), on_epoch);
-        model
+        let (student, data) = (ctx.original(), ctx.data);
+        let model = &student;
+        let rng = &mut ctx.stream("shuffle/neggrad_plus");
+        let mut opt = adam(model, self.lr);
+        for epoch in 1..=self.epochs {
+            let mut totals = Epoch::default();
+            for_pairs(data, self.remain_batch_size, self.forget_batch_size, rng, |remain, forget| {
+                let ((xr, yr), (xf, yf)) = (remain.gather(), forget.gather());
+                let ce = model.forward(&xr).cross_entropy_for_logits(&yr);
+                let forget_ce = model.forward(&xf).cross_entropy_for_logits(&yf);
+                let loss = &ce - forget_ce * self.alpha;
+                opt.backward_step(&loss);
+                totals.add(&loss, &ce);
+            });
+            on_epoch(epoch, model, &totals.stats());
+        }
+        student
     }
 }
 
-fn run(
-    model: &Classifier,
-    data: &crate::tensors::Data,
-    cfg: &NegGradPlus,
-    rng: &mut data::rng::Rng,
-    on_epoch: &mut OnEpoch<'_>,
-) {
-    let mut opt = adam(model, cfg.lr);
-    for epoch in 1..=cfg.epochs {
-        let mut totals = Epoch::default();
-        for_pairs(data, cfg.remain_batch_size, cfg.forget_batch_size, rng, |remain, forget| {
-            let ((xr, yr), (xf, yf)) = (remain.gather(), forget.gather());
-            let ce = model.forward(&xr).cross_entropy_for_logits(&yr);
-            let forget_ce = model.forward(&xf).cross_entropy_for_logits(&yf);
-            let loss = &ce - forget_ce * cfg.alpha;
-            opt.backward_step(&loss);
-            totals.add(&loss, &ce);
-        });
-        on_epoch(epoch, model, &totals.stats());
-    }
-}

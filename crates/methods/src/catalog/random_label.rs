@@ -32,32 +32,23 @@ impl Method for RandomLabel {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let model = ctx.original();
-        let (rng, labels) =
+        let (student, data) = (ctx.original(), ctx.data);
+        let model = &student;
+        let (rng, labels_rng) =
             (&mut ctx.stream("shuffle/random_label"), &mut ctx.stream("labels/random_label"));
-        run(&model, ctx.data, self, rng, labels, on_epoch);
-        model
+        let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
+        let pool = data.all_train();
+        let mut opt = adam(model, self.lr);
+        for epoch in 1..=self.epochs {
+            let mut totals = Epoch::default();
+            for_batches(&pool, self.batch_size, data, rng, |rows| {
+                let ce = ce_with(model, &rows, &labels);
+                opt.backward_step(&ce);
+                totals.add(&ce, &ce);
+            });
+            on_epoch(epoch, model, &totals.stats());
+        }
+        student
     }
 }
 
-fn run(
-    model: &Classifier,
-    data: &crate::tensors::Data,
-    cfg: &RandomLabel,
-    rng: &mut data::rng::Rng,
-    labels_rng: &mut data::rng::Rng,
-    on_epoch: &mut OnEpoch<'_>,
-) {
-    let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
-    let pool = data.all_train();
-    let mut opt = adam(model, cfg.lr);
-    for epoch in 1..=cfg.epochs {
-        let mut totals = Epoch::default();
-        for_batches(&pool, cfg.batch_size, data, rng, |rows| {
-            let ce = ce_with(model, &rows, &labels);
-            opt.backward_step(&ce);
-            totals.add(&ce, &ce);
-        });
-        on_epoch(epoch, model, &totals.stats());
-    }
-}

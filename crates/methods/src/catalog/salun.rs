@@ -48,10 +48,29 @@ impl Method for Salun {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let model = ctx.original();
-        let (rng, labels) = (&mut ctx.stream("shuffle/salun"), &mut ctx.stream("labels/salun"));
-        run(&model, ctx.data, self, rng, labels, on_epoch);
-        model
+        let (student, data) = (ctx.original(), ctx.data);
+        let model = &student;
+        let (rng, labels_rng) = (&mut ctx.stream("shuffle/salun"), &mut ctx.stream("labels/salun"));
+        let mask = saliency_mask(model, data, self.sparsity);
+        let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
+        let pool = data.all_train();
+        let vars = model.var_store().trainable_variables();
+        let mut opt = adam(model, self.lr);
+        for epoch in 1..=self.epochs {
+            let mut totals = Epoch::default();
+            for_batches(&pool, self.batch_size, data, rng, |rows| {
+                let ce = ce_with(model, &rows, &labels);
+                opt.zero_grad();
+                ce.backward();
+                for (v, m) in vars.iter().zip(&mask) {
+                    let _ = v.grad().g_mul_(m);
+                }
+                opt.step();
+                totals.add(&ce, &ce);
+            });
+            on_epoch(epoch, model, &totals.stats());
+        }
+        student
     }
 }
 
@@ -86,31 +105,3 @@ pub(crate) fn saliency_mask(model: &Classifier, data: &Data, sparsity: f64) -> V
     mask
 }
 
-fn run(
-    model: &Classifier,
-    data: &Data,
-    cfg: &Salun,
-    rng: &mut data::rng::Rng,
-    labels_rng: &mut data::rng::Rng,
-    on_epoch: &mut OnEpoch<'_>,
-) {
-    let mask = saliency_mask(model, data, cfg.sparsity);
-    let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
-    let pool = data.all_train();
-    let vars = model.var_store().trainable_variables();
-    let mut opt = adam(model, cfg.lr);
-    for epoch in 1..=cfg.epochs {
-        let mut totals = Epoch::default();
-        for_batches(&pool, cfg.batch_size, data, rng, |rows| {
-            let ce = ce_with(model, &rows, &labels);
-            opt.zero_grad();
-            ce.backward();
-            for (v, m) in vars.iter().zip(&mask) {
-                let _ = v.grad().g_mul_(m);
-            }
-            opt.step();
-            totals.add(&ce, &ce);
-        });
-        on_epoch(epoch, model, &totals.stats());
-    }
-}

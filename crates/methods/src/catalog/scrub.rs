@@ -75,41 +75,32 @@ impl Method for Scrub {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let model = ctx.original();
-        let teacher = ctx.original();
-        run(&model, &teacher, ctx.data, self, &mut ctx.stream("shuffle/scrub"), on_epoch);
-        model
+        let (student, data) = (ctx.original(), ctx.data);
+        let model = &student;
+        let (teacher, rng) = (&ctx.original(), &mut ctx.stream("shuffle/scrub"));
+        let mut opt = adam(model, self.lr);
+        let teacher_logits = |x: &Tensor| tch::no_grad(|| teacher.forward(x));
+        for epoch in 1..=self.epochs {
+            let mut totals = Epoch::default();
+            if epoch <= self.max_epochs.unwrap_or(0) {
+                for_batches(data.forget(), self.forget_batch_size, data, rng, |rows| {
+                    let (x, _) = rows.gather();
+                    let kl = distill_kl(&model.forward(&x), &teacher_logits(&x), self.temperature);
+                    opt.backward_step(&(-&kl));
+                });
+            }
+            for_batches(data.remain(), self.remain_batch_size, data, rng, |rows| {
+                let (x, y) = rows.gather();
+                let logits = model.forward(&x);
+                let ce = logits.cross_entropy_for_logits(&y);
+                let kl = distill_kl(&logits, &teacher_logits(&x), self.temperature);
+                let loss = &ce + kl * self.alpha;
+                opt.backward_step(&loss);
+                totals.add(&loss, &ce);
+            });
+            on_epoch(epoch, model, &totals.stats());
+        }
+        student
     }
 }
 
-fn run(
-    model: &Classifier,
-    teacher: &Classifier,
-    data: &crate::tensors::Data,
-    cfg: &Scrub,
-    rng: &mut data::rng::Rng,
-    on_epoch: &mut OnEpoch<'_>,
-) {
-    let mut opt = adam(model, cfg.lr);
-    let teacher_logits = |x: &Tensor| tch::no_grad(|| teacher.forward(x));
-    for epoch in 1..=cfg.epochs {
-        let mut totals = Epoch::default();
-        if epoch <= cfg.max_epochs.unwrap_or(0) {
-            for_batches(data.forget(), cfg.forget_batch_size, data, rng, |rows| {
-                let (x, _) = rows.gather();
-                let kl = distill_kl(&model.forward(&x), &teacher_logits(&x), cfg.temperature);
-                opt.backward_step(&(-&kl));
-            });
-        }
-        for_batches(data.remain(), cfg.remain_batch_size, data, rng, |rows| {
-            let (x, y) = rows.gather();
-            let logits = model.forward(&x);
-            let ce = logits.cross_entropy_for_logits(&y);
-            let kl = distill_kl(&logits, &teacher_logits(&x), cfg.temperature);
-            let loss = &ce + kl * cfg.alpha;
-            opt.backward_step(&loss);
-            totals.add(&loss, &ce);
-        });
-        on_epoch(epoch, model, &totals.stats());
-    }
-}
