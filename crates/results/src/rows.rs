@@ -2,13 +2,8 @@
 //! reader deserialises them, so a renamed or reordered column is a compile error, not a
 //! silently wrong figure. Numbers are written in Rust's shortest round-trip form (`4`, not
 //! `4.0`; `0.00003`, not `3e-5`), times with two decimals, absent values as empty cells.
-//!
-//! - [`RunRow`]: `runs.csv`, one row per run (method, parameter set, seed);
-//! - [`HistoryRow`]: `history.csv`, one row per evaluated epoch of a run;
-//! - [`SummaryRow`]: `summary.csv`, one row per method and parameter set, the mean and sample
-//!   standard deviation over seeds of every [`Metric`];
-//! - [`LeaderboardRow`]: `leaderboard.csv` of a suite;
-//! - [`BaselineRow`]: a `harness check` baseline.
+//! The files: [`RunRow`], [`HistoryRow`], [`SummaryRow`] (over every [`Metric`]),
+//! [`LeaderboardRow`] and [`BaselineRow`] (`harness check`).
 
 use std::path::Path;
 

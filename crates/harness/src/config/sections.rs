@@ -22,9 +22,10 @@ pub struct Sections {
 pub fn read(methods: &Table) -> Result<Sections, (String, String)> {
     let mut out = Sections { methods: Vec::new(), eval_every: Vec::new(), resolved: Table::new() };
     if let Some(name) = methods.keys().find(|n| catalog::find(n).is_none()) {
+        let names: Vec<&str> = catalog::ALL.iter().map(|r| r.name).collect();
         return Err((
             format!("methods.{name}"),
-            format!("is not a method; the methods are {}", names()),
+            format!("is not a method; the methods are {}", names.join(", ")),
         ));
     }
     for registration in catalog::ALL {
@@ -96,8 +97,4 @@ fn take_eval_every(
             Err(("eval_every", format!("is {other}; it must be 1 to {MAX_COUNT} epochs")))
         }
     }
-}
-
-fn names() -> String {
-    catalog::ALL.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
 }
