@@ -325,8 +325,7 @@ fn report_cell(
         missing.len(),
         cache.display()
     );
-    let summary = crate::report::write(out, &outcome, &exp.resolved)?;
-    let figures = results::plot::plot_dir(out)?;
+    let (summary, figures) = crate::report::write(out, &outcome, &exp.resolved)?;
     print!("{}", crate::report::table(&summary));
     eprintln!(
         "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
@@ -335,7 +334,7 @@ fn report_cell(
         outcome.plan.jobs.len(),
         cache.display(),
         out.display(),
-        figures.len()
+        figures
     );
     if !missing.is_empty() {
         eprintln!("missing {} runs (not in the cache yet):", missing.len());
@@ -464,8 +463,7 @@ fn run_experiment(
     results::fsutil::ensure_writable(&opts.cache, Folder::Cache)?;
     let t0 = std::time::Instant::now();
     let outcome = execute(exp, opts).with_context(|| format!("running {}", path.display()))?;
-    let summary = crate::report::write(out, &outcome, &exp.resolved)?;
-    let figures = results::plot::plot_dir(out)?;
+    let (summary, figures) = crate::report::write(out, &outcome, &exp.resolved)?;
     print!("{}", crate::report::table(&summary));
     let trained = outcome.trained();
     let from_cache = if trained == 0 {
@@ -481,7 +479,7 @@ fn run_experiment(
         outcome.results.len(),
         t0.elapsed().as_secs_f64(),
         out.display(),
-        figures.len(),
+        figures,
         crate::bench::peak_memory_mib().map_or("unknown".into(), |m| format!("{m:.0} MiB"))
     );
     Ok(summary)

@@ -9,7 +9,8 @@
 //!     verbosity: harness::progress::Verbosity::Normal, shard: None,
 //!     device: harness::device::Resolved::CPU };
 //! let outcome = harness::run::execute(&exp, &opts)?;
-//! let summary = harness::report::write("results/paper_table".as_ref(), &outcome, &exp.resolved)?;
+//! let (summary, _figures) =
+//!     harness::report::write("results/paper_table".as_ref(), &outcome, &exp.resolved)?;
 //! print!("{}", harness::report::table(&summary));
 //! # Ok::<(), anyhow::Error>(())
 //! ```

@@ -203,19 +203,21 @@ pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
 }
 
 /// Writes `runs.csv`, `history.csv`, `summary.csv` and `config.toml` into `out`, each
-/// atomically.
+/// atomically, then the figures they call for; returns the summary and how many figure files
+/// were written.
 pub fn write(
     out: &Path,
     outcome: &Outcome,
     resolved_config: &str,
-) -> anyhow::Result<Vec<SummaryRow>> {
+) -> anyhow::Result<(Vec<SummaryRow>, usize)> {
     let summary = summarize(&outcome.results);
     write_atomic(&out.join("runs.csv"), &to_csv(&run_rows(&outcome.results))?)?;
     write_atomic(&out.join("history.csv"), &to_csv(&history_rows(&outcome.results))?)?;
     write_atomic(&out.join("summary.csv"), &to_csv(&summary)?)?;
     let header = "# The experiment as run, every default written out (written by harness).\n";
     write_atomic(&out.join("config.toml"), format!("{header}{resolved_config}").as_bytes())?;
-    Ok(summary)
+    let figures = results::plot::plot_dir(out)?;
+    Ok((summary, figures.len()))
 }
 
 /// The summary as a plain-text table: mean ± std over seeds.

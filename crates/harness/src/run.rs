@@ -390,7 +390,8 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             let evaluated_before =
                 |epoch: usize| thin.as_ref().is_some_and(|t| t.evaluated_at(epoch));
             let mut history = Vec::new();
-            let bar = s.progress.job(&job.label(), job.method.epochs());
+            let label = job.label();
+            let bar = s.progress.job(&label, job.method.epochs());
             let t0 = Instant::now();
             let model = job.method.train(&ctx, &mut |epoch, m, stats| {
                 let record = EpochRecord {
@@ -401,7 +402,6 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                     metrics: (exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch))
                         .then(|| evaluate(m, &data, job.engine).into()),
                 };
-                let label = job.label();
                 s.progress.detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));
                 history.push(record);
                 bar.epoch_done();
@@ -409,7 +409,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             drop(bar);
             let record = Record {
                 key: job.key.clone(),
-                label: job.label(),
+                label,
                 description: job.description.clone(),
                 model_sha256: String::new(),
                 seconds: t0.elapsed().as_secs_f64(),

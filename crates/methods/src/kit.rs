@@ -46,9 +46,8 @@ impl Epoch {
     }
 
     pub(crate) fn stats(mut self) -> EpochStats {
-        let totals = self.totals.take();
-        let n = self.steps.max(1) as f64;
-        EpochStats { loss: totals.loss / n, ce: totals.ce / n, mi: None, steps: self.steps }
+        let stats = self.totals.take().mean(self.steps.max(1));
+        EpochStats { steps: self.steps, ..stats }
     }
 }
 

@@ -6,7 +6,7 @@
 use data::rng::Rng;
 use model::Classifier;
 
-use crate::engine::step::{EpochStats, Order, Rows};
+use crate::engine::step::{EpochStats, Order, Rows, Step};
 use crate::engine::{Engine, stepper};
 use crate::tensors::Data;
 
@@ -23,16 +23,30 @@ pub(crate) fn supervised(
     rng: &mut Rng,
     on_epoch: &mut OnEpoch<'_>,
 ) {
-    let mut step = stepper(engine, model, data, lr);
-    for epoch in 1..=epochs {
+    let step = stepper(engine, model, data, lr);
+    run_epochs(model, step, epochs, on_epoch, |step| {
         let mut steps = 0;
         for_batches(pool, batch_size, data, rng, |rows| {
             step.supervised(rows);
             steps += 1;
         });
+        steps
+    });
+}
+
+/// `epochs` epochs of `one_epoch` (which steps `step` and returns how many steps it took),
+/// each ended by bringing the model up to date and reporting the epoch's mean losses.
+fn run_epochs(
+    model: &Classifier,
+    mut step: Box<dyn Step + '_>,
+    epochs: usize,
+    on_epoch: &mut OnEpoch<'_>,
+    mut one_epoch: impl FnMut(&mut dyn Step) -> usize,
+) {
+    for epoch in 1..=epochs {
+        let steps = one_epoch(step.as_mut());
         step.sync();
-        let mean = step.take_totals().loss / steps as f64;
-        on_epoch(epoch, model, &EpochStats { loss: mean, ce: mean, mi: None, steps });
+        on_epoch(epoch, model, &step.take_totals().mean(steps));
     }
 }
 
@@ -88,22 +102,13 @@ pub(crate) fn mi_unlearn(
     rng: &mut Rng,
     on_epoch: &mut OnEpoch<'_>,
 ) {
-    let mut step = stepper(engine, model, data, lr);
-    for epoch in 1..=epochs {
+    let step = stepper(engine, model, data, lr);
+    run_epochs(model, step, epochs, on_epoch, |step| {
         let mut steps = 0;
         for_pairs(data, remain_batch, forget_batch, rng, |remain, forget| {
             step.mi(remain, forget, gamma);
             steps += 1;
         });
-        step.sync();
-        let totals = step.take_totals();
-        let mean = |t: f64| t / steps as f64;
-        let stats = EpochStats {
-            loss: mean(totals.loss),
-            ce: mean(totals.ce),
-            mi: totals.mi.map(mean),
-            steps,
-        };
-        on_epoch(epoch, model, &stats);
-    }
+        steps
+    });
 }

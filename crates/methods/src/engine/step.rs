@@ -96,6 +96,12 @@ impl Totals {
             *self.mi.get_or_insert(0.0) += mi;
         }
     }
+
+    /// The epoch's means over `steps` steps.
+    pub(crate) fn mean(self, steps: usize) -> EpochStats {
+        let mean = |t: f64| t / steps as f64;
+        EpochStats { loss: mean(self.loss), ce: mean(self.ce), mi: self.mi.map(mean), steps }
+    }
 }
 
 /// One optimisation step of a training loop, whatever the engine.
