@@ -25,12 +25,7 @@ pub(crate) fn supervised(
 ) {
     let step = stepper(engine, model, data, lr);
     run_epochs(model, step, epochs, on_epoch, |step| {
-        let mut steps = 0;
-        for_batches(pool, batch_size, data, rng, |rows| {
-            step.supervised(rows);
-            steps += 1;
-        });
-        steps
+        for_batches(pool, batch_size, data, rng, |rows| step.supervised(rows))
     });
 }
 
@@ -51,30 +46,31 @@ fn run_epochs(
 }
 
 /// The notebook's loader: calls `step` on every batch of `pool`, reshuffled from `rng` (the
-/// last batch partial).
+/// last batch partial); returns how many batches there were.
 pub(crate) fn for_batches(
     pool: &[i64],
     batch_size: usize,
     data: &Data,
     rng: &mut Rng,
     mut step: impl FnMut(Rows<'_>),
-) {
+) -> usize {
     let order = Order::shuffled(pool, rng, data);
     for start in (0..pool.len()).step_by(batch_size) {
         step(order.rows(start, batch_size.min(pool.len() - start)));
     }
+    pool.len().div_ceil(batch_size)
 }
 
 /// MI-unlearn's two loaders: calls `step` on remain and forget batches side by side, each
 /// reshuffled as its iteration starts (remain first, then forget), as many steps as the
-/// shorter of the two lasts.
+/// shorter of the two lasts; returns that number of steps.
 pub(crate) fn for_pairs(
     data: &Data,
     remain_batch: usize,
     forget_batch: usize,
     rng: &mut Rng,
     mut step: impl FnMut(Rows<'_>, Rows<'_>),
-) {
+) -> usize {
     let (remain, forget) = (data.remain(), data.forget());
     let steps = remain.len().div_ceil(remain_batch).min(forget.len().div_ceil(forget_batch));
     let remain_order = Order::shuffled(remain, rng, data);
@@ -86,6 +82,7 @@ pub(crate) fn for_pairs(
             forget_order.rows(f0, forget_batch.min(forget.len() - f0)),
         );
     }
+    steps
 }
 
 /// The notebook's `train_unlearn_model`. Each step pairs the next remain batch with the next
@@ -104,11 +101,8 @@ pub(crate) fn mi_unlearn(
 ) {
     let step = stepper(engine, model, data, lr);
     run_epochs(model, step, epochs, on_epoch, |step| {
-        let mut steps = 0;
         for_pairs(data, remain_batch, forget_batch, rng, |remain, forget| {
-            step.mi(remain, forget, gamma);
-            steps += 1;
-        });
-        steps
+            step.mi(remain, forget, gamma)
+        })
     });
 }
