@@ -72,16 +72,10 @@ impl<U: Use> Method for Supervised<U> {
             Start::Fresh { .. } => ctx.fresh(&format!("init/{name}")),
         };
         let data = ctx.data;
-        let all;
-        let pool = if U::START.uses_split() {
-            data.remain()
-        } else {
-            all = data.all_train();
-            &all
-        };
+        let pool = if U::START.uses_split() { data.remain().to_vec() } else { data.all_train() };
         let schedule = (self.epochs, self.batch_size, self.lr);
         let rng = &mut ctx.stream(&format!("shuffle/{name}"));
-        loops::supervised(&model, data, pool, schedule, ctx.engine, rng, on_epoch);
+        loops::supervised(&model, data, &pool, schedule, ctx.engine, rng, on_epoch);
         model
     }
 }
