@@ -7,6 +7,7 @@
 //! `harness plot DIR` is this crate: it draws a folder's figures from its CSV files.
 
 pub mod check;
+pub mod forget_score;
 pub mod fsutil;
 pub mod leaderboard;
 pub mod plot;
