@@ -83,7 +83,8 @@ pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Meas
         for engine in Engine::ALL {
             log(&format!("timing the {} engine with {threads} thread(s)...", engine.name()));
             let (data, spec, device) = (&data, &mlp, tch::Device::Cpu);
-            let mut ctx = Context { data, spec, seed: 0, device, engine, original: None };
+            let mut ctx =
+                Context { data, spec, seed: 0, replicate: 0, device, engine, original: None };
             let epochs = opts.epochs + 1;
             let train = AnyMethod::new(Original { epochs, ..Original::default() });
             let (train_s, original) = epoch_times(&train, &ctx);

@@ -1,6 +1,7 @@
 //! From a checked experiment to jobs with cache keys.
 //!
-//! A job is one method, one parameter set, one seed. Its key is the SHA-256 of an explicit,
+//! A job is one method, one parameter set, one seed and one replicate (`[audit] replicates`:
+//! runs that differ only in the method's own random streams; the original model is shared). Its key is the SHA-256 of an explicit,
 //! ordered, line-based description of everything that determines the trained model, and only
 //! that (never a derived `Hash`, a path or a time):
 //!
@@ -15,6 +16,7 @@
 //! | `method`   | method name                                                  | every job              |
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
+//! | `replicate`| the replicate's number, from 1 (its streams are its own)      | replicates but the first |
 //! | `split`    | forget class (or `all`) and fraction (drawn from the seed)   | jobs that use the split|
 //! | `upstream` | the original model's key                                     | jobs from the original |
 //!
@@ -35,6 +37,9 @@ pub const SCHEMA: u32 = 1;
 pub struct Job {
     pub method: AnyMethod,
     pub seed: u64,
+    /// Which of the seed's runs of this method and parameter set: 0, or up to
+    /// `[audit] replicates - 1`.
+    pub replicate: usize,
     pub key: String,
     /// The key of the original model this job starts from.
     pub upstream: Option<String>,
@@ -47,10 +52,15 @@ pub struct Job {
 }
 
 impl Job {
-    /// `mi_unlearn gamma=4 epochs=5 seed=0`, for logs.
+    /// `mi_unlearn gamma=4 epochs=5 seed=0` (and ` replicate=3` past the first), for logs.
     pub fn label(&self) -> String {
         let params = self.method.label();
-        format!("{} {params} seed={}", self.method.name(), self.seed)
+        let replicate = if self.replicate > 0 {
+            format!(" replicate={}", self.replicate)
+        } else {
+            String::new()
+        };
+        format!("{} {params} seed={}{replicate}", self.method.name(), self.seed)
     }
 }
 
@@ -64,20 +74,22 @@ pub struct Plan {
 impl Plan {
     /// The jobs of `exp` on `device` (whose kind enters the keys).
     pub fn new(exp: &Experiment, data_fingerprint: &str, device: &Resolved) -> Self {
-        let job = |m: &AnyMethod, seed: u64, up: Option<String>| {
-            job(exp, data_fingerprint, device, m, seed, up)
+        let job = |m: &AnyMethod, seed: u64, replicate: usize, up: Option<String>| {
+            job(exp, data_fingerprint, device, m, (seed, replicate), up)
         };
         let mut jobs = Vec::new();
         for &seed in &exp.seeds {
             let original =
-                exp.methods.iter().find(|m| m.name() == "original").map(|m| job(m, seed, None));
+                exp.methods.iter().find(|m| m.name() == "original").map(|m| job(m, seed, 0, None));
             let upstream = original.as_ref().map(|o| o.key.clone());
             jobs.extend(original);
             for m in exp.methods.iter().filter(|m| m.name() != "original") {
                 let up = m
                     .needs_original()
                     .then(|| upstream.clone().expect("validated: original present"));
-                jobs.push(job(m, seed, up));
+                for replicate in 0..exp.replicates() {
+                    jobs.push(job(m, seed, replicate, up.clone()));
+                }
             }
         }
         Self { jobs }
@@ -124,7 +136,7 @@ fn job(
     data_fingerprint: &str,
     device: &Resolved,
     method: &AnyMethod,
-    seed: u64,
+    (seed, replicate): (u64, usize),
     upstream: Option<String>,
 ) -> Job {
     let mut d = format!(
@@ -149,6 +161,9 @@ fn job(
         d += &format!("param {name}={value}\n");
     }
     d += &format!("seed {seed}\n");
+    if replicate > 0 {
+        d += &format!("replicate {replicate}\n");
+    }
     if method.uses_split() {
         d += &format!("split {}\n", split_line(exp));
     }
@@ -158,6 +173,7 @@ fn job(
     Job {
         method: method.clone(),
         seed,
+        replicate,
         key: sha256_hex(&d),
         upstream,
         description: d,
@@ -185,10 +201,14 @@ mod tests {
     }
 
     fn plan_with(head: &str, gammas: &str, fraction: &str) -> Plan {
+        plan_text(head, gammas, fraction, "")
+    }
+
+    fn plan_text(head: &str, gammas: &str, fraction: &str, tail: &str) -> Plan {
         let text = format!(
             "{head}seeds = [0, 1]\n[forget]\nclass = 3\nfraction = {fraction}\n[methods.original]\nepochs = 2\n\
              [methods.retrain]\nepochs = 2\n[methods.finetune]\nepochs = 1\n\
-             [methods.mi_unlearn]\ngamma = {gammas}\nepochs = 1\n"
+             [methods.mi_unlearn]\ngamma = {gammas}\nepochs = 1\n{tail}"
         );
         Plan::new(
             &Experiment::parse(&text, Path::new("t.toml")).unwrap(),
@@ -310,6 +330,39 @@ mod tests {
         assert_eq!(on_gpu.jobs[0].device, tch::Device::Cuda(0));
         let retrains = [&base, &whole, &random].map(|p| keys(p, "retrain")[0].clone());
         assert!(retrains[0] != retrains[1] && retrains[1] != retrains[2]);
+    }
+
+    #[test]
+    fn replicates_add_jobs_with_their_own_keys_and_keep_the_first_ones() {
+        let base = plan("[1]", "0.75");
+        let three = plan_text("", "[1]", "0.75", "[audit]\nreplicates = 3\n");
+        // Per seed: one original, three of each other method.
+        assert_eq!(three.jobs.len(), 2 * (1 + 3 * 3));
+        for name in ["original", "retrain", "finetune", "mi_unlearn"] {
+            let first: Vec<String> = three
+                .jobs
+                .iter()
+                .filter(|j| j.method.name() == name && j.replicate == 0)
+                .map(|j| j.key.clone())
+                .collect();
+            assert_eq!(first, keys(&base, name), "{name}: replicate 0 keeps its key");
+        }
+        assert!(keys(&three, "original").len() == 2, "one original per seed");
+        let r2 = three.jobs.iter().find(|j| j.method.name() == "retrain" && j.replicate == 2);
+        let r2 = r2.unwrap();
+        assert!(r2.description.contains("\nseed 0\nreplicate 2\nsplit "), "{}", r2.description);
+        assert_eq!(r2.label(), "retrain epochs=2 seed=0 replicate=2");
+        let mut unique: Vec<_> = three.jobs.iter().map(|j| &j.key).collect();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), three.jobs.len());
+        // Replicates of a method start from the seed's one original.
+        let finetunes = three.jobs.iter().filter(|j| j.method.name() == "finetune" && j.seed == 1);
+        assert!(
+            finetunes
+                .map(|j| j.upstream.clone())
+                .all(|u| u == Some(keys(&base, "original")[1].clone()))
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! - `runs.csv`: one [`RunRow`] per run (method, parameters, seed);
 //! - `summary.csv`: one [`SummaryRow`] per method and parameter set, means and sample standard
-//!   deviations (n - 1; empty for a single seed) of every [`Metric`] over seeds;
+//!   deviations (n - 1; empty for a single run) of every [`Metric`] over seeds and replicates;
 //! - `history.csv`: one [`HistoryRow`] per evaluated epoch of every unlearning run (every
 //!   method but `original`);
 //! - `config.toml`: the experiment with every default written out.
@@ -20,8 +20,8 @@ fn final_stats(r: &RunResult) -> (Option<f64>, Option<f64>) {
     (last.map(|e| e.ce), last.and_then(|e| e.mi))
 }
 
-/// What each run is compared with: retrain on the same seed (the retrain with the most
-/// epochs, if several ran).
+/// What each run is compared with: retrain on the same seed and replicate (the retrain with
+/// the most epochs, if several ran).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VsRetrain {
     /// `[remain, forget, test, mia]` of the run minus retrain's, in points (`mia` only where
@@ -44,7 +44,7 @@ impl VsRetrain {
     }
 }
 
-/// Each run against retrain on the same seed; `None` for retrain itself (but its speed-up,
+/// Each run against retrain on the same seed and replicate; `None` for retrain itself (but its speed-up,
 /// 1, is in [`speedups`]) and where no retrain ran.
 pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
     let retrains: Vec<&RunResult> =
@@ -56,9 +56,10 @@ pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
             if r.job.method.name() == "retrain" {
                 return None;
             }
-            let reference = retrains
-                .iter()
-                .find(|g| g.job.seed == r.job.seed && Some(g.job.method.epochs()) == most_epochs)?;
+            let reference = retrains.iter().find(|g| {
+                (g.job.seed, g.job.replicate) == (r.job.seed, r.job.replicate)
+                    && Some(g.job.method.epochs()) == most_epochs
+            })?;
             let (a, b) = (&r.accuracy, &reference.accuracy);
             let mia = a.mia.zip(b.mia).map(|(a, b)| a - b);
             Some(VsRetrain {
@@ -122,7 +123,8 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
                 gamma: method.gamma(),
                 epochs: method.epochs(),
                 params: method.label(),
-                n_seeds: runs.len(),
+                n_seeds: distinct(runs.iter().map(|&i| results[i].job.seed)),
+                n_replicates: distinct(runs.iter().map(|&i| results[i].job.replicate)),
                 checkpoints: runs
                     .iter()
                     .map(|&i| results[i].job.key.as_str())
@@ -137,6 +139,11 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
             row
         })
         .collect()
+}
+
+/// How many different values `values` holds.
+fn distinct<T: Ord>(values: impl Iterator<Item = T>) -> usize {
+    values.collect::<std::collections::BTreeSet<T>>().len()
 }
 
 /// One [`RunRow`] per run, in plan order.
@@ -154,6 +161,7 @@ pub fn run_rows(results: &[RunResult]) -> Vec<RunRow> {
                 epochs: m.epochs(),
                 params: m.label(),
                 seed: r.job.seed,
+                replicate: r.job.replicate,
                 device: crate::device::label(r.job.device),
                 remain_acc: a.remain,
                 forget_acc: a.forget,

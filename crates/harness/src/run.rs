@@ -379,6 +379,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 data: &data,
                 spec: &exp.model,
                 seed: job.seed,
+                replicate: job.replicate,
                 device: job.device,
                 engine: job.engine,
                 original: original.as_ref(),

@@ -106,6 +106,9 @@ pub struct Context<'a> {
     pub data: &'a Data,
     pub spec: &'a ClassifierSpec,
     pub seed: u64,
+    /// Which of the seed's replicate runs this is (`[audit] replicates`): every stream of
+    /// replicate `k > 0` is its own (`<purpose>/r<k>`), replicate 0's are the seed's.
+    pub replicate: usize,
     pub device: Device,
     /// The engine that computes the steps (see [`AnyMethod::engine`]).
     pub engine: Engine,
@@ -115,9 +118,12 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// The run's random stream for `purpose` (e.g. `shuffle/<name>`): the same whichever
-    /// thread runs the job and whatever runs beside it.
+    /// thread runs the job and whatever runs beside it, and different for every replicate.
     pub fn stream(&self, purpose: &str) -> Rng {
-        data::rng::stream(self.seed, purpose)
+        match self.replicate {
+            0 => data::rng::stream(self.seed, purpose),
+            k => data::rng::stream(self.seed, &format!("{purpose}/r{k}")),
+        }
     }
 
     /// A freshly initialised model, its weights drawn from the stream `purpose`.

@@ -191,7 +191,7 @@ fn engines_agree_to_float_rounding() {
     let (data, spec) = fixture(600, 0.75);
     let run_with = |engine, method: &AnyMethod, original: Option<&Classifier>| {
         let (data, spec, seed, device) = (&data, &spec, 7, Device::Cpu);
-        let ctx = Context { data, spec, seed, device, engine, original };
+        let ctx = Context { data, spec, seed, replicate: 0, device, engine, original };
         let mut history = Vec::new();
         let model = method.train(&ctx, &mut |_, _, s| history.push(*s));
         (model, history)
@@ -275,7 +275,8 @@ fn the_last_epoch_callback_sees_the_final_model() {
     let (first, _) = train(&original(2), &data, &spec, None);
     for engine in Engine::ALL {
         let (data, spec, original) = (&data, &spec, Some(&first));
-        let ctx = Context { data, spec, seed: 7, device: Device::Cpu, engine, original };
+        let ctx =
+            Context { data, spec, seed: 7, replicate: 0, device: Device::Cpu, engine, original };
         let mi = small_mi_unlearn();
         let mut seen = Vec::new();
         let model = mi.train(&ctx, &mut |_, m, _| {
@@ -336,7 +337,8 @@ fn golden_checkpoints_pin_what_each_engine_trains() {
     let class = cpu_class();
     for engine in Engine::ALL {
         let (data, spec, device) = (&data, &spec, Device::Cpu);
-        let mut ctx = Context { data, spec, seed: 11, device, engine, original: None };
+        let mut ctx =
+            Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
         let first = original(4).train(&ctx, &mut |_, _, _| {});
         ctx.original = Some(&first);
         let unlearned = small_mi_unlearn().train(&ctx, &mut |_, _, _| {});
@@ -396,3 +398,29 @@ const GOLDEN: [(&str, &str, [&str; 2]); 2] = [
         ],
     ),
 ];
+
+/// Replicate 0 draws the seed's own streams (today's runs); every other replicate its own,
+/// so retrain's replicates differ in initialisation and batch order.
+#[test]
+fn replicates_draw_their_own_streams() {
+    let (data, spec) = fixture(300, 0.75);
+    use rand::Rng as _;
+    let retrain =
+        AnyMethod::new(Retrain { epochs: 1, batch_size: 16, lr: 1e-2, ..Default::default() });
+    let run = |replicate| {
+        let (data, spec) = (&data, &spec);
+        let engine = Engine::default();
+        let ctx =
+            Context { data, spec, seed: 7, replicate, device: Device::Cpu, engine, original: None };
+        assert_eq!(ctx.stream("x").random::<u64>(), {
+            let purpose = if replicate == 0 { "x".to_owned() } else { format!("x/r{replicate}") };
+            data::rng::stream(7, &purpose).random::<u64>()
+        });
+        retrain.train(&ctx, &mut |_, _, _| {}).flat_parameters()
+    };
+    let (r0, r1, r2) = (run(0), run(1), run(2));
+    assert_eq!(r0, crate::testutil::train(&retrain, &data, &spec, None).0.flat_parameters());
+    assert_ne!(r0, r1);
+    assert_ne!(r1, r2);
+    assert_eq!(r1, run(1), "a replicate is reproducible");
+}

@@ -130,7 +130,7 @@ pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
                     gamma: s.gamma,
                     epochs: s.epochs,
                     params: s.params.clone(),
-                    n_seeds: s.n_seeds,
+                    n_seeds: s.n_seeds * s.n_replicates,
                     mean: stat.mean,
                     std: stat.std,
                 });

@@ -54,6 +54,10 @@ pub struct RunRow {
     pub epochs: usize,
     pub params: String,
     pub seed: u64,
+    /// Which of the seed's replicate runs (`[audit] replicates`); files written before
+    /// replicates existed have no such column and read as 0.
+    #[serde(default)]
+    pub replicate: usize,
     pub device: String,
     #[serde(serialize_with = "cell::num")]
     pub remain_acc: f64,
@@ -130,6 +134,10 @@ impl Stat {
     }
 }
 
+fn one() -> usize {
+    1
+}
+
 /// Declares [`Metric`] and [`SummaryRow`] from one list, so that the summary's columns are
 /// the metrics, in order, by construction.
 macro_rules! metrics {
@@ -164,13 +172,17 @@ macro_rules! metrics {
             /// one method apart.
             pub params: String,
             pub n_seeds: usize,
+            /// Runs per seed (`[audit] replicates`; absent, in files written before
+            /// replicates existed, reads as 1).
+            #[serde(default = "one")]
+            pub n_replicates: usize,
             $(
                 #[serde(serialize_with = "cell::opt")]
                 pub $mean: Option<f64>,
                 #[serde(serialize_with = "cell::opt")]
                 pub $std: Option<f64>,
             )*
-            /// The runs' cache keys, in seed order, separated by spaces.
+            /// The runs' cache keys, in seed and replicate order, separated by spaces.
             pub checkpoints: String,
         }
 

@@ -29,21 +29,20 @@ pub enum ConfigError {
     Invalid { path: PathBuf, key: String, problem: String, line: Option<usize> },
 }
 
-/// The line (from 1) where `text` sets `key` (`methods.<name>.<parameter>`, or a section
-/// `methods.<name>`), for errors found after parsing, when the key was written in the usual
-/// form: under its `[methods.<name>]` header.
+/// The line (from 1) where `text` sets `key` (`section.parameter`, e.g.
+/// `methods.mi_unlearn.gamma` or `audit.shadows`, or a section itself), for errors found
+/// after parsing, when the key was written in the usual form: under its `[section]` header.
 fn line_of(text: &str, key: &str) -> Option<usize> {
-    let rest = key.strip_prefix("methods.")?;
-    let (section, parameter) = rest.split_once('.').unwrap_or((rest, ""));
     let lines: Vec<&str> = text.lines().collect();
     let header = |l: &str| {
         l.trim().strip_prefix('[').and_then(|l| l.split(']').next()).map(|h| h.trim().to_owned())
     };
-    let start =
-        lines.iter().position(|l| header(l).as_deref() == Some(&format!("methods.{section}")))?;
-    if parameter.is_empty() {
+    let find_header = |name: &str| lines.iter().position(|l| header(l).as_deref() == Some(name));
+    if let Some(start) = find_header(key) {
         return Some(start + 1);
     }
+    let (section, parameter) = key.rsplit_once('.')?;
+    let start = find_header(section)?;
     lines[start + 1..]
         .iter()
         .take_while(|l| header(l).is_none())
@@ -72,11 +71,39 @@ pub struct Experiment {
     pub rank_by: Metric,
     /// The device asked for (resolved against the machine when the experiment runs).
     pub device: Request,
+    /// The `[audit]` section, if any.
+    pub audit: Option<Audit>,
     /// The configuration with every default written out, as TOML.
     pub resolved: String,
 }
 
+/// The largest population an audit may ask for (the competition's is 512): a bigger value is
+/// a typo.
+pub const MAX_POPULATION: usize = 100_000;
+
+/// A checked `[audit]` section (see [`raw::RawAudit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Audit {
+    pub replicates: usize,
+    pub shadows: usize,
+    pub min_members: usize,
+}
+
+impl Audit {
+    /// U-LiRA's expected number of other shadows that unlearned a given example of the
+    /// scenario's population: each of the `shadows - 1` others trained on it with probability
+    /// 1/2 and drew it into its forget set with probability `fraction`.
+    pub fn expected_in(&self, fraction: f64) -> f64 {
+        self.shadows.saturating_sub(1) as f64 * fraction / 2.0
+    }
+}
+
 impl Experiment {
+    /// Runs of every method per seed (the `[audit]` section's `replicates`, else 1).
+    pub fn replicates(&self) -> usize {
+        self.audit.map_or(1, |a| a.replicates)
+    }
+
     /// Whether a run of `method` is evaluated after `epoch` for its history (the original,
     /// whose key leaves out the split, never is).
     pub fn evaluates_after(&self, method: &AnyMethod, epoch: usize) -> bool {
@@ -290,6 +317,10 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
         Some(c) => Some(c.validate().map_err(|(key, problem)| invalid(&key, problem))?),
         None => None,
     };
+    let audit = match raw.audit.as_mut() {
+        Some(a) => Some(validate_audit(a, &sections.methods, &forget, &invalid)?),
+        None => None,
+    };
     let device = *raw.device.get_or_insert_default();
     let rank_by = raw.rank_by.get_or_insert_default().metric();
 
@@ -308,8 +339,59 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
         check,
         rank_by,
         device,
+        audit,
         resolved,
     })
+}
+
+/// Fills the `[audit]` section's defaults and checks it against the experiment's methods
+/// and scenario.
+fn validate_audit(
+    a: &mut raw::RawAudit,
+    methods: &[AnyMethod],
+    forget: &ForgetSpec,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Audit, ConfigError> {
+    let audit = Audit {
+        replicates: *a.replicates.get_or_insert(1),
+        shadows: *a.shadows.get_or_insert(0),
+        min_members: *a.min_members.get_or_insert(4),
+    };
+    for (key, n, least) in [
+        ("audit.replicates", audit.replicates, 1),
+        ("audit.shadows", audit.shadows, 0),
+        ("audit.min_members", audit.min_members, 2),
+    ] {
+        if n < least || n > MAX_POPULATION {
+            return Err(invalid(key, format!("is {n}; it must be {least} to {MAX_POPULATION}")));
+        }
+    }
+    if audit.shadows == 1 {
+        return Err(invalid(
+            "audit.shadows",
+            "is 1; U-LiRA scores each shadow against the others: give at least 2 (e.g. 64), or 0 for none".into(),
+        ));
+    }
+    if !methods.iter().any(|m| m.name() == "retrain") {
+        return Err(invalid(
+            "audit",
+            "needs a [methods.retrain] section: retrain's models are the population every method is scored against".into(),
+        ));
+    }
+    let expected = audit.expected_in(forget.fraction);
+    if audit.shadows > 0 && expected < audit.min_members as f64 {
+        let needed = (2.0 * audit.min_members as f64 / forget.fraction).ceil() as usize + 1;
+        return Err(invalid(
+            "audit.shadows",
+            format!(
+                "is {}: with a forget fraction of {} a forget example is unlearned by {expected:.1} \
+                 other shadows on average, fewer than `audit.min_members` = {}; use at least \
+                 {needed} shadows",
+                audit.shadows, forget.fraction, audit.min_members
+            ),
+        ));
+    }
+    Ok(audit)
 }
 
 fn check_unique<T: PartialEq>(values: &[T], show: impl Fn(&T) -> String) -> Result<(), String> {
@@ -383,6 +465,30 @@ epochs = 5
         );
         // The resolved configuration is itself a valid experiment with the same plan.
         assert_eq!(parse(&exp.resolved).unwrap().methods, exp.methods);
+    }
+
+    #[test]
+    fn audit_sections() {
+        let with = |section: &str| format!("{MINIMAL}\n[audit]\n{section}\n");
+        assert_eq!(parse(MINIMAL).unwrap().replicates(), 1);
+        let exp = parse(&with("replicates = 8\nshadows = 16")).unwrap();
+        assert_eq!(exp.audit, Some(Audit { replicates: 8, shadows: 16, min_members: 4 }));
+        assert!(exp.resolved.contains("[audit]\nreplicates = 8\nshadows = 16\nmin_members = 4"));
+        check_err(&with("replicates = 0"), &["x.toml: `audit.replicates` is 0", "(line 17)"]);
+        check_err(&with("shadows = 1"), &["`audit.shadows` is 1; U-LiRA", "(line 17)"]);
+        check_err(
+            &with("shadows = 8"),
+            &[
+                "`audit.shadows` is 8: with a forget fraction of 0.75 a forget example is unlearned by 2.6 other shadows",
+                "use at least 12 shadows",
+            ],
+        );
+        check_err(&with("replicated = 2"), &["unknown field `replicated`"]);
+        let no_retrain = MINIMAL.replace("[methods.retrain]\nepochs = 100\n", "");
+        check_err(
+            &format!("{no_retrain}[audit]\nreplicates = 4\n"),
+            &["`audit` needs a [methods.retrain] section"],
+        );
     }
 
     #[test]

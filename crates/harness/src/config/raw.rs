@@ -47,6 +47,29 @@ pub struct RawExperiment {
     /// What a suite's leaderboard ranks by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rank_by: Option<RankBy>,
+    /// Populations of models for the per-example forgetting audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<RawAudit>,
+}
+
+/// The `[audit]` section: how many models of each method to train for the per-example
+/// forgetting audit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Runs of every method per seed that differ only in the method's own randomness (from
+    /// the same split and original model): the populations the forgetting-quality score
+    /// compares. Default 1 (no score).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicates: Option<usize>,
+    /// U-LiRA's population: originals each trained on a random half of the training set,
+    /// each unlearning its own forget set with every method. Default 0 (no U-LiRA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadows: Option<usize>,
+    /// U-LiRA scores an example only with at least this many other shadows that unlearned
+    /// it (IN) and that never saw it (OUT). Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_members: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
