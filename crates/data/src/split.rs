@@ -43,6 +43,12 @@ pub struct ForgetSplit {
     pub remain: Vec<usize>,
 }
 
+/// The scenario's population, ascending: the training samples of `spec.class`, or every
+/// training sample for a random subset. The forget set is drawn from it.
+pub fn population(labels: &[u8], spec: &ForgetSpec) -> Vec<usize> {
+    (0..labels.len()).filter(|&i| spec.class.is_none_or(|c| labels[i] == c)).collect()
+}
+
 /// Draws the split from `rng`.
 pub fn forget_split(
     labels: &[u8],
@@ -52,8 +58,7 @@ pub fn forget_split(
     if !(spec.fraction > 0.0 && spec.fraction <= 1.0) {
         return Err(DataError::Split(format!("fraction {} is outside (0, 1]", spec.fraction)));
     }
-    let of_class: Vec<usize> =
-        (0..labels.len()).filter(|&i| spec.class.is_none_or(|c| labels[i] == c)).collect();
+    let of_class = population(labels, spec);
     let k = (spec.fraction * of_class.len() as f64).floor() as usize;
     if k == 0 {
         let pool = match spec.class {

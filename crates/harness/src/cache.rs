@@ -5,6 +5,8 @@
 //!                            /record.json         what was trained, the model file's SHA-256,
 //!                                                 how long it took, per-epoch history
 //! <cache>/v2/evals/<key>.json                     accuracies of one model on one split
+//! <cache>/v2/evals/<key>.f32                      its confidences on the split's population
+//!                                                 (audits only; little-endian f32)
 //! <cache>/v2/locks/<job key>                      "host pid token" of the process training it
 //! <cache>/v2/locks/<job key>.<id>.claim           briefly: who may replace or remove a lock
 //! <cache>/v2/tmp/<key>@<host>@<pid>@<n>           entries being written, and by whom
@@ -488,6 +490,26 @@ impl Cache {
     fn eval_path(&self, model_key: &str, split_key: &str) -> PathBuf {
         let key = crate::plan::sha256_hex(&format!("{model_key}\n{split_key}\n"));
         self.root.join("evals").join(format!("{key}.json"))
+    }
+
+    /// The stored confidences of a model on its split's population (the forget class, or the
+    /// whole training set; the caller checks their number).
+    pub fn confidences(&self, model_key: &str, split_key: &str) -> Option<Vec<f32>> {
+        let path = self.eval_path(model_key, split_key).with_extension("f32");
+        let bytes = std::fs::read(path).ok()?;
+        (bytes.len() % 4 == 0).then(|| {
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        })
+    }
+
+    pub fn store_confidences(
+        &self,
+        model_key: &str,
+        split_key: &str,
+        confidences: &[f32],
+    ) -> anyhow::Result<()> {
+        let bytes: Vec<u8> = confidences.iter().flat_map(|c| c.to_le_bytes()).collect();
+        write_atomic(&self.eval_path(model_key, split_key).with_extension("f32"), &bytes)
     }
 
     /// The stored final evaluation of a model on a split; one stored before the current MIA

@@ -325,7 +325,7 @@ fn report_cell(
         missing.len(),
         cache.display()
     );
-    let (summary, figures) = crate::report::write(out, &outcome, &exp.resolved)?;
+    let (summary, figures) = crate::report::write(out, &outcome, exp)?;
     print!("{}", crate::report::table(&summary));
     eprintln!(
         "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
@@ -463,7 +463,7 @@ fn run_experiment(
     results::fsutil::ensure_writable(&opts.cache, Folder::Cache)?;
     let t0 = std::time::Instant::now();
     let outcome = execute(exp, opts).with_context(|| format!("running {}", path.display()))?;
-    let (summary, figures) = crate::report::write(out, &outcome, &exp.resolved)?;
+    let (summary, figures) = crate::report::write(out, &outcome, exp)?;
     print!("{}", crate::report::table(&summary));
     let trained = outcome.trained();
     let from_cache = if trained == 0 {
@@ -474,8 +474,10 @@ fn run_experiment(
     if opts.verbosity == Verbosity::Quiet {
         return Ok(summary);
     }
+    let audit =
+        if exp.audit.is_some() { ", audit.csv, audit_epsilons.csv, audit/*.npy" } else { "" };
     eprintln!(
-        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files; peak memory {}",
+        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv{audit}, config.toml and {} figure files; peak memory {}",
         outcome.results.len(),
         t0.elapsed().as_secs_f64(),
         out.display(),

@@ -11,8 +11,10 @@
 use std::path::Path;
 
 use results::fsutil::write_atomic;
-use results::rows::{HistoryRow, Metric, RunRow, Stat, SummaryRow, to_csv};
+use results::rows::{AuditRow, HistoryRow, Metric, RunRow, Stat, SummaryRow, to_csv};
 
+use crate::audit::Audit;
+use crate::config::Experiment;
 use crate::run::{Outcome, RunResult};
 
 fn final_stats(r: &RunResult) -> (Option<f64>, Option<f64>) {
@@ -35,6 +37,11 @@ impl VsRetrain {
     /// The mean absolute remain and forget gap.
     pub fn train_gap(&self) -> Option<f64> {
         Some((self.gaps[0]?.abs() + self.gaps[1]?.abs()) / 2.0)
+    }
+
+    /// Tug-of-War: the product over remain, forget and test of `1 - |gap| / 100`.
+    pub fn tow(&self) -> Option<f64> {
+        self.gaps[..3].iter().map(|g| g.map(|g| 1.0 - g.abs() / 100.0)).product()
     }
 
     /// The mean of the four absolute gaps.
@@ -80,8 +87,26 @@ fn speedup(r: &RunResult, vs: Option<&VsRetrain>) -> Option<f64> {
     if r.job.method.name() == "retrain" { Some(1.0) } else { vs.map(|v| v.speedup) }
 }
 
-/// Groups runs by method and parameters, in plan order.
-pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
+/// The audit's value of a population metric for one row of `audit.csv` (`None` for the
+/// metrics of single runs).
+fn population_metric(metric: Metric, row: &AuditRow) -> Option<Option<f64>> {
+    Some(match metric {
+        Metric::ForgetQuality => row.forget_quality,
+        Metric::ForgetQualityFloor => row.forget_quality_floor,
+        Metric::FinalScore => row.final_score,
+        Metric::EpsMedian => row.eps_median,
+        Metric::EpsP90 => row.eps_p90,
+        Metric::UliraAcc => row.ulira_acc,
+        Metric::UliraAuc => row.ulira_auc,
+        Metric::UliraTpr1 => row.ulira_tpr1,
+        Metric::UliraTpr5 => row.ulira_tpr5,
+        _ => return None,
+    })
+}
+
+/// Groups runs by method and parameters, in plan order; population metrics come from the
+/// audit's rows (one per seed), the others from the runs.
+pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow> {
     let vs = vs_retrain(results);
     let mut groups: Vec<(&methods::AnyMethod, Vec<usize>)> = Vec::new();
     for (i, r) in results.iter().enumerate() {
@@ -113,9 +138,14 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
                     Metric::TestAbsGap => gap(2).map(f64::abs),
                     Metric::MiaAbsGap => gap(3).map(f64::abs),
                     Metric::AvgGap => vs.and_then(VsRetrain::avg_gap),
+                    Metric::Tow => vs.and_then(VsRetrain::tow),
+                    Metric::Ks => audit.and_then(|a| a.ks[i]).map(|k| k.0),
+                    Metric::Ksp => audit.and_then(|a| a.ks[i]).map(|k| k.1),
                     Metric::TrainGap => vs.and_then(VsRetrain::train_gap),
                     Metric::Rte => Some(r.record.seconds),
                     Metric::RteSpeedup => speedup(r, vs),
+                    // Population metrics: from the audit (`population_metric`).
+                    _ => None,
                 }
             };
             let mut row = SummaryRow {
@@ -132,8 +162,23 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
                     .join(" "),
                 ..SummaryRow::default()
             };
+            let audit_rows: Vec<&AuditRow> = audit
+                .map(|a| {
+                    a.rows
+                        .iter()
+                        .filter(|a| a.method == row.method && a.params == row.params)
+                        .collect()
+                })
+                .unwrap_or_default();
             for &m in Metric::ALL {
-                let values: Option<Vec<f64>> = runs.iter().map(|&i| value(m, i)).collect();
+                let values: Option<Vec<f64>> =
+                    match audit_rows.first().and_then(|a| population_metric(m, a)) {
+                        Some(_) => {
+                            audit_rows.iter().map(|a| population_metric(m, a).flatten()).collect()
+                        }
+                        None if population_metric(m, &AuditRow::default()).is_some() => None,
+                        None => runs.iter().map(|&i| value(m, i)).collect(),
+                    };
                 row.set(m, values.map(|v| Stat::of(&v)));
             }
             row
@@ -147,11 +192,13 @@ fn distinct<T: Ord>(values: impl Iterator<Item = T>) -> usize {
 }
 
 /// One [`RunRow`] per run, in plan order.
-pub fn run_rows(results: &[RunResult]) -> Vec<RunRow> {
+pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
     results
         .iter()
         .zip(vs_retrain(results))
-        .map(|(r, vs)| {
+        .enumerate()
+        .map(|(i, (r, vs))| {
+            let ks = audit.and_then(|a| a.ks[i]);
             let (ce, mi) = final_stats(r);
             let gap = |k: usize| vs.as_ref().and_then(|v| v.gaps[k]);
             let (a, m) = (&r.accuracy, &r.job.method);
@@ -176,6 +223,9 @@ pub fn run_rows(results: &[RunResult]) -> Vec<RunRow> {
                 test_gap: gap(2),
                 mia_gap: gap(3),
                 avg_gap: vs.as_ref().and_then(VsRetrain::avg_gap),
+                tow: vs.as_ref().and_then(VsRetrain::tow),
+                ks: ks.map(|k| k.0),
+                ks_p: ks.map(|k| k.1),
                 rte: r.record.seconds,
                 rte_speedup: speedup(r, vs.as_ref()),
                 checkpoint: r.job.key.clone(),
@@ -196,6 +246,7 @@ pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
                     gamma: r.job.method.gamma(),
                     epochs: r.job.method.epochs(),
                     seed: r.job.seed,
+                    replicate: r.job.replicate,
                     epoch: e.epoch,
                     remain_acc: m.remain,
                     forget_acc: m.forget,
@@ -210,20 +261,38 @@ pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
         .collect()
 }
 
-/// Writes `runs.csv`, `history.csv`, `summary.csv` and `config.toml` into `out`, each
-/// atomically, then the figures they call for; returns the summary and how many figure files
-/// were written.
+/// Writes `runs.csv`, `history.csv`, `summary.csv` and `config.toml` into `out` (and for an
+/// audit `audit.csv`, `audit_epsilons.csv` and the arrays under `audit/`), each atomically,
+/// then the figures they call for; returns the summary and how many figure files were
+/// written.
 pub fn write(
     out: &Path,
     outcome: &Outcome,
-    resolved_config: &str,
+    exp: &Experiment,
 ) -> anyhow::Result<(Vec<SummaryRow>, usize)> {
-    let summary = summarize(&outcome.results);
-    write_atomic(&out.join("runs.csv"), &to_csv(&run_rows(&outcome.results))?)?;
+    let audit = match exp.audit {
+        Some(_) => {
+            let dataset = data::dataset::load(&exp.data_dir, &exp.load)?;
+            Some(crate::audit::score(exp, &outcome.results, &dataset.train.labels)?)
+        }
+        None => None,
+    };
+    let summary = summarize(&outcome.results, audit.as_ref());
+    if let Some(audit) = &audit {
+        for (name, bytes) in &audit.arrays {
+            let path = out.join(name);
+            std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+            write_atomic(&path, bytes)?;
+        }
+        write_atomic(&out.join("audit.csv"), &to_csv(&audit.rows)?)?;
+        write_atomic(&out.join("audit_epsilons.csv"), &to_csv(&audit.epsilons)?)?;
+    }
+    let audit = audit.as_ref();
+    write_atomic(&out.join("runs.csv"), &to_csv(&run_rows(&outcome.results, audit))?)?;
     write_atomic(&out.join("history.csv"), &to_csv(&history_rows(&outcome.results))?)?;
     write_atomic(&out.join("summary.csv"), &to_csv(&summary)?)?;
     let header = "# The experiment as run, every default written out (written by harness).\n";
-    write_atomic(&out.join("config.toml"), format!("{header}{resolved_config}").as_bytes())?;
+    write_atomic(&out.join("config.toml"), format!("{header}{}", exp.resolved).as_bytes())?;
     let figures = results::plot::plot_dir(out)?;
     Ok((summary, figures.len()))
 }

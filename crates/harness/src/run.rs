@@ -37,6 +37,8 @@ pub struct RunResult {
     pub job: Job,
     pub record: Record,
     pub accuracy: Accuracy,
+    /// Its confidences on the scenario's population (`data::split::population`), in audits.
+    pub confidences: Option<Arc<Vec<f32>>>,
     /// Whether this invocation trained it (rather than the cache holding it).
     pub trained: bool,
 }
@@ -104,6 +106,34 @@ impl<'a> Shared<'a> {
         Ok(images)
     }
 
+    /// The job's cached final evaluation: its accuracies and, in an audit, its confidences
+    /// (`None` if either is missing).
+    fn evaluation(&self, job: &Job) -> Option<(Accuracy, Option<Arc<Vec<f32>>>)> {
+        let split_key = split_key(self.exp, &self.fingerprint, job.seed);
+        let accuracy = self.cache.eval(&job.key, &split_key)?;
+        let confidences = match self.exp.audit {
+            Some(_) => Some(Arc::new(self.cache.confidences(&job.key, &split_key)?)),
+            None => None,
+        };
+        Some((accuracy, confidences))
+    }
+
+    /// Evaluates `model` (see [`final_evaluation`]) and caches what it found.
+    fn evaluate_and_store(
+        &self,
+        model: &model::Classifier,
+        data: &Data,
+        job: &Job,
+    ) -> anyhow::Result<(Accuracy, Option<Arc<Vec<f32>>>)> {
+        let split_key = split_key(self.exp, &self.fingerprint, job.seed);
+        let (accuracy, confidences) = final_evaluation(model, data, job, self.exp);
+        if let Some(c) = &confidences {
+            self.cache.store_confidences(&job.key, &split_key, c)?;
+        }
+        self.cache.store_eval(&job.key, &split_key, &accuracy)?;
+        Ok((accuracy, confidences.map(Arc::new)))
+    }
+
     /// The data of `job`'s seed: the shared images and that seed's forget / remain split.
     fn data(&self, job: &Job) -> anyhow::Result<Data> {
         let images = self.images()?;
@@ -134,10 +164,10 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     // Missing or corrupt data fails before anything is trained or cached; a run that the
     // cache holds entirely never loads the data.
     // (Presence only: each job checks its entry's hash itself when it runs.)
-    let needs_data = plan.jobs.iter().any(|j| {
-        !shared.cache.has_record(&j.key)
-            || shared.cache.eval(&j.key, &split_key(exp, &shared.fingerprint, j.seed)).is_none()
-    });
+    let needs_data = plan
+        .jobs
+        .iter()
+        .any(|j| !shared.cache.has_record(&j.key) || shared.evaluation(j).is_none());
     if needs_data {
         shared.images()?;
     }
@@ -170,18 +200,15 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
             continue;
         };
         let record = as_asked(exp, job, record);
-        let split_key = split_key(exp, &shared.fingerprint, job.seed);
-        let accuracy = match shared.cache.eval(&job.key, &split_key) {
-            Some(a) => a,
+        let (accuracy, confidences) = match shared.evaluation(job) {
+            Some(e) => e,
             None => {
                 let data = shared.data(job)?;
                 let model = shared.cache.load_model(&job.key, &exp.model, job.device)?;
-                let a = final_evaluation(&model, &data, job);
-                shared.cache.store_eval(&job.key, &split_key, &a)?;
-                a
+                shared.evaluate_and_store(&model, &data, job)?
             }
         };
-        results.push(RunResult { job: job.clone(), record, accuracy, trained: false });
+        results.push(RunResult { job: job.clone(), record, accuracy, confidences, trained: false });
     }
     Ok((Outcome { plan, results }, missing))
 }
@@ -307,7 +334,6 @@ fn as_asked(exp: &Experiment, job: &Job, mut record: Record) -> Record {
 
 fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     let exp = s.exp;
-    let split_key = split_key(exp, &s.fingerprint, job.seed);
     // A cached entry whose history lacks evaluations this experiment asks for is retrained
     // (the same model: training is deterministic) recording them, and replaces the entry.
     let mut thin: Option<Record> = None;
@@ -327,13 +353,14 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     };
     let mut record = usable(cached(job, s)?, &mut thin);
     if let Some(record) = &record
-        && let Some(accuracy) = s.cache.eval(&job.key, &split_key)
+        && let Some((accuracy, confidences)) = s.evaluation(job)
     {
         finish(s, job, "cached", &accuracy);
         return Ok(RunResult {
             job: job.clone(),
             record: as_asked(exp, job, record.clone()),
             accuracy,
+            confidences,
             trained: false,
         });
     }
@@ -437,25 +464,37 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         }
     };
     drop(lock);
-    let accuracy = final_evaluation(&model, &data, job);
-    s.cache.store_eval(&job.key, &split_key, &accuracy)?;
+    let (accuracy, confidences) = s.evaluate_and_store(&model, &data, job)?;
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };
     finish(s, job, &how, &accuracy);
-    Ok(RunResult { job: job.clone(), record: as_asked(exp, job, record), accuracy, trained })
+    let record = as_asked(exp, job, record);
+    Ok(RunResult { job: job.clone(), record, accuracy, confidences, trained })
 }
 
 /// The final model's accuracies and the membership-inference attack on it (its stream drawn
-/// from the run's seed), from one pass over the data.
-fn final_evaluation(model: &model::Classifier, data: &Data, job: &Job) -> Accuracy {
+/// from the run's seed), and in an audit its confidences on the scenario's population, from
+/// one pass over the data.
+fn final_evaluation(
+    model: &model::Classifier,
+    data: &Data,
+    job: &Job,
+    exp: &Experiment,
+) -> (Accuracy, Option<Vec<f32>>) {
     let outputs = methods::engine::outputs(model, data, job.engine);
     let mia = outputs.mia(data, job.seed);
-    Accuracy {
+    let accuracy = Accuracy {
         mia: Some(mia.mia),
         mia_attack_acc: Some(mia.attack_acc),
         mia_protocol: Some(methods::mia::PROTOCOL),
         ..outputs.metrics(data).into()
-    }
+    };
+    let confidences = exp.audit.map(|_| {
+        let labels = &data.images().dataset().train.labels;
+        let population = data::split::population(labels, &exp.forget);
+        population.iter().map(|&i| outputs.train_confidence[i] as f32).collect()
+    });
+    (accuracy, confidences)
 }
 
 fn finish(s: &Shared<'_>, job: &Job, how: &str, a: &Accuracy) {

@@ -13,7 +13,8 @@ pub struct Metrics {
     pub test: f64,
 }
 
-/// Per image of the training and test sets: classified correctly, and its cross-entropy.
+/// Per image of the training and test sets: classified correctly, and its cross-entropy; per
+/// training image, its logit-scaled confidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outputs {
     pub train_correct: Vec<bool>,
@@ -21,6 +22,8 @@ pub struct Outputs {
     /// Cross-entropy per image, exactly: see [`sample_loss`].
     pub train_loss: Vec<f64>,
     pub test_loss: Vec<f64>,
+    /// Per training image, the forgetting audit's statistic: see [`confidence`].
+    pub train_confidence: Vec<f64>,
 }
 
 impl Outputs {
@@ -61,9 +64,37 @@ pub fn sample_loss(logits: &[f32], y: usize) -> f64 {
     rest.ln_1p()
 }
 
+/// The per-example statistic of the forgetting audit (LiRA's; the NeurIPS 2023 scorer's):
+/// the logit-scaled confidence of a row of logits for its label `y`: `ln p_y - ln(sum_{k != y}
+/// p_k)`, in `f64` from the logits less their maximum, `1e-45` added inside both logarithms
+/// (as the scorer does).
+pub fn confidence(logits: &[f32], y: usize) -> f64 {
+    let max = f64::from(logits.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    let exp = |z: f32| (f64::from(z) - max).exp();
+    let total: f64 = logits.iter().map(|&z| exp(z)).sum();
+    let correct = exp(logits[y]) / total;
+    let wrong: f64 =
+        logits.iter().enumerate().filter(|&(k, _)| k != y).map(|(_, &z)| exp(z) / total).sum();
+    (correct + 1e-45).ln() - (wrong + 1e-45).ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confidence_is_the_log_odds_of_the_label() {
+        let logits = [2.0f32, 0.0, -1.0];
+        let p: Vec<f64> = logits.iter().map(|&z| f64::from(z).exp()).collect();
+        let total: f64 = p.iter().sum();
+        let expected = (p[0] / total).ln() - ((p[1] + p[2]) / total).ln();
+        assert!((confidence(&logits, 0) - expected).abs() < 1e-12);
+        // Far beyond exp's range the max-subtracted form stays finite, and the 1e-45 inside the
+        // logarithms caps a confidence at -ln(1e-45) = 103.6 either way.
+        let cap = -(1e-45f64).ln();
+        assert!((confidence(&[200.0, 0.0], 0) - cap).abs() < 1e-9);
+        assert!((confidence(&[200.0, 0.0], 1) + cap).abs() < 1e-9);
+    }
 
     #[test]
     fn sample_loss_is_the_cross_entropy_without_rounding_confident_rows_to_zero() {

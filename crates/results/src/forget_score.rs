@@ -37,18 +37,6 @@ const PER_UNIT: f64 = 100.0;
 const BUFFER: f64 = 2.0;
 const LEFTS: usize = 400;
 
-/// The logit-scaled confidence of a row of logits for its label `y`: `ln p_y - ln(sum_{k != y}
-/// p_k)`, in `f64` from the logits less their maximum, `1e-45` added inside both logarithms
-/// (as the scorer does).
-pub fn logit_scaled_confidence(logits: &[f32], y: usize) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f64> = logits.iter().map(|&z| (f64::from(z) - f64::from(max)).exp()).collect();
-    let total: f64 = exp.iter().sum();
-    let correct = exp[y] / total;
-    let wrong: f64 = exp.iter().enumerate().filter(|&(k, _)| k != y).map(|(_, p)| p / total).sum();
-    (correct + 1e-45).ln() - (wrong + 1e-45).ln()
-}
-
 /// One forget example's epsilon from its confidences under the unlearned and the retrained
 /// models.
 pub fn epsilon(unlearned: &[f64], retrained: &[f64]) -> f64 {
@@ -292,20 +280,6 @@ mod tests {
                 mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
             })
             .collect()
-    }
-
-    #[test]
-    fn confidence_is_the_log_odds_of_the_label() {
-        let logits = [2.0f32, 0.0, -1.0];
-        let p: Vec<f64> = logits.iter().map(|&z| f64::from(z).exp()).collect();
-        let total: f64 = p.iter().sum();
-        let expected = (p[0] / total).ln() - ((p[1] + p[2]) / total).ln();
-        assert!((logit_scaled_confidence(&logits, 0) - expected).abs() < 1e-12);
-        // Far beyond exp's range the max-subtracted form stays finite, and the 1e-45 inside the
-        // logarithms caps a confidence at -ln(1e-45) = 103.6 either way.
-        let cap = -(1e-45f64).ln();
-        assert!((logit_scaled_confidence(&[200.0, 0.0], 0) - cap).abs() < 1e-9);
-        assert!((logit_scaled_confidence(&[200.0, 0.0], 1) + cap).abs() < 1e-9);
     }
 
     #[test]

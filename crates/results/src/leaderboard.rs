@@ -48,6 +48,14 @@ pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: Metric) -> Vec<Leader
                 mia: mean(Metric::Mia),
                 rte: mean(Metric::Rte),
                 rte_speedup: mean(Metric::RteSpeedup),
+                tow: mean(Metric::Tow),
+                forget_quality: mean(Metric::ForgetQuality),
+                forget_quality_floor: mean(Metric::ForgetQualityFloor),
+                final_score: mean(Metric::FinalScore),
+                eps_median: mean(Metric::EpsMedian),
+                eps_p90: mean(Metric::EpsP90),
+                ulira_acc: mean(Metric::UliraAcc),
+                ulira_auc: mean(Metric::UliraAuc),
             }
         })
         .collect();

@@ -9,6 +9,8 @@
 pub mod check;
 pub mod forget_score;
 pub mod fsutil;
+pub mod ks;
 pub mod leaderboard;
+pub mod npy;
 pub mod plot;
 pub mod rows;

@@ -3,7 +3,8 @@
 //! silently wrong figure. Numbers are written in Rust's shortest round-trip form (`4`, not
 //! `4.0`; `0.00003`, not `3e-5`), times with two decimals, absent values as empty cells.
 //! The files: [`RunRow`], [`HistoryRow`], [`SummaryRow`] (over every [`Metric`]),
-//! [`LeaderboardRow`] and [`BaselineRow`] (`harness check`).
+//! [`AuditRow`] and [`EpsilonRow`] (audits), [`LeaderboardRow`] and [`BaselineRow`]
+//! (`harness check`).
 
 use std::path::Path;
 
@@ -40,7 +41,8 @@ mod cell {
     }
 }
 
-/// One row of `runs.csv`. Accuracies are in %; `ua` is 100 - forget accuracy; `mia` the % of
+/// One row of `runs.csv` (columns added later read as empty from older files). Accuracies are
+/// in %; `ua` is 100 - forget accuracy; `mia` the % of
 /// forget samples the membership-inference attack calls non-members and `mia_attack_acc`
 /// that attack's held-out accuracy; `ce` and `mi` the final epoch's mean training values;
 /// gaps are the run's value minus retrain's on the same seed, in points, `avg_gap` the mean
@@ -85,6 +87,15 @@ pub struct RunRow {
     pub mia_gap: Option<f64>,
     #[serde(serialize_with = "cell::opt")]
     pub avg_gap: Option<f64>,
+    /// Tug-of-War: the product over remain, forget and test of `1 - |acc - retrain's| / 100`.
+    #[serde(default, serialize_with = "cell::opt")]
+    pub tow: Option<f64>,
+    /// The two-sample Kolmogorov-Smirnov statistic and p-value between the forget examples'
+    /// confidences under this model and retrain's (audits only).
+    #[serde(default, serialize_with = "cell::opt")]
+    pub ks: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub ks_p: Option<f64>,
     #[serde(serialize_with = "cell::two")]
     pub rte: f64,
     #[serde(serialize_with = "cell::opt_two")]
@@ -101,6 +112,8 @@ pub struct HistoryRow {
     pub gamma: Option<f64>,
     pub epochs: usize,
     pub seed: u64,
+    #[serde(default)]
+    pub replicate: usize,
     pub epoch: usize,
     #[serde(serialize_with = "cell::num")]
     pub remain_acc: f64,
@@ -177,9 +190,9 @@ macro_rules! metrics {
             #[serde(default = "one")]
             pub n_replicates: usize,
             $(
-                #[serde(serialize_with = "cell::opt")]
+                #[serde(default, serialize_with = "cell::opt")]
                 pub $mean: Option<f64>,
-                #[serde(serialize_with = "cell::opt")]
+                #[serde(default, serialize_with = "cell::opt")]
                 pub $std: Option<f64>,
             )*
             /// The runs' cache keys, in seed and replicate order, separated by spaces.
@@ -231,6 +244,30 @@ metrics! {
     /// The mean absolute remain and forget gap: no test sample enters it, so a
     /// hyper-parameter search may select on it.
     TrainGap "train_gap" train_gap_mean train_gap_std;
+    /// Tug-of-War (Zhao et al. 2024): the product over remain, forget and test of
+    /// `1 - |acc - retrain's| / 100`; 1 is retrain's accuracies exactly.
+    Tow "tow" tow_mean tow_std;
+    /// The two-sample Kolmogorov-Smirnov statistic between the forget examples' confidences
+    /// under the run's model and retrain's (audits).
+    Ks "ks" ks_mean ks_std;
+    Ksp "ks_p" ks_p_mean ks_p_std;
+    /// The NeurIPS 2023 competition's forgetting quality F of the seed's replicates against
+    /// retrain's (audits; `forget_score`).
+    ForgetQuality "forget_quality" forget_quality_mean forget_quality_std;
+    /// F of two disjoint halves of retrain's replicates against each other: the score of
+    /// perfect unlearning at half the population (its noise floor).
+    ForgetQualityFloor "forget_quality_floor" forget_quality_floor_mean forget_quality_floor_std;
+    /// F times the ratios of the replicates' mean remain and test accuracies to retrain's.
+    FinalScore "final_score" final_score_mean final_score_std;
+    /// The median and 90th percentile of the forget examples' epsilons.
+    EpsMedian "eps_median" eps_median_mean eps_median_std;
+    EpsP90 "eps_p90" eps_p90_mean eps_p90_std;
+    /// U-LiRA (Hayes et al. 2024) over the shadows: the attack's accuracy (0.5 is perfect
+    /// unlearning), AUC, and TPR at 1% and 5% FPR (audits with shadows).
+    UliraAcc "ulira_acc" ulira_acc_mean ulira_acc_std;
+    UliraAuc "ulira_auc" ulira_auc_mean ulira_auc_std;
+    UliraTpr1 "ulira_tpr1" ulira_tpr1_mean ulira_tpr1_std;
+    UliraTpr5 "ulira_tpr5" ulira_tpr5_mean ulira_tpr5_std;
     /// The training's wall seconds.
     Rte "rte" rte_mean rte_std;
     /// Retrain's training seconds over the run's.
@@ -249,6 +286,59 @@ impl std::fmt::Display for Metric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// One row of `audit.csv`: a method and parameter set on one seed, scored on its population
+/// of replicates (forgetting quality) and of shadows (U-LiRA). Empty where the audit has no
+/// such population (or for retrain, the reference: its F columns hold only the floor).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub method: String,
+    #[serde(serialize_with = "cell::opt")]
+    pub gamma: Option<f64>,
+    pub epochs: usize,
+    pub params: String,
+    pub seed: u64,
+    /// Models per population (replicates; the identity's one model counts as that many).
+    pub models: usize,
+    /// Forget examples scored.
+    pub examples: usize,
+    #[serde(serialize_with = "cell::opt")]
+    pub forget_quality: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub forget_quality_floor: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub final_score: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub eps_median: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub eps_p90: Option<f64>,
+    /// Shadows in U-LiRA's population.
+    pub shadows: usize,
+    #[serde(serialize_with = "cell::opt")]
+    pub ulira_acc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub ulira_auc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub ulira_tpr1: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub ulira_tpr5: Option<f64>,
+    /// Attack decisions made (targets' forget and never-seen examples), and examples
+    /// skipped for having fewer than `min_members` IN or OUT shadows.
+    pub ulira_scored: usize,
+    pub ulira_skipped: usize,
+}
+
+/// One row of `audit_epsilons.csv`: how many forget examples of a method and parameter set on
+/// one seed have an epsilon in `[bucket, bucket + 0.5)` (the score's buckets; 50 is the cap).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpsilonRow {
+    pub method: String,
+    pub params: String,
+    pub seed: u64,
+    #[serde(serialize_with = "cell::num")]
+    pub bucket: f64,
+    pub examples: usize,
 }
 
 /// One row of `leaderboard.csv`: a method and parameter set, its summary metrics averaged
@@ -280,6 +370,23 @@ pub struct LeaderboardRow {
     pub rte: Option<f64>,
     #[serde(serialize_with = "cell::opt")]
     pub rte_speedup: Option<f64>,
+    /// The audit's metrics, where the cells had an `[audit]` (see [`Metric`]).
+    #[serde(default, serialize_with = "cell::opt")]
+    pub tow: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub forget_quality: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub forget_quality_floor: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub final_score: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub eps_median: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub eps_p90: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub ulira_acc: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub ulira_auc: Option<f64>,
 }
 
 impl LeaderboardRow {
@@ -295,6 +402,14 @@ impl LeaderboardRow {
             Metric::Mia => self.mia,
             Metric::Rte => self.rte,
             Metric::RteSpeedup => self.rte_speedup,
+            Metric::Tow => self.tow,
+            Metric::ForgetQuality => self.forget_quality,
+            Metric::ForgetQualityFloor => self.forget_quality_floor,
+            Metric::FinalScore => self.final_score,
+            Metric::EpsMedian => self.eps_median,
+            Metric::EpsP90 => self.eps_p90,
+            Metric::UliraAcc => self.ulira_acc,
+            Metric::UliraAuc => self.ulira_auc,
             _ => None,
         }
     }

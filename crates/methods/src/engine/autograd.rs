@@ -7,7 +7,7 @@ use tch::nn::OptimizerConfig;
 use tch::{Tensor, nn};
 
 use super::step::{Rows, Step, TensorTotals, Totals};
-use crate::eval::{Outputs, sample_loss};
+use crate::eval::{Outputs, confidence, sample_loss};
 use crate::mi::{mi_batch, mutual_information};
 use crate::tensors::Data;
 
@@ -64,14 +64,22 @@ impl Step for AutogradStep<'_> {
 pub(crate) fn outputs(model: &Classifier, data: &Data) -> Outputs {
     let t = data.tensors();
     tch::no_grad(|| {
-        let (train_correct, train_loss) = per_sample(model, &t.train_x, &t.train_y);
-        let (test_correct, test_loss) = per_sample(model, &t.test_x, &t.test_y);
-        Outputs { train_correct, test_correct, train_loss, test_loss }
+        let mut train_confidence = Vec::new();
+        let (train_correct, train_loss) =
+            per_sample(model, &t.train_x, &t.train_y, &mut train_confidence);
+        let (test_correct, test_loss) = per_sample(model, &t.test_x, &t.test_y, &mut Vec::new());
+        Outputs { train_correct, test_correct, train_loss, test_loss, train_confidence }
     })
 }
 
-/// Whether each row's arg-max prediction equals its label, and its cross-entropy.
-fn per_sample(model: &Classifier, x: &Tensor, y: &Tensor) -> (Vec<bool>, Vec<f64>) {
+/// Whether each row's arg-max prediction equals its label, and its cross-entropy; its
+/// confidence pushed onto `confidences`.
+fn per_sample(
+    model: &Classifier,
+    x: &Tensor,
+    y: &Tensor,
+    confidences: &mut Vec<f64>,
+) -> (Vec<bool>, Vec<f64>) {
     let n = x.size()[0];
     let (mut correct, mut loss) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(CHUNK as usize) {
@@ -86,6 +94,7 @@ fn per_sample(model: &Classifier, x: &Tensor, y: &Tensor) -> (Vec<bool>, Vec<f64
         let classes = rows.len() / labels.len().max(1);
         for (row, &label) in rows.chunks_exact(classes).zip(&labels) {
             loss.push(sample_loss(row, label as usize));
+            confidences.push(confidence(row, label as usize));
         }
     }
     (correct, loss)

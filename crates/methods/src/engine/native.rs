@@ -791,7 +791,7 @@ pub(crate) fn outputs(model: &Classifier, data: &Data) -> Outputs {
     let (train, test) = data.images().sparse();
     let net = Net::from_mlp(model, train.background);
     let mnist = data.images().dataset();
-    let run = |x: &SparseRows, labels: &[u8]| -> (Vec<bool>, Vec<f64>) {
+    let run = |x: &SparseRows, labels: &[u8], confidences: &mut Vec<f64>| {
         let mut acts = Vec::new();
         let (mut ok, mut loss) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
         let classes = net.classes();
@@ -802,15 +802,17 @@ pub(crate) fn outputs(model: &Classifier, data: &Data) -> Outputs {
                 let y = usize::from(labels[i]);
                 ok.push(argmax(row) == y);
                 loss.push(crate::eval::sample_loss(row, y));
+                confidences.push(crate::eval::confidence(row, y));
             }
         }
         (ok, loss)
     };
     // The test set's background must be the training set's for the shared `base`.
     debug_assert_eq!(train.background.to_bits(), test.background.to_bits());
-    let (train_correct, train_loss) = run(train, &mnist.train.labels);
-    let (test_correct, test_loss) = run(test, &mnist.test.labels);
-    Outputs { train_correct, test_correct, train_loss, test_loss }
+    let mut train_confidence = Vec::with_capacity(train.len());
+    let (train_correct, train_loss) = run(train, &mnist.train.labels, &mut train_confidence);
+    let (test_correct, test_loss) = run(test, &mnist.test.labels, &mut Vec::new());
+    Outputs { train_correct, test_correct, train_loss, test_loss, train_confidence }
 }
 
 /// The first index of the largest value (torch's `argmax`).

@@ -1,0 +1,233 @@
+//! The per-example forgetting audit of an experiment with an `[audit]` section, from its runs'
+//! confidences on the scenario's population (`RunResult::confidences`):
+//!
+//! - per method, parameter set and seed, the NeurIPS 2023 competition's forgetting quality F
+//!   of the replicates against retrain's (`results::forget_score`), the final score, the
+//!   epsilon quantiles and buckets, and the noise floor (two halves of retrain's replicates
+//!   against each other); the identity (`original`, one model per seed) counts as that many
+//!   identical models;
+//! - per run, the Kolmogorov-Smirnov test against retrain of the same seed and replicate;
+//! - the arrays behind them, as `.npy` files anyone can score again: per method, parameter
+//!   set and seed the forget examples' confidences, `[runs, forget examples]` in replicate
+//!   order, and the forget set's training-set indices.
+
+use anyhow::{Context as _, bail};
+use data::split::{forget_split, population};
+use methods::AnyMethod;
+use rayon::prelude::*;
+use results::forget_score::{epsilon, forget_score};
+use results::rows::{AuditRow, EpsilonRow};
+
+use crate::config::Experiment;
+use crate::run::RunResult;
+
+/// What the audit found, for the results folder.
+#[derive(Debug, Default)]
+pub struct Audit {
+    pub rows: Vec<AuditRow>,
+    pub epsilons: Vec<EpsilonRow>,
+    /// Per run (in the order of the results): the KS statistic and p-value against retrain.
+    pub ks: Vec<Option<(f64, f64)>>,
+    /// `.npy` files: path relative to the results folder, and bytes.
+    pub arrays: Vec<(String, Vec<u8>)>,
+}
+
+/// The method's runs of one seed, in replicate order.
+fn runs_of<'a>(results: &'a [RunResult], method: &AnyMethod, seed: u64) -> Vec<&'a RunResult> {
+    let mut runs: Vec<&RunResult> =
+        results.iter().filter(|r| r.job.seed == seed && &r.job.method == method).collect();
+    runs.sort_by_key(|r| r.job.replicate);
+    runs
+}
+
+/// The methods and parameter sets of `results`, in plan order.
+fn methods_of(results: &[RunResult]) -> Vec<&AnyMethod> {
+    let mut methods: Vec<&AnyMethod> = Vec::new();
+    for r in results {
+        if !methods.contains(&&r.job.method) {
+            methods.push(&r.job.method);
+        }
+    }
+    methods
+}
+
+/// A file-name form of a parameter label: `gamma=0.5 epochs=5` -> `gamma0.5_epochs5`.
+pub fn slug(label: &str) -> String {
+    label.replace('=', "").replace(' ', "_")
+}
+
+/// Runs the audit on `results` (every run of `exp`, with confidences), `labels` being the
+/// training set's.
+pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::Result<Audit> {
+    let mut audit = Audit { ks: vec![None; results.len()], ..Audit::default() };
+    let pop = population(labels, &exp.forget);
+    let methods = methods_of(results);
+    let most_epochs = results
+        .iter()
+        .filter(|r| r.job.method.name() == "retrain")
+        .map(|r| r.job.method.epochs())
+        .max()
+        .context("an audit needs retrain's runs")?;
+    let reference = *methods
+        .iter()
+        .find(|m| m.name() == "retrain" && m.epochs() == most_epochs)
+        .expect("retrain ran");
+    for &seed in &exp.seeds {
+        let split = forget_split(labels, &exp.forget, &mut data::rng::stream(seed, "split"))?;
+        let positions: Vec<usize> = split
+            .forget
+            .iter()
+            .map(|i| pop.binary_search(i).expect("the forget set is drawn from the population"))
+            .collect();
+        let forget_confidences = |r: &RunResult| -> anyhow::Result<Vec<f64>> {
+            let c = r
+                .confidences
+                .as_ref()
+                .with_context(|| format!("{} has no confidences", r.job.label()))?;
+            if c.len() != pop.len() {
+                bail!(
+                    "{}: {} cached confidences for a population of {}; remove its evaluation from the cache",
+                    r.job.label(),
+                    c.len(),
+                    pop.len()
+                );
+            }
+            Ok(positions.iter().map(|&p| f64::from(c[p])).collect())
+        };
+        let ids: Vec<i64> = split.forget.iter().map(|&i| i as i64).collect();
+        audit.arrays.push((
+            format!("audit/forget_seed{seed}.npy"),
+            results::npy::to_bytes(&[ids.len()], &ids),
+        ));
+
+        let retrains: Vec<Vec<f64>> = runs_of(results, reference, seed)
+            .into_iter()
+            .map(forget_confidences)
+            .collect::<Result<_, _>>()?;
+        let n = retrains.len();
+        let floor = (n >= 4).then(|| {
+            let (a, b) = retrains.split_at(n / 2);
+            let b = &b[..a.len()];
+            forget_score(&epsilons(a, b, positions.len()), a.len())
+        });
+        let mean = |runs: &[&RunResult], acc: fn(&RunResult) -> f64| {
+            runs.iter().map(|r| acc(r)).sum::<f64>() / runs.len() as f64
+        };
+        let reference_runs = runs_of(results, reference, seed);
+        for &method in &methods {
+            let runs = runs_of(results, method, seed);
+            let confidences: Vec<Vec<f64>> =
+                runs.iter().map(|r| forget_confidences(r)).collect::<Result<_, _>>()?;
+            let flat: Vec<f32> = confidences.iter().flatten().map(|&c| c as f32).collect();
+            let name = format!("audit/{}_{}_seed{seed}.npy", method.name(), slug(&method.label()));
+            audit
+                .arrays
+                .push((name, results::npy::to_bytes(&[runs.len(), positions.len()], &flat)));
+            let mut row = AuditRow {
+                method: method.name().to_owned(),
+                gamma: method.gamma(),
+                epochs: method.epochs(),
+                params: method.label(),
+                seed,
+                models: n,
+                examples: positions.len(),
+                forget_quality_floor: floor,
+                ..AuditRow::default()
+            };
+            // KS per run, against retrain of the same replicate.
+            for r in &runs {
+                let Some(reference_run) =
+                    reference_runs.iter().find(|g| g.job.replicate == r.job.replicate)
+                else {
+                    continue;
+                };
+                if method != reference {
+                    let at = results.iter().position(|x| std::ptr::eq(x, *r)).expect("a result");
+                    let ks = results::ks::two_sample(
+                        &forget_confidences(r)?,
+                        &forget_confidences(reference_run)?,
+                    );
+                    audit.ks[at] = ks;
+                }
+            }
+            if method == reference || n < 2 {
+                audit.rows.push(row);
+                continue;
+            }
+            // The identity: one model per seed, which its replicates would all equal.
+            let unlearned: Vec<Vec<f64>> = if runs.len() == 1 && !method.uses_split() {
+                vec![confidences[0].clone(); n]
+            } else if runs.len() == n {
+                confidences
+            } else {
+                bail!("{} has {} runs on seed {seed}, retrain {n}", method.name(), runs.len());
+            };
+            let eps = epsilons(&unlearned, &retrains, positions.len());
+            let f = forget_score(&eps, n);
+            let ratio = |acc: fn(&RunResult) -> f64| mean(&runs, acc) / mean(&reference_runs, acc);
+            row.forget_quality = Some(f);
+            row.final_score = Some(f * ratio(|r| r.accuracy.remain) * ratio(|r| r.accuracy.test));
+            let mut sorted = eps.clone();
+            sorted.sort_by(f64::total_cmp);
+            row.eps_median = Some(quantile(&sorted, 0.5));
+            row.eps_p90 = Some(quantile(&sorted, 0.9));
+            audit.rows.push(row);
+            audit.epsilons.extend(buckets(&sorted).into_iter().map(|(bucket, examples)| {
+                EpsilonRow {
+                    method: method.name().to_owned(),
+                    params: method.label(),
+                    seed,
+                    bucket,
+                    examples,
+                }
+            }));
+        }
+    }
+    Ok(audit)
+}
+
+/// Each forget example's epsilon, from its confidences under two populations of models
+/// (`[model][example]`), in parallel over examples.
+fn epsilons(unlearned: &[Vec<f64>], retrained: &[Vec<f64>], examples: usize) -> Vec<f64> {
+    (0..examples)
+        .into_par_iter()
+        .map(|j| {
+            let column = |models: &[Vec<f64>]| models.iter().map(|m| m[j]).collect::<Vec<f64>>();
+            epsilon(&column(unlearned), &column(retrained))
+        })
+        .collect()
+}
+
+/// numpy's default (linear) quantile of ascending `sorted`.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let at = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+}
+
+/// How many of ascending `sorted` epsilons fall in each `[0.5 k, 0.5 k + 0.5)` that holds any.
+fn buckets(sorted: &[f64]) -> Vec<(f64, usize)> {
+    let mut out: Vec<(f64, usize)> = Vec::new();
+    for &e in sorted {
+        let bucket = (e * 2.0).floor() / 2.0;
+        match out.last_mut() {
+            Some((b, n)) if *b == bucket => *n += 1,
+            _ => out.push((bucket, 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_buckets() {
+        let v = [0.0, 0.2, 0.6, 1.0, 50.0];
+        assert_eq!(quantile(&v, 0.5), 0.6);
+        assert!((quantile(&v, 0.9) - (1.0 + 49.0 * 0.6)).abs() < 1e-12);
+        assert_eq!(buckets(&v), vec![(0.0, 2), (0.5, 1), (1.0, 1), (50.0, 1)]);
+        assert_eq!(slug("gamma=0.5 epochs=5"), "gamma0.5_epochs5");
+    }
+}
