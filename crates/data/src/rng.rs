@@ -30,6 +30,13 @@ pub fn permutation(rng: &mut Rng, n: usize) -> Vec<i64> {
     p
 }
 
+/// `k` distinct indices of `0..n` drawn uniformly (`k` at most `n`), ascending.
+pub fn subset(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
+    let mut chosen = rand::seq::index::sample(rng, n, k).into_vec();
+    chosen.sort_unstable();
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

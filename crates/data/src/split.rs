@@ -36,7 +36,8 @@ impl ForgetSpec {
     }
 }
 
-/// Indices into the training set, each list ascending; together they cover it exactly once.
+/// Indices into the training set, each list ascending; together they cover it (or a shadow's
+/// half of it: [`shadow_split`]) exactly once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForgetSplit {
     pub forget: Vec<usize>,
@@ -83,6 +84,25 @@ pub fn forget_split(
     Ok(ForgetSplit { forget, remain })
 }
 
+/// The split of U-LiRA's shadow `shadow` of `seed`: a uniformly random half of the training
+/// set (`floor(n / 2)` samples, stream `shadow/<k>/half`), and within it a forget set drawn by
+/// `spec` as [`forget_split`] draws one from the whole set (stream `shadow/<k>/split`); the rest
+/// of the half remains. The other half is never seen.
+pub fn shadow_split(
+    labels: &[u8],
+    spec: &ForgetSpec,
+    seed: u64,
+    shadow: usize,
+) -> Result<ForgetSplit, DataError> {
+    let mut half_rng = crate::rng::stream(seed, &format!("shadow/{shadow}/half"));
+    let half = crate::rng::subset(&mut half_rng, labels.len(), labels.len() / 2);
+    let half_labels: Vec<u8> = half.iter().map(|&i| labels[i]).collect();
+    let mut split_rng = crate::rng::stream(seed, &format!("shadow/{shadow}/split"));
+    let within = forget_split(&half_labels, spec, &mut split_rng)?;
+    let back = |v: Vec<usize>| v.into_iter().map(|j| half[j]).collect();
+    Ok(ForgetSplit { forget: back(within.forget), remain: back(within.remain) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +123,21 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..1000).collect::<Vec<_>>());
         assert!(s.forget.is_sorted() && s.remain.is_sorted());
+    }
+
+    #[test]
+    fn a_shadow_forgets_within_its_own_half() {
+        let labels = labels();
+        let spec = ForgetSpec::class(3, 0.75);
+        let a = shadow_split(&labels, &spec, 0, 0).unwrap();
+        assert_eq!(a.forget.len() + a.remain.len(), 500);
+        let threes = a.forget.iter().chain(&a.remain).filter(|&&i| labels[i] == 3).count();
+        assert_eq!(a.forget.len(), threes * 3 / 4, "75% of the half's threes");
+        assert!(a.forget.iter().all(|&i| labels[i] == 3) && a.forget.is_sorted());
+        assert!(a.remain.is_sorted() && a.forget.iter().all(|i| !a.remain.contains(i)));
+        let b = shadow_split(&labels, &spec, 0, 1).unwrap();
+        assert_ne!(a.remain, b.remain, "each shadow its own half");
+        assert_eq!(a, shadow_split(&labels, &spec, 0, 0).unwrap());
     }
 
     #[test]

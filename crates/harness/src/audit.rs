@@ -6,19 +6,28 @@
 //!   epsilon quantiles and buckets, and the noise floor (two halves of retrain's replicates
 //!   against each other); the identity (`original`, one model per seed) counts as that many
 //!   identical models;
+//! - per method, parameter set and seed, U-LiRA over the seed's shadows
+//!   (`results::ulira`), each shadow's never-seen examples drawn from the stream
+//!   `ulira/<shadow>`;
 //! - per run, the Kolmogorov-Smirnov test against retrain of the same seed and replicate;
 //! - the arrays behind them, as `.npy` files anyone can score again: per method, parameter
 //!   set and seed the forget examples' confidences, `[runs, forget examples]` in replicate
-//!   order, and the forget set's training-set indices.
+//!   order, and the forget set's training-set indices; under `audit/shadows/`, each method's
+//!   shadow confidences on the whole population, `[shadows, population]`, the shadows'
+//!   memberships (0 never seen, 1 remained, 2 unlearned) and the population's indices.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use data::split::{forget_split, population};
+use data::split::{forget_split, population, shadow_split};
 use methods::AnyMethod;
 use rayon::prelude::*;
 use results::forget_score::{epsilon, forget_score};
 use results::rows::{AuditRow, EpsilonRow};
+use results::ulira::{Membership, attack};
 
 use crate::config::Experiment;
+use crate::plan::Job;
 use crate::run::RunResult;
 
 /// What the audit found, for the results folder.
@@ -26,18 +35,88 @@ use crate::run::RunResult;
 pub struct Audit {
     pub rows: Vec<AuditRow>,
     pub epsilons: Vec<EpsilonRow>,
-    /// Per run (in the order of the results): the KS statistic and p-value against retrain.
-    pub ks: Vec<Option<(f64, f64)>>,
+    /// Per run (by cache key): the KS statistic and p-value against retrain.
+    pub ks: BTreeMap<String, (f64, f64)>,
     /// `.npy` files: path relative to the results folder, and bytes.
     pub arrays: Vec<(String, Vec<u8>)>,
 }
 
-/// The method's runs of one seed, in replicate order.
+impl Audit {
+    /// The KS statistic and p-value of `job`'s run against retrain's, if it has them.
+    pub fn ks(&self, job: &Job) -> Option<(f64, f64)> {
+        self.ks.get(&job.key).copied()
+    }
+}
+
+/// The method's runs of one seed (not its shadows'), in replicate order.
 fn runs_of<'a>(results: &'a [RunResult], method: &AnyMethod, seed: u64) -> Vec<&'a RunResult> {
-    let mut runs: Vec<&RunResult> =
-        results.iter().filter(|r| r.job.seed == seed && &r.job.method == method).collect();
+    let mut runs: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.job.seed == seed && &r.job.method == method && r.job.shadow.is_none())
+        .collect();
     runs.sort_by_key(|r| r.job.replicate);
     runs
+}
+
+/// The method's shadow runs of one seed, in shadow order.
+fn shadows_of<'a>(results: &'a [RunResult], method: &AnyMethod, seed: u64) -> Vec<&'a RunResult> {
+    let mut runs: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.job.seed == seed && &r.job.method == method && r.job.shadow.is_some())
+        .collect();
+    runs.sort_by_key(|r| r.job.shadow);
+    runs
+}
+
+/// U-LiRA's view of a seed's shadows: what each did with each population example, and the
+/// never-seen examples each is scored on as a target.
+struct Shadows {
+    membership: Vec<Vec<Membership>>,
+    never_seen: Vec<Vec<usize>>,
+}
+
+impl Shadows {
+    fn new(
+        exp: &Experiment,
+        labels: &[u8],
+        pop: &[usize],
+        seed: u64,
+        count: usize,
+    ) -> anyhow::Result<Self> {
+        let (mut membership, mut never_seen) = (Vec::new(), Vec::new());
+        for k in 0..count {
+            let split = shadow_split(labels, &exp.forget, seed, k)?;
+            let mut of = vec![Membership::Out; labels.len()];
+            for &i in &split.remain {
+                of[i] = Membership::Remain;
+            }
+            for &i in &split.forget {
+                of[i] = Membership::Forget;
+            }
+            let row: Vec<Membership> = pop.iter().map(|&i| of[i]).collect();
+            let out: Vec<usize> = (0..pop.len()).filter(|&p| row[p] == Membership::Out).collect();
+            let rng = &mut data::rng::stream(seed, &format!("ulira/{k}"));
+            let chosen: Vec<usize> =
+                data::rng::subset(rng, out.len(), split.forget.len().min(out.len()))
+                    .into_iter()
+                    .map(|j| out[j])
+                    .collect();
+            membership.push(row);
+            never_seen.push(chosen);
+        }
+        Ok(Self { membership, never_seen })
+    }
+
+    /// The memberships as a `[shadows, population]` int8 array.
+    fn npy(&self) -> Vec<u8> {
+        let code = |m: &Membership| match m {
+            Membership::Out => 0i8,
+            Membership::Remain => 1,
+            Membership::Forget => 2,
+        };
+        let flat: Vec<i8> = self.membership.iter().flatten().map(code).collect();
+        results::npy::to_bytes(&[self.membership.len(), self.membership[0].len()], &flat)
+    }
 }
 
 /// The methods and parameter sets of `results`, in plan order.
@@ -59,8 +138,16 @@ pub fn slug(label: &str) -> String {
 /// Runs the audit on `results` (every run of `exp`, with confidences), `labels` being the
 /// training set's.
 pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::Result<Audit> {
-    let mut audit = Audit { ks: vec![None; results.len()], ..Audit::default() };
+    let mut audit = Audit::default();
     let pop = population(labels, &exp.forget);
+    let settings = exp.audit.context("an experiment with an [audit] section")?;
+    if settings.shadows > 0 {
+        let ids: Vec<i64> = pop.iter().map(|&i| i as i64).collect();
+        audit.arrays.push((
+            "audit/shadows/population.npy".into(),
+            results::npy::to_bytes(&[ids.len()], &ids),
+        ));
+    }
     let methods = methods_of(results);
     let most_epochs = results
         .iter()
@@ -114,6 +201,16 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             runs.iter().map(|r| acc(r)).sum::<f64>() / runs.len() as f64
         };
         let reference_runs = runs_of(results, reference, seed);
+        let shadows = match settings.shadows {
+            0 => None,
+            count => {
+                let shadows = Shadows::new(exp, labels, &pop, seed, count)?;
+                audit
+                    .arrays
+                    .push((format!("audit/shadows/membership_seed{seed}.npy"), shadows.npy()));
+                Some(shadows)
+            }
+        };
         for &method in &methods {
             let runs = runs_of(results, method, seed);
             let confidences: Vec<Vec<f64>> =
@@ -132,8 +229,54 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                 models: n,
                 examples: positions.len(),
                 forget_quality_floor: floor,
+                shadows: settings.shadows,
                 ..AuditRow::default()
             };
+            if let Some(shadows) = &shadows {
+                let runs = shadows_of(results, method, seed);
+                if runs.len() != settings.shadows {
+                    bail!(
+                        "{} has {} shadow runs on seed {seed}, not {}",
+                        method.name(),
+                        runs.len(),
+                        settings.shadows
+                    );
+                }
+                let confidences: Vec<Vec<f32>> = runs
+                    .iter()
+                    .map(|r| {
+                        let c = r
+                            .confidences
+                            .as_ref()
+                            .with_context(|| format!("{} has no confidences", r.job.label()))?;
+                        anyhow::ensure!(
+                            c.len() == pop.len(),
+                            "{}: confidences for another population",
+                            r.job.label()
+                        );
+                        Ok(c.to_vec())
+                    })
+                    .collect::<Result<_, _>>()?;
+                let flat: Vec<f32> = confidences.iter().flatten().copied().collect();
+                let name = format!(
+                    "audit/shadows/{}_{}_seed{seed}.npy",
+                    method.name(),
+                    slug(&method.label())
+                );
+                audit.arrays.push((name, results::npy::to_bytes(&[runs.len(), pop.len()], &flat)));
+                let a = attack(
+                    &confidences,
+                    &shadows.membership,
+                    &shadows.never_seen,
+                    settings.min_members,
+                );
+                row.ulira_acc = Some(a.accuracy);
+                row.ulira_auc = Some(a.auc);
+                row.ulira_tpr1 = Some(a.tpr_at_1);
+                row.ulira_tpr5 = Some(a.tpr_at_5);
+                row.ulira_scored = a.scored;
+                row.ulira_skipped = a.skipped;
+            }
             // KS per run, against retrain of the same replicate.
             for r in &runs {
                 let Some(reference_run) =
@@ -141,13 +284,13 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                 else {
                     continue;
                 };
-                if method != reference {
-                    let at = results.iter().position(|x| std::ptr::eq(x, *r)).expect("a result");
-                    let ks = results::ks::two_sample(
+                if method != reference
+                    && let Some(ks) = results::ks::two_sample(
                         &forget_confidences(r)?,
                         &forget_confidences(reference_run)?,
-                    );
-                    audit.ks[at] = ks;
+                    )
+                {
+                    audit.ks.insert(r.job.key.clone(), ks);
                 }
             }
             if method == reference || n < 2 {

@@ -1,7 +1,9 @@
 //! From a checked experiment to jobs with cache keys.
 //!
 //! A job is one method, one parameter set, one seed and one replicate (`[audit] replicates`:
-//! runs that differ only in the method's own random streams; the original model is shared). Its key is the SHA-256 of an explicit,
+//! runs that differ only in the method's own random streams; the original model is shared),
+//! or one of U-LiRA's shadows (`[audit] shadows`: an original trained on a random half of the
+//! training set and every other method unlearning its own forget set from it). Its key is the SHA-256 of an explicit,
 //! ordered, line-based description of everything that determines the trained model, and only
 //! that (never a derived `Hash`, a path or a time):
 //!
@@ -17,6 +19,7 @@
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
 //! | `replicate`| the replicate's number, from 1 (its streams are its own)      | replicates but the first |
+//! | `shadow`   | the U-LiRA shadow's number: its half of the training set and split | shadows' jobs      |
 //! | `split`    | forget class (or `all`) and fraction (drawn from the seed)   | jobs that use the split|
 //! | `upstream` | the original model's key                                     | jobs from the original |
 //!
@@ -40,6 +43,8 @@ pub struct Job {
     /// Which of the seed's runs of this method and parameter set: 0, or up to
     /// `[audit] replicates - 1`.
     pub replicate: usize,
+    /// The U-LiRA shadow it belongs to, if any (see `data::split::shadow_split`).
+    pub shadow: Option<usize>,
     pub key: String,
     /// The key of the original model this job starts from.
     pub upstream: Option<String>,
@@ -52,15 +57,18 @@ pub struct Job {
 }
 
 impl Job {
-    /// `mi_unlearn gamma=4 epochs=5 seed=0` (and ` replicate=3` past the first), for logs.
+    /// `mi_unlearn gamma=4 epochs=5 seed=0` (and ` replicate=3` past the first, ` shadow=7`
+    /// for a shadow's), for logs.
     pub fn label(&self) -> String {
-        let params = self.method.label();
-        let replicate = if self.replicate > 0 {
-            format!(" replicate={}", self.replicate)
-        } else {
-            String::new()
-        };
-        format!("{} {params} seed={}{replicate}", self.method.name(), self.seed)
+        let mut label =
+            format!("{} {} seed={}", self.method.name(), self.method.label(), self.seed);
+        if self.replicate > 0 {
+            label += &format!(" replicate={}", self.replicate);
+        }
+        if let Some(s) = self.shadow {
+            label += &format!(" shadow={s}");
+        }
+        label
     }
 }
 
@@ -74,21 +82,32 @@ pub struct Plan {
 impl Plan {
     /// The jobs of `exp` on `device` (whose kind enters the keys).
     pub fn new(exp: &Experiment, data_fingerprint: &str, device: &Resolved) -> Self {
-        let job = |m: &AnyMethod, seed: u64, replicate: usize, up: Option<String>| {
-            job(exp, data_fingerprint, device, m, (seed, replicate), up)
+        let job = |m: &AnyMethod, run: Run, up: Option<String>| {
+            job(exp, data_fingerprint, device, m, run, up)
         };
         let mut jobs = Vec::new();
+        let shadows = exp.audit.map_or(0, |a| a.shadows);
         for &seed in &exp.seeds {
-            let original =
-                exp.methods.iter().find(|m| m.name() == "original").map(|m| job(m, seed, 0, None));
-            let upstream = original.as_ref().map(|o| o.key.clone());
-            jobs.extend(original);
-            for m in exp.methods.iter().filter(|m| m.name() != "original") {
-                let up = m
-                    .needs_original()
-                    .then(|| upstream.clone().expect("validated: original present"));
-                for replicate in 0..exp.replicates() {
-                    jobs.push(job(m, seed, replicate, up.clone()));
+            // The seed's own runs (replicates of every method from one original), then each
+            // shadow's (one original on its half, one run of every other method).
+            let groups =
+                std::iter::once((None, exp.replicates())).chain((0..shadows).map(|s| (Some(s), 1)));
+            for (shadow, replicates) in groups {
+                let run = |replicate| Run { seed, replicate, shadow };
+                let original = exp
+                    .methods
+                    .iter()
+                    .find(|m| m.name() == "original")
+                    .map(|m| job(m, run(0), None));
+                let upstream = original.as_ref().map(|o| o.key.clone());
+                jobs.extend(original);
+                for m in exp.methods.iter().filter(|m| m.name() != "original") {
+                    let up = m
+                        .needs_original()
+                        .then(|| upstream.clone().expect("validated: original present"));
+                    for replicate in 0..replicates {
+                        jobs.push(job(m, run(replicate), up.clone()));
+                    }
                 }
             }
         }
@@ -117,11 +136,22 @@ impl Plan {
     }
 }
 
-/// The key of the forget / remain split of a seed, for caching evaluations.
-pub fn split_key(exp: &Experiment, data_fingerprint: &str, seed: u64) -> String {
+/// Which run of a method a job is: its seed, replicate and shadow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    seed: u64,
+    replicate: usize,
+    shadow: Option<usize>,
+}
+
+/// The key of the forget / remain split of a seed (or of one of its shadows), for caching
+/// evaluations.
+pub fn split_key(exp: &Experiment, data_fingerprint: &str, job: &Job) -> String {
+    let shadow = job.shadow.map_or_else(String::new, |s| format!("shadow {s}\n"));
     sha256_hex(&format!(
-        "schema {SCHEMA}\ndata {data_fingerprint}\nsplit {}\nseed {seed}\n",
-        split_line(exp)
+        "schema {SCHEMA}\ndata {data_fingerprint}\nsplit {}\nseed {}\n{shadow}",
+        split_line(exp),
+        job.seed
     ))
 }
 
@@ -136,7 +166,7 @@ fn job(
     data_fingerprint: &str,
     device: &Resolved,
     method: &AnyMethod,
-    (seed, replicate): (u64, usize),
+    Run { seed, replicate, shadow }: Run,
     upstream: Option<String>,
 ) -> Job {
     let mut d = format!(
@@ -164,6 +194,9 @@ fn job(
     if replicate > 0 {
         d += &format!("replicate {replicate}\n");
     }
+    if let Some(s) = shadow {
+        d += &format!("shadow {s}\n");
+    }
     if method.uses_split() {
         d += &format!("split {}\n", split_line(exp));
     }
@@ -174,6 +207,7 @@ fn job(
         method: method.clone(),
         seed,
         replicate,
+        shadow,
         key: sha256_hex(&d),
         upstream,
         description: d,
@@ -363,6 +397,34 @@ mod tests {
                 .map(|j| j.upstream.clone())
                 .all(|u| u == Some(keys(&base, "original")[1].clone()))
         );
+    }
+
+    #[test]
+    fn shadows_bring_their_own_originals_and_keys() {
+        let base = plan("[1]", "0.75");
+        let with = plan_text("", "[1]", "0.75", "[audit]\nshadows = 16\n");
+        // Per seed: the seed's 4 jobs, then 16 shadows x 4 jobs.
+        assert_eq!(with.jobs.len(), 2 * 4 * 17);
+        let own: Vec<&Job> = with.jobs.iter().filter(|j| j.shadow.is_none()).collect();
+        assert_eq!(
+            own.iter().map(|j| &j.key).collect::<Vec<_>>(),
+            base.jobs.iter().map(|j| &j.key).collect::<Vec<_>>()
+        );
+        let shadow = |seed: u64, s: usize, name: &str| {
+            with.jobs
+                .iter()
+                .find(|j| j.seed == seed && j.shadow == Some(s) && j.method.name() == name)
+                .unwrap()
+        };
+        let original = shadow(1, 5, "original");
+        assert!(original.description.contains("\nseed 1\nshadow 5\n"), "{}", original.description);
+        assert_eq!(shadow(1, 5, "finetune").upstream.as_ref(), Some(&original.key));
+        assert_eq!(shadow(1, 5, "finetune").label(), "finetune epochs=1 seed=1 shadow=5");
+        assert_ne!(original.key, shadow(1, 6, "original").key);
+        let mut unique: Vec<_> = with.jobs.iter().map(|j| &j.key).collect();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), with.jobs.len());
     }
 
     #[test]

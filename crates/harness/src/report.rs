@@ -51,7 +51,7 @@ impl VsRetrain {
     }
 }
 
-/// Each run against retrain on the same seed and replicate; `None` for retrain itself (but its speed-up,
+/// Each run against retrain on the same seed and replicate (and shadow); `None` for retrain itself (but its speed-up,
 /// 1, is in [`speedups`]) and where no retrain ran.
 pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
     let retrains: Vec<&RunResult> =
@@ -63,9 +63,9 @@ pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
             if r.job.method.name() == "retrain" {
                 return None;
             }
+            let run = |j: &crate::plan::Job| (j.seed, j.replicate, j.shadow);
             let reference = retrains.iter().find(|g| {
-                (g.job.seed, g.job.replicate) == (r.job.seed, r.job.replicate)
-                    && Some(g.job.method.epochs()) == most_epochs
+                run(&g.job) == run(&r.job) && Some(g.job.method.epochs()) == most_epochs
             })?;
             let (a, b) = (&r.accuracy, &reference.accuracy);
             let mia = a.mia.zip(b.mia).map(|(a, b)| a - b);
@@ -139,8 +139,8 @@ pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow
                     Metric::MiaAbsGap => gap(3).map(f64::abs),
                     Metric::AvgGap => vs.and_then(VsRetrain::avg_gap),
                     Metric::Tow => vs.and_then(VsRetrain::tow),
-                    Metric::Ks => audit.and_then(|a| a.ks[i]).map(|k| k.0),
-                    Metric::Ksp => audit.and_then(|a| a.ks[i]).map(|k| k.1),
+                    Metric::Ks => audit.and_then(|a| a.ks(&r.job)).map(|k| k.0),
+                    Metric::Ksp => audit.and_then(|a| a.ks(&r.job)).map(|k| k.1),
                     Metric::TrainGap => vs.and_then(VsRetrain::train_gap),
                     Metric::Rte => Some(r.record.seconds),
                     Metric::RteSpeedup => speedup(r, vs),
@@ -196,9 +196,8 @@ pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
     results
         .iter()
         .zip(vs_retrain(results))
-        .enumerate()
-        .map(|(i, (r, vs))| {
-            let ks = audit.and_then(|a| a.ks[i]);
+        .map(|(r, vs)| {
+            let ks = audit.and_then(|a| a.ks(&r.job));
             let (ce, mi) = final_stats(r);
             let gap = |k: usize| vs.as_ref().and_then(|v| v.gaps[k]);
             let (a, m) = (&r.accuracy, &r.job.method);
@@ -209,6 +208,7 @@ pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
                 params: m.label(),
                 seed: r.job.seed,
                 replicate: r.job.replicate,
+                shadow: r.job.shadow,
                 device: crate::device::label(r.job.device),
                 remain_acc: a.remain,
                 forget_acc: a.forget,
@@ -277,7 +277,13 @@ pub fn write(
         }
         None => None,
     };
-    let summary = summarize(&outcome.results, audit.as_ref());
+    // The shadows' runs only feed U-LiRA; their own table is shadows.csv.
+    let (results, shadows): (Vec<RunResult>, Vec<RunResult>) =
+        outcome.results.iter().cloned().partition(|r| r.job.shadow.is_none());
+    let summary = summarize(&results, audit.as_ref());
+    if !shadows.is_empty() {
+        write_atomic(&out.join("shadows.csv"), &to_csv(&run_rows(&shadows, audit.as_ref()))?)?;
+    }
     if let Some(audit) = &audit {
         for (name, bytes) in &audit.arrays {
             let path = out.join(name);
@@ -287,9 +293,8 @@ pub fn write(
         write_atomic(&out.join("audit.csv"), &to_csv(&audit.rows)?)?;
         write_atomic(&out.join("audit_epsilons.csv"), &to_csv(&audit.epsilons)?)?;
     }
-    let audit = audit.as_ref();
-    write_atomic(&out.join("runs.csv"), &to_csv(&run_rows(&outcome.results, audit))?)?;
-    write_atomic(&out.join("history.csv"), &to_csv(&history_rows(&outcome.results))?)?;
+    write_atomic(&out.join("runs.csv"), &to_csv(&run_rows(&results, audit.as_ref()))?)?;
+    write_atomic(&out.join("history.csv"), &to_csv(&history_rows(&results))?)?;
     write_atomic(&out.join("summary.csv"), &to_csv(&summary)?)?;
     let header = "# The experiment as run, every default written out (written by harness).\n";
     write_atomic(&out.join("config.toml"), format!("{header}{}", exp.resolved).as_bytes())?;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use data::split::forget_split;
+use data::split::{forget_split, shadow_split};
 use methods::engine::evaluate;
 use methods::{Data, Images};
 
@@ -109,7 +109,7 @@ impl<'a> Shared<'a> {
     /// The job's cached final evaluation: its accuracies and, in an audit, its confidences
     /// (`None` if either is missing).
     fn evaluation(&self, job: &Job) -> Option<(Accuracy, Option<Arc<Vec<f32>>>)> {
-        let split_key = split_key(self.exp, &self.fingerprint, job.seed);
+        let split_key = split_key(self.exp, &self.fingerprint, job);
         let accuracy = self.cache.eval(&job.key, &split_key)?;
         let confidences = match self.exp.audit {
             Some(_) => Some(Arc::new(self.cache.confidences(&job.key, &split_key)?)),
@@ -125,7 +125,7 @@ impl<'a> Shared<'a> {
         data: &Data,
         job: &Job,
     ) -> anyhow::Result<(Accuracy, Option<Arc<Vec<f32>>>)> {
-        let split_key = split_key(self.exp, &self.fingerprint, job.seed);
+        let split_key = split_key(self.exp, &self.fingerprint, job);
         let (accuracy, confidences) = final_evaluation(model, data, job, self.exp);
         if let Some(c) = &confidences {
             self.cache.store_confidences(&job.key, &split_key, c)?;
@@ -134,12 +134,17 @@ impl<'a> Shared<'a> {
         Ok((accuracy, confidences.map(Arc::new)))
     }
 
-    /// The data of `job`'s seed: the shared images and that seed's forget / remain split.
+    /// The data of `job`'s seed: the shared images and that seed's forget / remain split (or
+    /// its shadow's: `data::split::shadow_split`).
     fn data(&self, job: &Job) -> anyhow::Result<Data> {
         let images = self.images()?;
         let labels = &images.dataset().train.labels;
-        let split =
-            forget_split(labels, &self.exp.forget, &mut data::rng::stream(job.seed, "split"))?;
+        let split = match job.shadow {
+            None => {
+                forget_split(labels, &self.exp.forget, &mut data::rng::stream(job.seed, "split"))?
+            }
+            Some(s) => shadow_split(labels, &self.exp.forget, job.seed, s)?,
+        };
         Ok(Data::new(&images, &split, job.device))
     }
 }

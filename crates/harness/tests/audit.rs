@@ -44,14 +44,14 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let p = |s: &str| tmp.path().join(s).display().to_string();
     let plain = slice(tmp.path(), "");
-    let audited = slice(tmp.path(), "[audit]\nreplicates = 6\n");
+    let audited = slice(tmp.path(), "[audit]\nreplicates = 6\nshadows = 8\nmin_members = 2\n");
     let (ok, _, stderr) = harness(&[&plain, "--cache", &p("cache"), "--out", &p("plain")]);
     assert!(ok, "{stderr}");
     let (ok, _, stderr) = harness(&[&audited, "--cache", &p("cache"), "--out", &p("audit")]);
     assert!(ok, "{stderr}");
     // 3 runs of the plain experiment came from the cache (their evaluation redone for the
-    // confidences), 10 more replicates trained.
-    assert!(stderr.contains("(10 trained)"), "{stderr}");
+    // confidences); 10 more replicates and 8 x 3 shadow runs trained.
+    assert!(stderr.contains("(34 trained)"), "{stderr}");
 
     let runs = read_csv(&tmp.path().join("audit/runs.csv"));
     let plain_runs = read_csv(&tmp.path().join("plain/runs.csv"));
@@ -113,6 +113,34 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     let summary = read_csv(&tmp.path().join("audit/summary.csv"));
     let s = summary.iter().find(|r| r["method"] == "finetune").unwrap();
     assert_eq!((num(s, "forget_quality_mean"), num(s, "n_replicates")), (f, 6.0));
+
+    // U-LiRA over the 8 shadows: retrain's own shadows cannot be told apart (IN and OUT are
+    // one distribution), and every method scored the same decisions.
+    let retrain = row("retrain");
+    assert!((num(retrain, "ulira_acc") - 0.5).abs() < 0.06, "{retrain:?}");
+    assert!((num(retrain, "ulira_auc") - 0.5).abs() < 0.06, "{retrain:?}");
+    let scored = num(retrain, "ulira_scored");
+    assert!(scored > 1000.0 && audit.iter().all(|r| num(r, "ulira_scored") == scored));
+    assert!(audit.iter().all(|r| num(r, "shadows") == 8.0));
+    let shadow_runs = read_csv(&tmp.path().join("audit/shadows.csv"));
+    assert_eq!(shadow_runs.len(), 8 * 3);
+    assert!(shadow_runs.iter().all(|r| r["replicate"] == "0" && !r["shadow"].is_empty()));
+    let (mshape, membership) =
+        npy::from_bytes::<i8>(&std::fs::read(dir.join("shadows/membership_seed0.npy")).unwrap())
+            .unwrap();
+    let (pshape, population) =
+        npy::from_bytes::<i64>(&std::fs::read(dir.join("shadows/population.npy")).unwrap())
+            .unwrap();
+    assert_eq!(mshape, vec![8, pshape[0]]);
+    assert!(forget.iter().all(|i| population.binary_search(i).is_ok()));
+    // Each shadow forgot 75% of the threes of its half (of 3000 images).
+    for k in 0..8 {
+        let row = &membership[k * pshape[0]..(k + 1) * pshape[0]];
+        let (seen, forgot) =
+            (row.iter().filter(|&&m| m > 0).count(), row.iter().filter(|&&m| m == 2).count());
+        assert_eq!(forgot, seen * 3 / 4, "shadow {k}");
+    }
+    assert_eq!(array(&dir.join("shadows/finetune_epochs1_seed0.npy")).0, vec![8, pshape[0]]);
 
     // Again, everything from the cache: the same files.
     let (ok, _, stderr) = harness(&[&audited, "--cache", &p("cache"), "--out", &p("again")]);

@@ -110,8 +110,12 @@ impl Data {
         &self.forget
     }
 
+    /// Every training sample the job may see, ascending: the remain and forget sets together
+    /// (the whole training set, or a U-LiRA shadow's half of it).
     pub(crate) fn all_train(&self) -> Vec<i64> {
-        (0..self.images.mnist.train.len() as i64).collect()
+        let mut all = [&self.remain[..], &self.forget[..]].concat();
+        all.sort_unstable();
+        all
     }
 
     pub fn device(&self) -> Device {

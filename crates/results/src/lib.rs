@@ -14,3 +14,4 @@ pub mod leaderboard;
 pub mod npy;
 pub mod plot;
 pub mod rows;
+pub mod ulira;

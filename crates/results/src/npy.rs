@@ -1,5 +1,5 @@
 //! NumPy's `.npy` format (version 1.0), for the audit's per-example arrays: what
-//! `numpy.load` reads directly. Little-endian, C order; `float32` and `int64` only.
+//! `numpy.load` reads directly. Little-endian, C order; `float32`, `int64` and `int8` only.
 
 /// An array's element type, as `.npy` names it.
 pub trait Element: Copy {
@@ -28,6 +28,17 @@ impl Element for i64 {
     }
     fn get(b: &[u8]) -> Self {
         i64::from_le_bytes(b.try_into().expect("8 bytes"))
+    }
+}
+
+impl Element for i8 {
+    const DESCR: &'static str = "|i1";
+    const SIZE: usize = 1;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        i8::from_le_bytes([b[0]])
     }
 }
 

@@ -60,6 +60,9 @@ pub struct RunRow {
     /// replicates existed have no such column and read as 0.
     #[serde(default)]
     pub replicate: usize,
+    /// The U-LiRA shadow it belongs to (`shadows.csv` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<usize>,
     pub device: String,
     #[serde(serialize_with = "cell::num")]
     pub remain_acc: f64,
