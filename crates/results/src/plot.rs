@@ -9,14 +9,17 @@
 //!   forget accuracy as horizontal reference bands, and the final MI on a second panel;
 //! - `mi_acc_gamma<g>_epochs<E>`: for each MI-unlearn parameter set with at least two epochs,
 //!   when there are at most [`MAX_HISTORY_FIGURES`] of them (the paper's figure: MI on the left
-//!   axis, accuracies on the right, against epoch, means with ±1 std bands).
+//!   axis, accuracies on the right, against epoch, means with ±1 std bands);
+//! - `audit`: when the folder has `audit.csv` (an `[audit]` experiment): per method and
+//!   parameter set, the forgetting quality F against its noise floor, U-LiRA's accuracy
+//!   against 0.5, and how the forget examples' epsilons fall into the score's buckets.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use crate::fsutil::write_atomic;
-use crate::rows::{HistoryRow, LeaderboardRow, Metric, RunRow, Stat, read};
+use crate::rows::{AuditRow, EpsilonRow, HistoryRow, LeaderboardRow, Metric, RunRow, Stat, read};
 use anyhow::{Context as _, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -147,8 +150,164 @@ pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             )?);
         }
     }
+    if dir.join("audit.csv").exists() {
+        written.extend(plot_audit(dir)?);
+    }
     remove_stale_figures(dir, &written)?;
     Ok(written)
+}
+
+/// One method and parameter set of an audit, its values averaged over seeds.
+struct Audited {
+    label: String,
+    forget_quality: Option<f64>,
+    floor: Option<f64>,
+    ulira: Option<f64>,
+    /// Shares of the forget examples in [`EPSILON_GROUPS`].
+    epsilon_shares: Vec<f64>,
+}
+
+/// How the score treats an epsilon: full points, partial points, none, and the cap (a
+/// distribution that does not spread at all).
+const EPSILON_GROUPS: [(&str, RGBColor); 4] = [
+    ("epsilon < 0.5: full points", REMAIN_COLOUR),
+    ("partial points", MI_COLOUR),
+    ("beyond the last bucket: 0", FORGET_COLOUR),
+    ("50 (cap): 0", RETRAIN_COLOUR),
+];
+
+/// Draws `audit.svg` and `audit.png` from `audit.csv` and `audit_epsilons.csv`.
+pub fn plot_audit(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let rows: Vec<AuditRow> = read(&dir.join("audit.csv"))?;
+    let epsilons: Vec<EpsilonRow> = read(&dir.join("audit_epsilons.csv"))?;
+    let mut methods: Vec<Audited> = Vec::new();
+    for row in &rows {
+        let label = format!("{} ({})", row.method, row.params);
+        if methods.iter().any(|m| m.label == label) {
+            continue;
+        }
+        let of: Vec<&AuditRow> =
+            rows.iter().filter(|r| r.method == row.method && r.params == row.params).collect();
+        let mean = |v: fn(&AuditRow) -> Option<f64>| {
+            let present: Vec<f64> = of.iter().filter_map(|r| v(r)).collect();
+            (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
+        };
+        // The last bucket that scores: its start is below ceil(ln(N - 1)) - 0.5.
+        let limit = (row.models as f64 - 1.0).ln().ceil();
+        let mut shares = vec![0.0; EPSILON_GROUPS.len()];
+        let mine = epsilons.iter().filter(|e| e.method == row.method && e.params == row.params);
+        let total: usize = mine.clone().map(|e| e.examples).sum();
+        for e in mine {
+            let group = if e.bucket >= 50.0 {
+                3
+            } else if e.bucket + 0.5 > limit {
+                2
+            } else if e.bucket == 0.0 {
+                0
+            } else {
+                1
+            };
+            shares[group] += e.examples as f64 / total as f64;
+        }
+        methods.push(Audited {
+            label,
+            forget_quality: mean(|r| r.forget_quality),
+            floor: mean(|r| r.forget_quality_floor),
+            ulira: mean(|r| r.ulira_acc),
+            epsilon_shares: if total > 0 { shares } else { Vec::new() },
+        });
+    }
+    anyhow::ensure!(!methods.is_empty(), "{}: no rows", dir.join("audit.csv").display());
+    let height = 200 + 46 * methods.len() as u32;
+    render!(dir, "audit", (1800, height.max(420)), |root| draw_audit(root, &methods))
+}
+
+fn draw_audit<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    methods: &[Audited],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let root = root.titled(
+        "Per-example forgetting audit: replicates against retrain's, shadows against U-LiRA",
+        font(26.0),
+    )?;
+    let (body, key) = root.split_vertically(root.dim_in_pixel().1 - 50);
+    let (labels, panels) = body.split_horizontally(300);
+    let areas = panels.split_evenly((1, 3));
+    let n = methods.len();
+    let (_, h) = labels.dim_in_pixel();
+    let top = 12 + 40;
+    let slot = (h as i32 - top - 50) as f64 / n as f64;
+    for (i, m) in methods.iter().enumerate() {
+        let y = top + ((i as f64 + 0.5) * slot) as i32;
+        labels.draw(&Text::new(
+            m.label.clone(),
+            (290, y),
+            font(17.0).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+    }
+    let panel = |area: &DrawingArea<DB, Shift>, caption: &str, x: Range<f64>| {
+        let mut chart = ChartBuilder::on(area)
+            .margin_top(12)
+            .margin_right(40)
+            .x_label_area_size(50)
+            .y_label_area_size(0)
+            .caption(caption, font(19.0))
+            .build_cartesian_2d(x, 0.0..n as f64)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|v| format!("{v:.1}"))
+            .label_style(font(15.0))
+            .bold_line_style(GRID)
+            .light_line_style(WHITE)
+            .draw()?;
+        Ok::<_, DrawingAreaErrorKind<DB::ErrorType>>(chart)
+    };
+    let bar = |i: usize, from: f64, to: f64, colour: RGBColor| {
+        let y = (n - 1 - i) as f64;
+        Rectangle::new([(from, y + 0.18), (to, y + 0.82)], colour.filled())
+    };
+    // F, with each row's noise floor as a black tick.
+    let mut chart = panel(&areas[0], "Forgetting quality F (tick: noise floor)", 0.0..1.0)?;
+    chart.draw_series(
+        methods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some(bar(i, 0.0, m.forget_quality?, FINETUNE_COLOUR))),
+    )?;
+    chart.draw_series(methods.iter().enumerate().filter_map(|(i, m)| {
+        let y = (n - 1 - i) as f64;
+        let f = m.floor?;
+        Some(PathElement::new(vec![(f, y + 0.08), (f, y + 0.92)], BLACK.stroke_width(3)))
+    }))?;
+    // U-LiRA's accuracy, 0.5 being perfect unlearning.
+    let mut chart = panel(&areas[1], "U-LiRA attack accuracy (0.5: perfect)", 0.4..1.0)?;
+    chart.draw_series(
+        methods.iter().enumerate().filter_map(|(i, m)| Some(bar(i, 0.4, m.ulira?, FORGET_COLOUR))),
+    )?;
+    chart.draw_series(DashedLineSeries::new(
+        vec![(0.5, 0.0), (0.5, n as f64)],
+        8,
+        6,
+        BLACK.stroke_width(2),
+    ))?;
+    // The epsilons' buckets, stacked.
+    let mut chart = panel(&areas[2], "Forget examples by epsilon", 0.0..1.0)?;
+    for (i, m) in methods.iter().enumerate() {
+        let mut from = 0.0;
+        for (share, (_, colour)) in m.epsilon_shares.iter().zip(EPSILON_GROUPS) {
+            chart.draw_series(std::iter::once(bar(i, from, from + share, colour)))?;
+            from += share;
+        }
+    }
+    let keys = key.split_evenly((1, EPSILON_GROUPS.len()));
+    for (area, (name, colour)) in keys.iter().zip(EPSILON_GROUPS) {
+        area.draw(&Rectangle::new([(310, 14), (336, 34)], colour.filled()))?;
+        area.draw(&Text::new(name, (344, 24), font(16.0).pos(Pos::new(HPos::Left, VPos::Center))))?;
+    }
+    Ok(())
 }
 
 /// Removes figures this module drew earlier in `dir` that the current runs no longer call for
@@ -157,7 +316,9 @@ fn remove_stale_figures(dir: &Path, written: &[PathBuf]) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let ours = (name.starts_with("gamma_sweep") || name.starts_with("mi_acc_gamma"))
+        let ours = (name.starts_with("gamma_sweep")
+            || name.starts_with("mi_acc_gamma")
+            || name.starts_with("audit."))
             && (name.ends_with(".svg") || name.ends_with(".png"));
         if ours && !written.contains(&path) {
             std::fs::remove_file(&path)
@@ -728,6 +889,54 @@ mod tests {
         }
         std::fs::write(dir.join("runs.csv"), crate::rows::to_csv(&runs).unwrap()).unwrap();
         std::fs::write(dir.join("history.csv"), crate::rows::to_csv(&history).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn draws_the_audit_from_its_csv_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |method: &str, f: Option<f64>, ulira: f64| AuditRow {
+            method: method.into(),
+            epochs: 5,
+            params: "epochs=5".into(),
+            models: 64,
+            examples: 100,
+            forget_quality: f,
+            forget_quality_floor: Some(0.3),
+            ulira_acc: Some(ulira),
+            shadows: 64,
+            ..AuditRow::default()
+        };
+        let rows = [
+            row("original", Some(0.0), 0.8),
+            row("retrain", None, 0.5),
+            row("finetune", Some(0.1), 0.6),
+        ];
+        std::fs::write(dir.path().join("audit.csv"), crate::rows::to_csv(&rows).unwrap()).unwrap();
+        let eps = |method: &str, bucket: f64, examples: usize| EpsilonRow {
+            method: method.into(),
+            params: "epochs=5".into(),
+            seed: 0,
+            bucket,
+            examples,
+        };
+        let epsilons = [
+            eps("original", 50.0, 100),
+            eps("finetune", 0.0, 20),
+            eps("finetune", 2.5, 30),
+            eps("finetune", 4.5, 50),
+        ];
+        std::fs::write(
+            dir.path().join("audit_epsilons.csv"),
+            crate::rows::to_csv(&epsilons).unwrap(),
+        )
+        .unwrap();
+        let written = plot_audit(dir.path()).unwrap();
+        assert_eq!(written.len(), 2);
+        let svg = std::fs::read_to_string(dir.path().join("audit.svg")).unwrap();
+        for text in ["finetune (epochs=5)", "U-LiRA attack accuracy", "50 (cap): 0", "noise floor"]
+        {
+            assert!(svg.contains(text), "{text}");
+        }
     }
 
     #[test]
