@@ -12,7 +12,7 @@
 //! - per run, the Kolmogorov-Smirnov test against retrain of the same seed and replicate;
 //! - the arrays behind them, as `.npy` files anyone can score again: per method, parameter
 //!   set and seed the forget examples' confidences, `[runs, forget examples]` in replicate
-//!   order, and the forget set's training-set indices; under `audit/shadows/`, each method's
+//!   order, and the forget set's training-set indices; under `arrays/shadows/`, each method's
 //!   shadow confidences on the whole population, `[shadows, population]`, the shadows'
 //!   memberships (0 never seen, 1 remained, 2 unlearned) and the population's indices.
 
@@ -48,23 +48,20 @@ impl Audit {
     }
 }
 
-/// The method's runs of one seed (not its shadows'), in replicate order.
-fn runs_of<'a>(results: &'a [RunResult], method: &AnyMethod, seed: u64) -> Vec<&'a RunResult> {
+/// The method's runs of one seed: its own (in replicate order) or its shadows' (in shadow
+/// order).
+fn runs_of<'a>(
+    results: &'a [RunResult],
+    method: &AnyMethod,
+    seed: u64,
+    shadows: bool,
+) -> Vec<&'a RunResult> {
     let mut runs: Vec<&RunResult> = results
         .iter()
-        .filter(|r| r.job.seed == seed && &r.job.method == method && r.job.shadow.is_none())
+        .filter(|r| r.job.seed == seed && &r.job.method == method)
+        .filter(|r| r.job.shadow.is_some() == shadows)
         .collect();
-    runs.sort_by_key(|r| r.job.replicate);
-    runs
-}
-
-/// The method's shadow runs of one seed, in shadow order.
-fn shadows_of<'a>(results: &'a [RunResult], method: &AnyMethod, seed: u64) -> Vec<&'a RunResult> {
-    let mut runs: Vec<&RunResult> = results
-        .iter()
-        .filter(|r| r.job.seed == seed && &r.job.method == method && r.job.shadow.is_some())
-        .collect();
-    runs.sort_by_key(|r| r.job.shadow);
+    runs.sort_by_key(|r| (r.job.replicate, r.job.shadow));
     runs
 }
 
@@ -144,7 +141,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
     if settings.shadows > 0 {
         let ids: Vec<i64> = pop.iter().map(|&i| i as i64).collect();
         audit.arrays.push((
-            "audit/shadows/population.npy".into(),
+            "arrays/shadows/population.npy".into(),
             results::npy::to_bytes(&[ids.len()], &ids),
         ));
     }
@@ -183,11 +180,11 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
         };
         let ids: Vec<i64> = split.forget.iter().map(|&i| i as i64).collect();
         audit.arrays.push((
-            format!("audit/forget_seed{seed}.npy"),
+            format!("arrays/forget_seed{seed}.npy"),
             results::npy::to_bytes(&[ids.len()], &ids),
         ));
 
-        let retrains: Vec<Vec<f64>> = runs_of(results, reference, seed)
+        let retrains: Vec<Vec<f64>> = runs_of(results, reference, seed, false)
             .into_iter()
             .map(forget_confidences)
             .collect::<Result<_, _>>()?;
@@ -200,23 +197,23 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
         let mean = |runs: &[&RunResult], acc: fn(&RunResult) -> f64| {
             runs.iter().map(|r| acc(r)).sum::<f64>() / runs.len() as f64
         };
-        let reference_runs = runs_of(results, reference, seed);
+        let reference_runs = runs_of(results, reference, seed, false);
         let shadows = match settings.shadows {
             0 => None,
             count => {
                 let shadows = Shadows::new(exp, labels, &pop, seed, count)?;
                 audit
                     .arrays
-                    .push((format!("audit/shadows/membership_seed{seed}.npy"), shadows.npy()));
+                    .push((format!("arrays/shadows/membership_seed{seed}.npy"), shadows.npy()));
                 Some(shadows)
             }
         };
         for &method in &methods {
-            let runs = runs_of(results, method, seed);
+            let runs = runs_of(results, method, seed, false);
             let confidences: Vec<Vec<f64>> =
                 runs.iter().map(|r| forget_confidences(r)).collect::<Result<_, _>>()?;
             let flat: Vec<f32> = confidences.iter().flatten().map(|&c| c as f32).collect();
-            let name = format!("audit/{}_{}_seed{seed}.npy", method.name(), slug(&method.label()));
+            let name = format!("arrays/{}_{}_seed{seed}.npy", method.name(), slug(&method.label()));
             audit
                 .arrays
                 .push((name, results::npy::to_bytes(&[runs.len(), positions.len()], &flat)));
@@ -233,7 +230,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                 ..AuditRow::default()
             };
             if let Some(shadows) = &shadows {
-                let runs = shadows_of(results, method, seed);
+                let runs = runs_of(results, method, seed, true);
                 if runs.len() != settings.shadows {
                     bail!(
                         "{} has {} shadow runs on seed {seed}, not {}",
@@ -259,7 +256,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                     .collect::<Result<_, _>>()?;
                 let flat: Vec<f32> = confidences.iter().flatten().copied().collect();
                 let name = format!(
-                    "audit/shadows/{}_{}_seed{seed}.npy",
+                    "arrays/shadows/{}_{}_seed{seed}.npy",
                     method.name(),
                     slug(&method.label())
                 );

@@ -474,8 +474,11 @@ fn run_experiment(
     if opts.verbosity == Verbosity::Quiet {
         return Ok(summary);
     }
-    let audit =
-        if exp.audit.is_some() { ", audit.csv, audit_epsilons.csv, audit/*.npy" } else { "" };
+    let audit = match exp.audit {
+        Some(a) if a.shadows > 0 => ", shadows.csv, audit.csv, audit_epsilons.csv, arrays/",
+        Some(_) => ", audit.csv, audit_epsilons.csv, arrays/",
+        None => "",
+    };
     eprintln!(
         "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv{audit}, config.toml and {} figure files; peak memory {}",
         outcome.results.len(),

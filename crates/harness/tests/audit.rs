@@ -94,7 +94,7 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     assert!(row("retrain")["forget_quality"].is_empty(), "the reference has no F");
 
     // The arrays: anyone can score them again and get audit.csv's F.
-    let dir = tmp.path().join("audit/audit");
+    let dir = tmp.path().join("audit/arrays");
     let (shape, forget) =
         npy::from_bytes::<i64>(&std::fs::read(dir.join("forget_seed0.npy")).unwrap()).unwrap();
     let examples = shape[0];
@@ -145,7 +145,7 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     // Again, everything from the cache: the same files.
     let (ok, _, stderr) = harness(&[&audited, "--cache", &p("cache"), "--out", &p("again")]);
     assert!(ok && stderr.contains("(everything from the cache)"), "{stderr}");
-    for file in ["audit.csv", "audit_epsilons.csv", "audit/finetune_epochs1_seed0.npy"] {
+    for file in ["audit.csv", "audit_epsilons.csv", "arrays/finetune_epochs1_seed0.npy"] {
         let read = |d: &str| std::fs::read(tmp.path().join(d).join(file)).unwrap();
         assert_eq!(read("audit"), read("again"), "{file}");
     }

@@ -532,6 +532,38 @@ fn hostile_input_fails_before_loading_anything() {
             "seeds = [0.5]\n  |          ^^^\ninvalid type: floating point `0.5`",
         ),
         (
+            vec![edited(
+                "replicates.toml",
+                "epochs = 2\n[methods.finetune]",
+                "epochs = 2\n[audit]\nreplicates = 0\n[methods.finetune]",
+            )],
+            "replicates.toml: `audit.replicates` is 0; it must be 1 to 100000 (line 15)",
+        ),
+        (
+            vec![edited(
+                "shadows.toml",
+                "epochs = 2\n[methods.finetune]",
+                "epochs = 2\n[audit]\nshadows = 1\n[methods.finetune]",
+            )],
+            "shadows.toml: `audit.shadows` is 1; U-LiRA scores each shadow against the others",
+        ),
+        (
+            vec![edited(
+                "few.toml",
+                "epochs = 2\n[methods.finetune]",
+                "epochs = 2\n[audit]\nshadows = 6\n[methods.finetune]",
+            )],
+            "few.toml: `audit.shadows` is 6: with a forget fraction of 0.75 a forget example is unlearned by 1.9 other shadows on average",
+        ),
+        (
+            vec![edited(
+                "no_retrain.toml",
+                "[methods.retrain]\nepochs = 2\n",
+                "[audit]\nreplicates = 4\n",
+            )],
+            "no_retrain.toml: `audit` needs a [methods.retrain] section",
+        ),
+        (
             vec![edited("nan.toml", "gamma = [0, 4]", "gamma = [0, nan]")],
             "`methods.mi_unlearn.gamma` is NaN; it must be a finite number",
         ),

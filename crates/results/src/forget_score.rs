@@ -301,6 +301,13 @@ mod tests {
         let expected = (0.75 - DELTA).ln() - 0.25f64.ln();
         assert!((epsilon(&a, &b) - brute_force(&a, &b)).abs() < 1e-12);
         assert!(epsilon(&a, &b) >= expected - 1e-12, "{} {expected}", epsilon(&a, &b));
+        // A shifted and squeezed distribution with one straggler, recorded from an independent
+        // numpy transcription of metric.py (every threshold against every model, in float64):
+        // the best rule misses one model in four, epsilon = ln((0.75 - 1e-5) / 0.25).
+        let u = [0.0, 0.3, 0.5, 0.9, 1.2, 1.4, 1.9, 2.3];
+        let mut r: Vec<f64> = u.iter().map(|c| c * 0.8 + 0.9).collect();
+        r[2] = 0.2;
+        assert!((epsilon(&u, &r) - 1.0985856216458811).abs() < 1e-12, "{}", epsilon(&u, &r));
     }
 
     #[test]

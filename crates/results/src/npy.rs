@@ -4,42 +4,30 @@
 /// An array's element type, as `.npy` names it.
 pub trait Element: Copy {
     const DESCR: &'static str;
+    const SIZE: usize;
     fn put(self, out: &mut Vec<u8>);
     fn get(bytes: &[u8]) -> Self;
-    const SIZE: usize;
 }
 
-impl Element for f32 {
-    const DESCR: &'static str = "<f4";
-    const SIZE: usize = 4;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(b: &[u8]) -> Self {
-        f32::from_le_bytes(b.try_into().expect("4 bytes"))
-    }
+macro_rules! elements {
+    ($($t:ty => $descr:literal;)*) => {$(
+        impl Element for $t {
+            const DESCR: &'static str = $descr;
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b.try_into().expect("one element's bytes"))
+            }
+        }
+    )*};
 }
 
-impl Element for i64 {
-    const DESCR: &'static str = "<i8";
-    const SIZE: usize = 8;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(b: &[u8]) -> Self {
-        i64::from_le_bytes(b.try_into().expect("8 bytes"))
-    }
-}
-
-impl Element for i8 {
-    const DESCR: &'static str = "|i1";
-    const SIZE: usize = 1;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(b: &[u8]) -> Self {
-        i8::from_le_bytes([b[0]])
-    }
+elements! {
+    f32 => "<f4";
+    i64 => "<i8";
+    i8 => "|i1";
 }
 
 const MAGIC: &[u8] = b"\x93NUMPY\x01\x00";

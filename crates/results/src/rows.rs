@@ -1,7 +1,8 @@
 //! The CSV files of a results folder as types: every writer serialises these rows and every
 //! reader deserialises them, so a renamed or reordered column is a compile error, not a
 //! silently wrong figure. Numbers are written in Rust's shortest round-trip form (`4`, not
-//! `4.0`; `0.00003`, not `3e-5`), times with two decimals, absent values as empty cells.
+//! `4.0`; `0.00003`, not `3e-5`), times with two decimals, optional values of magnitude below
+//! 1e-6 (p-values) in scientific notation (`6.04e-40`), absent values as empty cells.
 //! The files: [`RunRow`], [`HistoryRow`], [`SummaryRow`] (over every [`Metric`]),
 //! [`AuditRow`] and [`EpsilonRow`] (audits), [`LeaderboardRow`] and [`BaselineRow`]
 //! (`harness check`).
@@ -21,8 +22,11 @@ mod cell {
         s.collect_str(v)
     }
 
+    /// As [`num`], but in scientific notation for a magnitude below 1e-6 (a p-value of
+    /// 1e-300 would otherwise take 300 digits); absent as an empty cell.
     pub fn opt<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
+            Some(v) if *v != 0.0 && v.abs() < 1e-6 => s.collect_str(&format_args!("{v:e}")),
             Some(v) => s.collect_str(v),
             None => s.serialize_str(""),
         }
