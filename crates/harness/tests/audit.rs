@@ -149,4 +149,17 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
         let read = |d: &str| std::fs::read(tmp.path().join(d).join(file)).unwrap();
         assert_eq!(read("audit"), read("again"), "{file}");
     }
+
+    // Two shards into a fresh cache, then the report: the same audit as one process.
+    for shard in ["0/2", "1/2"] {
+        let (ok, _, stderr) = harness(&[&audited, "--cache", &p("sharded"), "--shard", shard]);
+        assert!(ok && stderr.contains("no results written"), "{stderr}");
+    }
+    let (ok, _, stderr) =
+        harness(&["report", &audited, "--cache", &p("sharded"), "--out", &p("report")]);
+    assert!(ok, "{stderr}");
+    for file in ["audit.csv", "audit_epsilons.csv", "arrays/finetune_epochs1_seed0.npy"] {
+        let read = |d: &str| std::fs::read(tmp.path().join(d).join(file)).unwrap();
+        assert_eq!(read("audit"), read("report"), "{file}");
+    }
 }
