@@ -302,7 +302,8 @@ pub fn write(
     Ok((summary, figures.len()))
 }
 
-/// The summary as a plain-text table: mean ± std over seeds.
+/// The summary as a plain-text table: mean ± std over runs (seeds x replicates); an audit's
+/// scores after it.
 pub fn table(rows: &[SummaryRow]) -> String {
     let pm = |s: Option<Stat>| match s {
         Some(Stat { mean, std: Some(std) }) => format!("{mean:6.2} ± {std:<5.2}"),
@@ -314,7 +315,7 @@ pub fn table(rows: &[SummaryRow]) -> String {
         "{:<12} {:<width$} {:>5}  {:<15} {:<15} {:<15} {:<15} {:<15} {:>7} {:>8}\n",
         "method",
         "params",
-        "seeds",
+        "runs",
         "remain %",
         "forget %",
         "test %",
@@ -328,7 +329,7 @@ pub fn table(rows: &[SummaryRow]) -> String {
             "{:<12} {:<width$} {:>5}  {} {} {} {} {} {:>7} {:>8}\n",
             r.method,
             r.params,
-            r.n_seeds,
+            r.n_seeds * r.n_replicates,
             pm(r.metric(Metric::RemainAcc)),
             pm(r.metric(Metric::ForgetAcc)),
             pm(r.metric(Metric::TestAcc)),
@@ -339,6 +340,26 @@ pub fn table(rows: &[SummaryRow]) -> String {
                 .unwrap_or_else(|| "-".into()),
             r.metric(Metric::Mi).map(|m| format!("{:.4}", m.mean)).unwrap_or_else(|| "-".into()),
         );
+    }
+    let audited = [Metric::ForgetQuality, Metric::ForgetQualityFloor, Metric::UliraAcc];
+    if rows.iter().any(|r| audited.iter().any(|&m| r.metric(m).is_some())) {
+        let value = |r: &SummaryRow, m: Metric| {
+            r.metric(m).map_or_else(|| "-".to_owned(), |s| format!("{:.3}", s.mean))
+        };
+        out += &format!(
+            "\nforgetting audit:\n{:<12} {:<width$} {:>8} {:>8} {:>8}\n",
+            "method", "params", "F", "floor", "U-LiRA"
+        );
+        for r in rows {
+            out += &format!(
+                "{:<12} {:<width$} {:>8} {:>8} {:>8}\n",
+                r.method,
+                r.params,
+                value(r, Metric::ForgetQuality),
+                value(r, Metric::ForgetQualityFloor),
+                value(r, Metric::UliraAcc)
+            );
+        }
     }
     out
 }
