@@ -362,6 +362,35 @@ fn buckets(sorted: &[f64]) -> Vec<(f64, usize)> {
 mod tests {
     use super::*;
 
+    /// The competition's size: 512 + 512 models, 4,598 forget examples (run with
+    /// `cargo test --release -p harness --lib scoring_at_full_size -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a measurement, about 10 s on 2 cores"]
+    fn scoring_at_full_size() {
+        let (models, examples) = (512, 4598);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut normal = move || {
+            let mut u = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let (a, b) = (u(), u());
+            (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+        };
+        let mut population = |shift: f64| -> Vec<Vec<f64>> {
+            (0..models).map(|_| (0..examples).map(|_| 3.0 + shift + normal()).collect()).collect()
+        };
+        let (unlearned, retrained) = (population(0.3), population(0.0));
+        let t0 = std::time::Instant::now();
+        let eps = epsilons(&unlearned, &retrained, examples);
+        let seconds = t0.elapsed().as_secs_f64();
+        let f = forget_score(&eps, models);
+        eprintln!("{models} + {models} models x {examples} examples: F = {f:.3} in {seconds:.1} s");
+        assert!(seconds < 60.0, "{seconds} s");
+    }
+
     #[test]
     fn quantiles_and_buckets() {
         let v = [0.0, 0.2, 0.6, 1.0, 50.0];
