@@ -7,29 +7,11 @@ use common::*;
 use results::forget_score::{epsilon, forget_score};
 use results::npy;
 
-fn slice(dir: &std::path::Path, audit: &str) -> String {
-    let text = format!(
-        r#"
-seeds = [0]
-[data]
-dir = "{}"
-train_limit = 3000
-test_limit = 500
-[forget]
-class = 3
-fraction = 0.75
-[methods.original]
-epochs = 2
-[methods.retrain]
-epochs = 2
-[methods.finetune]
-epochs = 1
-{audit}"#,
-        mnist_dir().display()
-    );
-    let path = dir.join(format!("slice{}.toml", audit.len()));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+/// The slice with original, retrain and finetune, and `audit` after them.
+fn audited(dir: &std::path::Path, name: &str, audit: &str) -> String {
+    let methods = "[methods.original]\nepochs = 2\n[methods.retrain]\nepochs = 2\n\
+                   [methods.finetune]\nepochs = 1\n";
+    slice(dir, name, "", &format!("{methods}{audit}")).display().to_string()
 }
 
 fn array(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
@@ -43,8 +25,9 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let p = |s: &str| tmp.path().join(s).display().to_string();
-    let plain = slice(tmp.path(), "");
-    let audited = slice(tmp.path(), "[audit]\nreplicates = 6\nshadows = 8\nmin_members = 2\n");
+    let plain = audited(tmp.path(), "plain", "");
+    let audited =
+        audited(tmp.path(), "audited", "[audit]\nreplicates = 6\nshadows = 8\nmin_members = 2\n");
     let (ok, _, stderr) = harness(&[&plain, "--cache", &p("cache"), "--out", &p("plain")]);
     assert!(ok, "{stderr}");
     let (ok, _, stderr) = harness(&[&audited, "--cache", &p("cache"), "--out", &p("audit")]);

@@ -402,33 +402,13 @@ fn the_cnn_trains_on_autograd_and_learns() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let exp = tmp.path().join("cnn.toml");
-    std::fs::write(
-        &exp,
-        format!(
-            r#"
-seeds = [0]
-model = "cnn"
-[data]
-dir = "{}"
-train_limit = 3000
-test_limit = 500
-[forget]
-class = 3
-fraction = 0.75
-[methods.original]
-epochs = 2
-[methods.retrain]
-epochs = 2
-[methods.mi_unlearn]
-gamma = 4
-epochs = 1
-[methods.salun]
-"#,
-            mnist_dir().display()
-        ),
-    )
-    .unwrap();
+    let exp = slice(
+        tmp.path(),
+        "cnn",
+        "model = \"cnn\"\n",
+        "[methods.original]\nepochs = 2\n[methods.retrain]\nepochs = 2\n\
+         [methods.mi_unlearn]\ngamma = 4\nepochs = 1\n[methods.salun]\n",
+    );
     let p = |s: &str| tmp.path().join(s).display().to_string();
     let (ok, _, stderr) =
         harness(&[exp.to_str().unwrap(), "--cache", &p("cache"), "--out", &p("out")]);

@@ -26,6 +26,19 @@ pub fn mnist_dir() -> PathBuf {
     dir.canonicalize().unwrap()
 }
 
+/// Writes `dir/<name>.toml`: one seed on 3,000 training and 500 test images of MNIST, the
+/// notebook's scenario, then `body` (`model = ...` and method sections, ...).
+pub fn slice(dir: &Path, name: &str, head: &str, body: &str) -> PathBuf {
+    let text = format!(
+        "seeds = [0]\n{head}[data]\ndir = \"{}\"\ntrain_limit = 3000\ntest_limit = 500\n\
+         [forget]\nclass = 3\nfraction = 0.75\n{body}",
+        mnist_dir().display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 pub fn experiment(dir: &Path) -> PathBuf {
     let text = format!(
         r#"
