@@ -4,8 +4,10 @@
 /// The statistic `D = sup |F_a - F_b|` of two samples' empirical distribution functions and
 /// its p-value from the asymptotic Kolmogorov distribution with Stephens' small-sample
 /// correction, `Q((sqrt(n) + 0.12 + 0.11 / sqrt(n)) D)` for `n = |a| |b| / (|a| + |b|)`
-/// (Numerical Recipes' `kstwo`; `scipy.stats.ks_2samp(method="asymp")` agrees to about 1e-3
-/// at these sizes). `None` if a sample is empty or holds a NaN.
+/// (Numerical Recipes' `kstwo`). On the audit's samples (4,598 forget examples each) the
+/// statistic equals `scipy.stats.ks_2samp`'s to the last digit and the p-value its
+/// `method="asymp"` one to about 3e-5 (0.006450 against 0.006480; its exact p is 0.006637);
+/// far tails (1e-100) differ by a small factor. `None` if a sample is empty or holds a NaN.
 pub fn two_sample(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     if a.is_empty() || b.is_empty() || a.iter().chain(b).any(|v| v.is_nan()) {
         return None;
