@@ -104,6 +104,27 @@ impl Shadows {
         Ok(Self { membership, never_seen })
     }
 
+    /// U-LiRA on one method's shadow `runs` (in shadow order), and their confidences as a
+    /// `[shadows, population]` float32 array.
+    fn attack(
+        &self,
+        runs: &[&RunResult],
+        settings: crate::config::Audit,
+        population: usize,
+    ) -> anyhow::Result<(results::ulira::Attack, Vec<u8>)> {
+        if runs.len() != settings.shadows {
+            bail!("{} shadow runs where {} were planned", runs.len(), settings.shadows);
+        }
+        let confidences: Vec<Vec<f32>> = runs
+            .iter()
+            .map(|r| Ok(confidences(r, population)?.to_vec()))
+            .collect::<anyhow::Result<_>>()?;
+        let flat: Vec<f32> = confidences.iter().flatten().copied().collect();
+        let array = results::npy::to_bytes(&[runs.len(), population], &flat);
+        let a = attack(&confidences, &self.membership, &self.never_seen, settings.min_members);
+        Ok((a, array))
+    }
+
     /// The memberships as a `[shadows, population]` int8 array.
     fn npy(&self) -> Vec<u8> {
         let code = |m: &Membership| match m {
@@ -125,6 +146,21 @@ fn methods_of(results: &[RunResult]) -> Vec<&AnyMethod> {
         }
     }
     methods
+}
+
+/// `r`'s confidences on the population of `len` examples (an error naming the run if it has
+/// none, or another number of them).
+fn confidences(r: &RunResult, len: usize) -> anyhow::Result<&[f32]> {
+    let c =
+        r.confidences.as_ref().with_context(|| format!("{} has no confidences", r.job.label()))?;
+    if c.len() != len {
+        bail!(
+            "{}: {} cached confidences for a population of {len}; remove its evaluation from the cache",
+            r.job.label(),
+            c.len()
+        );
+    }
+    Ok(c)
 }
 
 /// A file-name form of a parameter label: `gamma=0.5 epochs=5` -> `gamma0.5_epochs5`.
@@ -164,18 +200,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             .map(|i| pop.binary_search(i).expect("the forget set is drawn from the population"))
             .collect();
         let forget_confidences = |r: &RunResult| -> anyhow::Result<Vec<f64>> {
-            let c = r
-                .confidences
-                .as_ref()
-                .with_context(|| format!("{} has no confidences", r.job.label()))?;
-            if c.len() != pop.len() {
-                bail!(
-                    "{}: {} cached confidences for a population of {}; remove its evaluation from the cache",
-                    r.job.label(),
-                    c.len(),
-                    pop.len()
-                );
-            }
+            let c = confidences(r, pop.len())?;
             Ok(positions.iter().map(|&p| f64::from(c[p])).collect())
         };
         let ids: Vec<i64> = split.forget.iter().map(|&i| i as i64).collect();
@@ -231,42 +256,15 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             };
             if let Some(shadows) = &shadows {
                 let runs = runs_of(results, method, seed, true);
-                if runs.len() != settings.shadows {
-                    bail!(
-                        "{} has {} shadow runs on seed {seed}, not {}",
-                        method.name(),
-                        runs.len(),
-                        settings.shadows
-                    );
-                }
-                let confidences: Vec<Vec<f32>> = runs
-                    .iter()
-                    .map(|r| {
-                        let c = r
-                            .confidences
-                            .as_ref()
-                            .with_context(|| format!("{} has no confidences", r.job.label()))?;
-                        anyhow::ensure!(
-                            c.len() == pop.len(),
-                            "{}: confidences for another population",
-                            r.job.label()
-                        );
-                        Ok(c.to_vec())
-                    })
-                    .collect::<Result<_, _>>()?;
-                let flat: Vec<f32> = confidences.iter().flatten().copied().collect();
+                let (a, array) = shadows.attack(&runs, settings, pop.len()).with_context(|| {
+                    format!("U-LiRA of {} {} on seed {seed}", method.name(), method.label())
+                })?;
                 let name = format!(
                     "arrays/shadows/{}_{}_seed{seed}.npy",
                     method.name(),
                     slug(&method.label())
                 );
-                audit.arrays.push((name, results::npy::to_bytes(&[runs.len(), pop.len()], &flat)));
-                let a = attack(
-                    &confidences,
-                    &shadows.membership,
-                    &shadows.never_seen,
-                    settings.min_members,
-                );
+                audit.arrays.push((name, array));
                 row.ulira_acc = Some(a.accuracy);
                 row.ulira_auc = Some(a.auc);
                 row.ulira_tpr1 = Some(a.tpr_at_1);
