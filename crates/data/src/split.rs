@@ -84,6 +84,20 @@ pub fn forget_split(
     Ok(ForgetSplit { forget, remain })
 }
 
+/// The split a run of `seed` trains with: the seed's own (stream `split`), or its U-LiRA
+/// shadow's ([`shadow_split`]).
+pub fn run_split(
+    labels: &[u8],
+    spec: &ForgetSpec,
+    seed: u64,
+    shadow: Option<usize>,
+) -> Result<ForgetSplit, DataError> {
+    match shadow {
+        None => forget_split(labels, spec, &mut crate::rng::stream(seed, "split")),
+        Some(k) => shadow_split(labels, spec, seed, k),
+    }
+}
+
 /// The split of U-LiRA's shadow `shadow` of `seed`: a uniformly random half of the training
 /// set (`floor(n / 2)` samples, stream `shadow/<k>/half`), and within it a forget set drawn by
 /// `spec` as [`forget_split`] draws one from the whole set (stream `shadow/<k>/split`); the rest

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, bail};
-use data::split::{forget_split, population, shadow_split};
+use data::split::{population, run_split};
 use methods::AnyMethod;
 use rayon::prelude::*;
 use results::forget_score::{epsilon, forget_score};
@@ -28,7 +28,7 @@ use results::ulira::{Membership, attack};
 
 use crate::config::Experiment;
 use crate::plan::Job;
-use crate::run::RunResult;
+use crate::run::{RunResult, methods_in, reference_retrain};
 
 /// What the audit found, for the results folder.
 #[derive(Debug, Default)]
@@ -82,7 +82,7 @@ impl Shadows {
     ) -> anyhow::Result<Self> {
         let (mut membership, mut never_seen) = (Vec::new(), Vec::new());
         for k in 0..count {
-            let split = shadow_split(labels, &exp.forget, seed, k)?;
+            let split = run_split(labels, &exp.forget, seed, Some(k))?;
             let mut of = vec![Membership::Out; labels.len()];
             for &i in &split.remain {
                 of[i] = Membership::Remain;
@@ -115,11 +115,9 @@ impl Shadows {
         if runs.len() != settings.shadows {
             bail!("{} shadow runs where {} were planned", runs.len(), settings.shadows);
         }
-        let confidences: Vec<Vec<f32>> = runs
-            .iter()
-            .map(|r| Ok(confidences(r, population)?.to_vec()))
-            .collect::<anyhow::Result<_>>()?;
-        let flat: Vec<f32> = confidences.iter().flatten().copied().collect();
+        let confidences: Vec<&[f32]> =
+            runs.iter().map(|r| confidences(r, population)).collect::<anyhow::Result<_>>()?;
+        let flat: Vec<f32> = confidences.concat();
         let array = results::npy::to_bytes(&[runs.len(), population], &flat);
         let a = attack(&confidences, &self.membership, &self.never_seen, settings.min_members);
         Ok((a, array))
@@ -135,17 +133,6 @@ impl Shadows {
         let flat: Vec<i8> = self.membership.iter().flatten().map(code).collect();
         results::npy::to_bytes(&[self.membership.len(), self.membership[0].len()], &flat)
     }
-}
-
-/// The methods and parameter sets of `results`, in plan order.
-fn methods_of(results: &[RunResult]) -> Vec<&AnyMethod> {
-    let mut methods: Vec<&AnyMethod> = Vec::new();
-    for r in results {
-        if !methods.contains(&&r.job.method) {
-            methods.push(&r.job.method);
-        }
-    }
-    methods
 }
 
 /// `r`'s confidences on the population of `len` examples (an error naming the run if it has
@@ -181,19 +168,10 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             results::npy::to_bytes(&[ids.len()], &ids),
         ));
     }
-    let methods = methods_of(results);
-    let most_epochs = results
-        .iter()
-        .filter(|r| r.job.method.name() == "retrain")
-        .map(|r| r.job.method.epochs())
-        .max()
-        .context("an audit needs retrain's runs")?;
-    let reference = *methods
-        .iter()
-        .find(|m| m.name() == "retrain" && m.epochs() == most_epochs)
-        .expect("retrain ran");
+    let methods = methods_in(results);
+    let reference = reference_retrain(results).context("an audit needs retrain's runs")?;
     for &seed in &exp.seeds {
-        let split = forget_split(labels, &exp.forget, &mut data::rng::stream(seed, "split"))?;
+        let split = run_split(labels, &exp.forget, seed, None)?;
         let positions: Vec<usize> = split
             .forget
             .iter()
@@ -209,10 +187,9 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             results::npy::to_bytes(&[ids.len()], &ids),
         ));
 
-        let retrains: Vec<Vec<f64>> = runs_of(results, reference, seed, false)
-            .into_iter()
-            .map(forget_confidences)
-            .collect::<Result<_, _>>()?;
+        let reference_runs = runs_of(results, reference, seed, false);
+        let retrains: Vec<Vec<f64>> =
+            reference_runs.iter().map(|r| forget_confidences(r)).collect::<Result<_, _>>()?;
         let n = retrains.len();
         let floor = (n >= 4).then(|| {
             let (a, b) = retrains.split_at(n / 2);
@@ -222,7 +199,6 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
         let mean = |runs: &[&RunResult], acc: fn(&RunResult) -> f64| {
             runs.iter().map(|r| acc(r)).sum::<f64>() / runs.len() as f64
         };
-        let reference_runs = runs_of(results, reference, seed, false);
         let shadows = match settings.shadows {
             0 => None,
             count => {
@@ -272,23 +248,18 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                 row.ulira_scored = a.scored;
                 row.ulira_skipped = a.skipped;
             }
+            if method == reference {
+                audit.rows.push(row);
+                continue;
+            }
             // KS per run, against retrain of the same replicate.
-            for r in &runs {
-                let Some(reference_run) =
-                    reference_runs.iter().find(|g| g.job.replicate == r.job.replicate)
-                else {
-                    continue;
-                };
-                if method != reference
-                    && let Some(ks) = results::ks::two_sample(
-                        &forget_confidences(r)?,
-                        &forget_confidences(reference_run)?,
-                    )
-                {
+            for (r, c) in runs.iter().zip(&confidences) {
+                let same = reference_runs.iter().position(|g| g.job.replicate == r.job.replicate);
+                if let Some(ks) = same.and_then(|j| results::ks::two_sample(c, &retrains[j])) {
                     audit.ks.insert(r.job.key.clone(), ks);
                 }
             }
-            if method == reference || n < 2 {
+            if n < 2 {
                 audit.rows.push(row);
                 continue;
             }

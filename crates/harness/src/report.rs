@@ -15,7 +15,7 @@ use results::rows::{AuditRow, HistoryRow, Metric, RunRow, Stat, SummaryRow, to_c
 
 use crate::audit::Audit;
 use crate::config::Experiment;
-use crate::run::{Outcome, RunResult};
+use crate::run::{Outcome, RunResult, methods_in, reference_retrain};
 
 fn final_stats(r: &RunResult) -> (Option<f64>, Option<f64>) {
     let last = r.record.history.last();
@@ -54,9 +54,9 @@ impl VsRetrain {
 /// Each run against retrain on the same seed and replicate (and shadow); `None` for retrain itself (but its speed-up,
 /// 1, is in [`speedups`]) and where no retrain ran.
 pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
+    let reference = reference_retrain(results);
     let retrains: Vec<&RunResult> =
-        results.iter().filter(|r| r.job.method.name() == "retrain").collect();
-    let most_epochs = retrains.iter().map(|r| r.job.method.epochs()).max();
+        results.iter().filter(|r| Some(&r.job.method) == reference).collect();
     results
         .iter()
         .map(|r| {
@@ -64,9 +64,7 @@ pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
                 return None;
             }
             let run = |j: &crate::plan::Job| (j.seed, j.replicate, j.shadow);
-            let reference = retrains.iter().find(|g| {
-                run(&g.job) == run(&r.job) && Some(g.job.method.epochs()) == most_epochs
-            })?;
+            let reference = retrains.iter().find(|g| run(&g.job) == run(&r.job))?;
             let (a, b) = (&r.accuracy, &reference.accuracy);
             let mia = a.mia.zip(b.mia).map(|(a, b)| a - b);
             Some(VsRetrain {
@@ -87,37 +85,15 @@ fn speedup(r: &RunResult, vs: Option<&VsRetrain>) -> Option<f64> {
     if r.job.method.name() == "retrain" { Some(1.0) } else { vs.map(|v| v.speedup) }
 }
 
-/// The audit's value of a population metric for one row of `audit.csv` (`None` for the
-/// metrics of single runs).
-fn population_metric(metric: Metric, row: &AuditRow) -> Option<Option<f64>> {
-    Some(match metric {
-        Metric::ForgetQuality => row.forget_quality,
-        Metric::ForgetQualityFloor => row.forget_quality_floor,
-        Metric::FinalScore => row.final_score,
-        Metric::EpsMedian => row.eps_median,
-        Metric::EpsP90 => row.eps_p90,
-        Metric::UliraAcc => row.ulira_acc,
-        Metric::UliraAuc => row.ulira_auc,
-        Metric::UliraTpr1 => row.ulira_tpr1,
-        Metric::UliraTpr5 => row.ulira_tpr5,
-        _ => return None,
-    })
-}
-
 /// Groups runs by method and parameters, in plan order; population metrics come from the
 /// audit's rows (one per seed), the others from the runs.
 pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow> {
     let vs = vs_retrain(results);
-    let mut groups: Vec<(&methods::AnyMethod, Vec<usize>)> = Vec::new();
-    for (i, r) in results.iter().enumerate() {
-        match groups.iter_mut().find(|(m, _)| **m == r.job.method) {
-            Some((_, runs)) => runs.push(i),
-            None => groups.push((&r.job.method, vec![i])),
-        }
-    }
-    groups
+    methods_in(results)
         .into_iter()
-        .map(|(method, runs)| {
+        .map(|method| {
+            let runs: Vec<usize> =
+                (0..results.len()).filter(|&i| &results[i].job.method == method).collect();
             let value = |metric: Metric, i: usize| -> Option<f64> {
                 let (r, vs) = (&results[i], vs[i].as_ref());
                 let gap = |k: usize| vs.and_then(|v| v.gaps[k]);
@@ -144,7 +120,7 @@ pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow
                     Metric::TrainGap => vs.and_then(VsRetrain::train_gap),
                     Metric::Rte => Some(r.record.seconds),
                     Metric::RteSpeedup => speedup(r, vs),
-                    // Population metrics: from the audit (`population_metric`).
+                    // Population metrics: from the audit's rows (`Metric::of_population`).
                     _ => None,
                 }
             };
@@ -171,15 +147,12 @@ pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow
                 })
                 .unwrap_or_default();
             for &m in Metric::ALL {
-                let values: Option<Vec<f64>> =
-                    match audit_rows.first().and_then(|a| population_metric(m, a)) {
-                        Some(_) => {
-                            audit_rows.iter().map(|a| population_metric(m, a).flatten()).collect()
-                        }
-                        None if population_metric(m, &AuditRow::default()).is_some() => None,
-                        None => runs.iter().map(|&i| value(m, i)).collect(),
-                    };
-                row.set(m, values.map(|v| Stat::of(&v)));
+                let values: Option<Vec<f64>> = if m.of_population() {
+                    audit_rows.iter().map(|a| a.value(m)).collect()
+                } else {
+                    runs.iter().map(|&i| value(m, i)).collect()
+                };
+                row.set(m, values.filter(|v| !v.is_empty()).map(|v| Stat::of(&v)));
             }
             row
         })

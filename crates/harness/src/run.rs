@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use data::split::{forget_split, shadow_split};
+use data::split::run_split;
 use methods::engine::evaluate;
-use methods::{Data, Images};
+use methods::{AnyMethod, Data, Images};
 
 use crate::cache::{Accuracy, Cache, Entry, EpochRecord, Lock, Record};
 use crate::config::Experiment;
@@ -41,6 +41,24 @@ pub struct RunResult {
     pub confidences: Option<Arc<Vec<f32>>>,
     /// Whether this invocation trained it (rather than the cache holding it).
     pub trained: bool,
+}
+
+/// The retrain parameter set every run is compared with: the first with the most epochs.
+pub fn reference_retrain(results: &[RunResult]) -> Option<&AnyMethod> {
+    let retrains = methods_in(results).into_iter().filter(|m| m.name() == "retrain");
+    let most = retrains.clone().map(|m| m.epochs()).max()?;
+    retrains.into_iter().find(|m| m.epochs() == most)
+}
+
+/// The methods and parameter sets of `results`, in plan order.
+pub fn methods_in(results: &[RunResult]) -> Vec<&AnyMethod> {
+    let mut methods: Vec<&AnyMethod> = Vec::new();
+    for r in results {
+        if !methods.contains(&&r.job.method) {
+            methods.push(&r.job.method);
+        }
+    }
+    methods
 }
 
 #[derive(Debug)]
@@ -139,12 +157,7 @@ impl<'a> Shared<'a> {
     fn data(&self, job: &Job) -> anyhow::Result<Data> {
         let images = self.images()?;
         let labels = &images.dataset().train.labels;
-        let split = match job.shadow {
-            None => {
-                forget_split(labels, &self.exp.forget, &mut data::rng::stream(job.seed, "split"))?
-            }
-            Some(s) => shadow_split(labels, &self.exp.forget, job.seed, s)?,
-        };
+        let split = run_split(labels, &self.exp.forget, job.seed, job.shadow)?;
         Ok(Data::new(&images, &split, job.device))
     }
 }
@@ -486,7 +499,7 @@ fn final_evaluation(
     job: &Job,
     exp: &Experiment,
 ) -> (Accuracy, Option<Vec<f32>>) {
-    let outputs = methods::engine::outputs(model, data, job.engine);
+    let outputs = methods::engine::outputs(model, data, job.engine, exp.audit.is_some());
     let mia = outputs.mia(data, job.seed);
     let accuracy = Accuracy {
         mia: Some(mia.mia),

@@ -22,7 +22,8 @@ pub struct Outputs {
     /// Cross-entropy per image, exactly: see [`sample_loss`].
     pub train_loss: Vec<f64>,
     pub test_loss: Vec<f64>,
-    /// Per training image, the forgetting audit's statistic: see [`confidence`].
+    /// Per training image, the forgetting audit's statistic (see [`confidence`]); empty
+    /// unless asked for (`engine::outputs`).
     pub train_confidence: Vec<f64>,
 }
 

@@ -257,8 +257,8 @@ fn native_evaluation_equals_libtorch_on_real_mnist() {
     assert!(native.test > 75.0 && native.forget > 60.0, "{native:?}");
     // Per-sample losses agree to float rounding of the logits; none rounds to zero.
     let (a, b) = (
-        engine::outputs(&model, &data, Engine::Native),
-        engine::outputs(&model, &data, Engine::Autograd),
+        engine::outputs(&model, &data, Engine::Native, false),
+        engine::outputs(&model, &data, Engine::Autograd, false),
     );
     for (x, y) in
         a.train_loss.iter().chain(&a.test_loss).zip(b.train_loss.iter().chain(&b.test_loss))

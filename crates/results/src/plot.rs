@@ -235,17 +235,7 @@ fn draw_audit<DB: DrawingBackend>(
     let (labels, panels) = body.split_horizontally(300);
     let areas = panels.split_evenly((1, 3));
     let n = methods.len();
-    let (_, h) = labels.dim_in_pixel();
-    let top = 12 + 40;
-    let slot = (h as i32 - top - 50) as f64 / n as f64;
-    for (i, m) in methods.iter().enumerate() {
-        let y = top + ((i as f64 + 0.5) * slot) as i32;
-        labels.draw(&Text::new(
-            m.label.clone(),
-            (290, y),
-            font(17.0).pos(Pos::new(HPos::Right, VPos::Center)),
-        ))?;
-    }
+    row_labels(&labels, methods.iter().map(|m| m.label.clone()), n)?;
     // F, with each row's noise floor as a black tick.
     let mut chart =
         bar_panel(&areas[0], "Forgetting quality F (tick: noise floor)", 0.0..1.05, n, 5, Some(1))?;
@@ -784,6 +774,27 @@ fn bar_panel<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
+/// The `n` rows' labels, right-aligned in `area` beside the bars of [`bar_panel`]s drawn to its
+/// right (whose plotting areas start 50 px down).
+fn row_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    labels: impl Iterator<Item = String>,
+    n: usize,
+) -> DrawResult<DB> {
+    let (_, h) = area.dim_in_pixel();
+    let top = 12 + 40;
+    let slot = (h as i32 - top - 50) as f64 / n as f64;
+    for (i, label) in labels.enumerate() {
+        let y = top + ((i as f64 + 0.5) * slot) as i32;
+        area.draw(&Text::new(
+            label,
+            (290, y),
+            font(17.0).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))?;
+    }
+    Ok(())
+}
+
 /// Row `i`'s bar (of `n`, the first at the top) from `from` to `to`.
 fn bar(i: usize, n: usize, from: f64, to: f64, colour: RGBColor) -> Rectangle<(f64, f64)> {
     let y = (n - 1 - i) as f64;
@@ -811,19 +822,11 @@ fn draw_leaderboard<DB: DrawingBackend>(
     let (labels, panels) = root.split_horizontally(300);
     let areas = panels.split_evenly((1, BOARD_PANELS.len()));
     let n = rows.len();
-    // Method labels, aligned with the bars (the panels' plotting areas start 50 px down).
-    let (_, h) = labels.dim_in_pixel();
-    let top = 12 + 40;
-    let slot = (h as i32 - top - 50) as f64 / n as f64;
-    for (i, r) in rows.iter().enumerate() {
+    let label = |r: &LeaderboardRow| {
         let rank = r.rank.map_or_else(|| "ref".to_owned(), |k| format!("{k}."));
-        let y = top + ((i as f64 + 0.5) * slot) as i32;
-        labels.draw(&Text::new(
-            format!("{rank} {} ({})", r.method, r.parameters),
-            (290, y),
-            font(17.0).pos(Pos::new(HPos::Right, VPos::Center)),
-        ))?;
-    }
+        format!("{rank} {} ({})", r.method, r.parameters)
+    };
+    row_labels(&labels, rows.iter().map(label), n)?;
     let retrain = rows.iter().find(|r| r.method == "retrain");
     for (area, (column, desc)) in areas.iter().zip(BOARD_PANELS) {
         let values: Vec<Option<f64>> = rows.iter().map(|r| r.value(column)).collect();

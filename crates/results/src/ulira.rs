@@ -47,7 +47,7 @@ const MIN_STD: f64 = 1e-3;
 /// (positions) target `k` is scored on as non-members, as many as its forget set and all
 /// `Out` for it.
 pub fn attack(
-    confidences: &[Vec<f32>],
+    confidences: &[&[f32]],
     membership: &[Vec<Membership>],
     never_seen: &[Vec<usize>],
     min_members: usize,
@@ -200,13 +200,17 @@ mod tests {
                 })
                 .collect()
         };
-        let identity = attack(&conf(true), &membership, &never_seen, 2);
-        let retrain = attack(&conf(false), &membership, &never_seen, 2);
+        fn slices(c: &[Vec<f32>]) -> Vec<&[f32]> {
+            c.iter().map(Vec::as_slice).collect()
+        }
+        let (remembers, forgets) = (conf(true), conf(false));
+        let identity = attack(&slices(&remembers), &membership, &never_seen, 2);
+        let retrain = attack(&slices(&forgets), &membership, &never_seen, 2);
         assert!(identity.accuracy > 0.95 && identity.auc > 0.95, "{identity:?}");
         assert!((retrain.auc - 0.5).abs() < 0.2, "{retrain:?}");
         assert!(identity.scored > 100 && identity.scored == retrain.scored);
         // A minimum nobody reaches skips everything.
-        let none = attack(&conf(true), &membership, &never_seen, shadows);
+        let none = attack(&slices(&remembers), &membership, &never_seen, shadows);
         assert_eq!((none.scored, none.skipped), (0, identity.scored + identity.skipped));
     }
 }

@@ -61,24 +61,24 @@ impl Step for AutogradStep<'_> {
 }
 
 /// Every image's prediction and loss under `model`, through libtorch.
-pub(crate) fn outputs(model: &Classifier, data: &Data) -> Outputs {
+pub(crate) fn outputs(model: &Classifier, data: &Data, confidences: bool) -> Outputs {
     let t = data.tensors();
     tch::no_grad(|| {
         let mut train_confidence = Vec::new();
-        let (train_correct, train_loss) =
-            per_sample(model, &t.train_x, &t.train_y, &mut train_confidence);
-        let (test_correct, test_loss) = per_sample(model, &t.test_x, &t.test_y, &mut Vec::new());
+        let wanted = confidences.then_some(&mut train_confidence);
+        let (train_correct, train_loss) = per_sample(model, &t.train_x, &t.train_y, wanted);
+        let (test_correct, test_loss) = per_sample(model, &t.test_x, &t.test_y, None);
         Outputs { train_correct, test_correct, train_loss, test_loss, train_confidence }
     })
 }
 
 /// Whether each row's arg-max prediction equals its label, and its cross-entropy; its
-/// confidence pushed onto `confidences`.
+/// confidence pushed onto `confidences` if given.
 fn per_sample(
     model: &Classifier,
     x: &Tensor,
     y: &Tensor,
-    confidences: &mut Vec<f64>,
+    mut confidences: Option<&mut Vec<f64>>,
 ) -> (Vec<bool>, Vec<f64>) {
     let n = x.size()[0];
     let (mut correct, mut loss) = (Vec::new(), Vec::new());
@@ -94,7 +94,9 @@ fn per_sample(
         let classes = rows.len() / labels.len().max(1);
         for (row, &label) in rows.chunks_exact(classes).zip(&labels) {
             loss.push(sample_loss(row, label as usize));
-            confidences.push(confidence(row, label as usize));
+            if let Some(c) = confidences.as_deref_mut() {
+                c.push(confidence(row, label as usize));
+            }
         }
     }
     (correct, loss)

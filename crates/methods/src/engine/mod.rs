@@ -53,13 +53,15 @@ pub(crate) fn stepper<'a>(
 
 /// Evaluates `model` on the three sets with `engine`'s arithmetic.
 pub fn evaluate(model: &Classifier, data: &Data, engine: Engine) -> Metrics {
-    outputs(model, data, engine).metrics(data)
+    outputs(model, data, engine, false).metrics(data)
 }
 
-/// Every image's prediction and loss under `model`, with `engine`'s arithmetic.
-pub fn outputs(model: &Classifier, data: &Data, engine: Engine) -> Outputs {
+/// Every image's prediction and loss under `model`, with `engine`'s arithmetic, and with
+/// `confidences` every training image's logit-scaled confidence (else none: the per-epoch
+/// evaluations need only the accuracies).
+pub fn outputs(model: &Classifier, data: &Data, engine: Engine, confidences: bool) -> Outputs {
     match engine {
-        Engine::Native => native::outputs(model, data),
-        Engine::Autograd => autograd::outputs(model, data),
+        Engine::Native => native::outputs(model, data, confidences),
+        Engine::Autograd => autograd::outputs(model, data, confidences),
     }
 }
