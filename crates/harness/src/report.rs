@@ -243,12 +243,16 @@ pub fn write(
     outcome: &Outcome,
     exp: &Experiment,
 ) -> anyhow::Result<(Vec<SummaryRow>, usize)> {
-    let audit = match exp.audit {
-        Some(_) => {
+    let audit = match (exp.audit, &outcome.images) {
+        (None, _) => None,
+        (Some(_), Some(images)) => {
+            Some(crate::audit::score(exp, &outcome.results, &images.dataset().train.labels)?)
+        }
+        // Everything came from the cache: nothing loaded the dataset yet.
+        (Some(_), None) => {
             let dataset = data::dataset::load(&exp.data_dir, &exp.load)?;
             Some(crate::audit::score(exp, &outcome.results, &dataset.train.labels)?)
         }
-        None => None,
     };
     // The shadows' runs only feed U-LiRA; their own table is shadows.csv.
     let (results, shadows): (Vec<RunResult>, Vec<RunResult>) =

@@ -66,6 +66,9 @@ pub struct Outcome {
     pub plan: Plan,
     /// In plan order.
     pub results: Vec<RunResult>,
+    /// The dataset, if a job loaded it (the audit reads its labels rather than loading and
+    /// verifying it again).
+    pub images: Option<Arc<Images>>,
 }
 
 impl Outcome {
@@ -199,7 +202,8 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         run_job(&job, &shared)
     });
     shared.progress.finish();
-    Ok(Outcome { plan, results: results? })
+    let images = shared.images.into_inner().expect("no job panicked while loading");
+    Ok(Outcome { plan, results: results?, images })
 }
 
 /// Every finished run of `exp` in the cache, in plan order, training nothing (a run whose
@@ -228,7 +232,8 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
         };
         results.push(RunResult { job: job.clone(), record, accuracy, confidences, trained: false });
     }
-    Ok((Outcome { plan, results }, missing))
+    let images = shared.images.into_inner().expect("no job panicked while loading");
+    Ok((Outcome { plan, results, images }, missing))
 }
 
 /// Runs every job of `plan` on `workers` threads of `pool` (`run` gets the job and the
