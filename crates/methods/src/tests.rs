@@ -120,14 +120,10 @@ fn strong_mi_penalty_lowers_forget_accuracy() {
     assert!(after.remain > 85.0, "{after:?}");
 }
 
-#[test]
-fn every_baseline_forgets_keeps_the_rest_and_is_reproducible() {
-    let (data, spec) = fixture(600, 0.75);
-    let (original, _) = train(&original(10), &data, &spec, None);
-    let before = engine::evaluate(&original, &data, Engine::default());
-    assert!(before.forget > 95.0, "{before:?}");
-    // Settings strong enough to show on 450 samples; each method's direction is the test.
-    let cases = [
+/// The baselines with settings strong enough to show on the fixture's 450 samples (each
+/// method's direction is what `every_baseline_forgets...` tests).
+fn baselines() -> Vec<AnyMethod> {
+    vec![
         AnyMethod::new(GradAscent { epochs: 10, batch_size: 16, lr: 1e-2 }),
         AnyMethod::new(NegGradPlus {
             alpha: 0.5,
@@ -147,7 +143,16 @@ fn every_baseline_forgets_keeps_the_rest_and_is_reproducible() {
             lr: 1e-2,
         }),
         AnyMethod::new(Salun { sparsity: 0.5, epochs: 10, batch_size: 16, lr: 1e-2 }),
-    ];
+    ]
+}
+
+#[test]
+fn every_baseline_forgets_keeps_the_rest_and_is_reproducible() {
+    let (data, spec) = fixture(600, 0.75);
+    let (original, _) = train(&original(10), &data, &spec, None);
+    let before = engine::evaluate(&original, &data, Engine::default());
+    assert!(before.forget > 95.0, "{before:?}");
+    let cases = baselines();
     for method in &cases {
         let (model, history) = train(method, &data, &spec, Some(&original));
         let after = engine::evaluate(&model, &data, Engine::default());
@@ -360,6 +365,74 @@ fn golden_checkpoints_pin_what_each_engine_trains() {
         }
     }
 }
+
+/// Every baseline (plus L1-sparse and Bad Teacher) trained on each engine from the same
+/// 4-epoch original: the SHA-256 of its parameters' bits, pinned as [`GOLDEN`] pins the
+/// notebook's methods (autograd per CPU class, native everywhere). The autograd hashes were
+/// taken before the baselines ran on any engine, so they also say that the engine-neutral
+/// objective (`engine::step::Objective`) computes exactly what each method's own libtorch code
+/// did.
+#[test]
+fn golden_baselines_pin_what_each_engine_trains() {
+    use sha2::Digest as _;
+    let (data, spec) = fixture(300, 0.75);
+    let mut methods = baselines();
+    methods.push(AnyMethod::new(L1Sparse { lambda: 1e-2, epochs: 3, batch_size: 16, lr: 1e-2 }));
+    methods.push(AnyMethod::new(crate::catalog::bad_teacher::BadTeacher {
+        epochs: 3,
+        lr: 1e-2,
+        batch_size: 32,
+        ..Default::default()
+    }));
+    let class = cpu_class();
+    let hash = |m: &Classifier| {
+        let bits: Vec<u8> = m.flat_parameters().iter().flat_map(|p| p.to_le_bytes()).collect();
+        let digest = sha2::Sha256::digest(bits);
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    for engine in Engine::ALL {
+        let (data, spec, device) = (&data, &spec, Device::Cpu);
+        let mut ctx =
+            Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
+        let first = original(4).train(&ctx, &mut |_, _, _| {});
+        ctx.original = Some(&first);
+        let got: Vec<String> =
+            methods.iter().map(|m| hash(&m.train(&ctx, &mut |_, _, _| {}))).collect();
+        let pinned = GOLDEN_BASELINES
+            .iter()
+            .find(|(e, c, _)| *e == engine.name() && (engine == Engine::Native || *c == class));
+        match pinned {
+            Some((_, _, hashes)) => assert_eq!(
+                got,
+                hashes.to_vec(),
+                "{engine:?} ({class}): a baseline trains differently: bump harness::plan::SCHEMA \
+                 and update GOLDEN_BASELINES together"
+            ),
+            None => eprintln!(
+                "golden: no {} baseline hashes pinned for CPU class {class}; this one trains \
+                 {got:?}",
+                engine.name()
+            ),
+        }
+    }
+}
+
+/// (engine, CPU class (ignored for native), the first 8 bytes of the SHA-256 of each of
+/// [`golden_baselines_pin_what_each_engine_trains`]'s models: grad_ascent, neggrad_plus,
+/// random_label, scrub, salun, l1_sparse, bad_teacher).
+const GOLDEN_BASELINES: [(&str, &str, [&str; 7]); 1] = [(
+    "autograd",
+    "x86_64 AuthenticAMD avx512",
+    [
+        "c5934130512fd43f",
+        "67052545a7965fe9",
+        "959b18460f809990",
+        "4b6b29823c3b021d",
+        "ce0a34e7256612c1",
+        "380958fee043981e",
+        "6fca12c43003e08c",
+    ],
+)];
 
 /// What decides the libtorch engines' bits: the CPU's vendor and whether it has AVX-512.
 fn cpu_class() -> String {
