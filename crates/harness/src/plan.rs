@@ -177,8 +177,8 @@ fn job(
         method.name()
     );
     // Left out for the reference engine, so that its keys predate the choice of engines.
-    // The engine that trains it: the baselines and the CNN run on autograd whatever the
-    // experiment asks, and so does everything off the CPU (the native engine is the CPU's).
+    // The engine that trains it: the CNN runs on autograd whatever the experiment asks, and so
+    // does everything off the CPU (the native engine is the CPU's MLP's).
     let engine = if device.device == tch::Device::Cpu {
         method.engine(&exp.model, exp.engine)
     } else {
@@ -337,15 +337,24 @@ mod tests {
         );
         assert!(random.jobs[0].description.contains("\nsplit class=all fraction=0.1\n"));
         assert!(whole.jobs[1].description.contains("\nsplit class=3 fraction=1.0\n"));
-        // The baselines run on autograd whatever the experiment's engine: their keys say so.
+        // The baselines run on the experiment's engine too: their keys say which.
         let text = "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 2\n[methods.scrub]\n";
-        let scrub = Plan::new(
-            &Experiment::parse(text, Path::new("t.toml")).unwrap(),
-            "mnist test",
-            &Resolved::CPU,
+        let scrub = |engine: &str| {
+            let text = format!("{engine}{text}");
+            Plan::new(
+                &Experiment::parse(&text, Path::new("t.toml")).unwrap(),
+                "mnist test",
+                &Resolved::CPU,
+            )
+        };
+        let (native, autograd) = (scrub(""), scrub("engine = \"autograd\"\n"));
+        assert!(native.jobs[0].description.contains("\nengine native\n"));
+        assert!(native.jobs[1].description.contains("\nengine native\n"));
+        assert!(
+            !autograd.jobs[1].description.contains("engine"),
+            "{}",
+            autograd.jobs[1].description
         );
-        assert!(scrub.jobs[0].description.contains("\nengine native\n"));
-        assert!(!scrub.jobs[1].description.contains("engine"), "{}", scrub.jobs[1].description);
         // The device's kind is in every key; off the CPU everything trains on autograd.
         let exp = Experiment::parse(
             "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 2\n",

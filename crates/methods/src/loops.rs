@@ -29,8 +29,25 @@ pub(crate) fn supervised(
     });
 }
 
-/// `epochs` epochs of `one_epoch` (which steps `step` and returns how many steps it took),
-/// each ended by bringing the model up to date and reporting the epoch's mean losses.
+/// A baseline's loop: a fresh Adam (lr `lr`) over `model` on `engine`, prepared by `prepare`
+/// (e.g. SalUn's mask), then `epochs` epochs of `one_epoch` as [`run_epochs`] runs them.
+pub(crate) fn baseline(
+    model: &Classifier,
+    data: &Data,
+    engine: Engine,
+    (epochs, lr): (usize, f64),
+    on_epoch: &mut OnEpoch<'_>,
+    prepare: impl FnOnce(&mut dyn Step),
+    one_epoch: impl FnMut(&mut dyn Step) -> usize,
+) {
+    let mut step = stepper(engine, model, data, lr);
+    prepare(step.as_mut());
+    run_epochs(model, step, epochs, on_epoch, one_epoch);
+}
+
+/// `epochs` epochs of `one_epoch` (which steps `step` and returns how many of its steps the
+/// epoch's means are over), each ended by bringing the model up to date and reporting the
+/// epoch's mean losses.
 fn run_epochs(
     model: &Classifier,
     mut step: Box<dyn Step + '_>,

@@ -44,10 +44,6 @@ pub trait Method:
     /// Parameters shown in every label (besides `epochs`, always shown, and any parameter off
     /// its default, shown anyway).
     const LABELLED: &'static [&'static str] = &[];
-    /// Whether its loops run on any engine (the notebook's methods, written against
-    /// `crate::loops`) or on libtorch's autograd only (the default).
-    const ANY_ENGINE: bool = false;
-
     /// The number of epochs (`on_epoch` is called after each).
     fn epochs(&self) -> usize;
 
@@ -184,8 +180,6 @@ pub trait DynMethod: Send + Sync {
     /// ([`Method::LABELLED`], `epochs`, and every parameter off its default).
     fn label(&self) -> String;
     fn start(&self) -> Start;
-    /// [`Method::ANY_ENGINE`].
-    fn any_engine(&self) -> bool;
     /// Trains it; see [`Method::train`].
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier;
 
@@ -205,10 +199,10 @@ pub trait DynMethod: Send + Sync {
     }
 
     /// The engine that trains (and evaluates) it on a `spec` model when `asked` is asked
-    /// for: the notebook's methods run on any engine on the plain MLP; everything else on
-    /// libtorch's autograd.
+    /// for: every method runs on any engine on the plain MLP, on libtorch's autograd with a
+    /// convolutional stem (the native engine is the MLP's).
     fn engine(&self, spec: &ClassifierSpec, asked: Engine) -> Engine {
-        if self.any_engine() && spec.is_mlp() { asked } else { Engine::Autograd }
+        if spec.is_mlp() { asked } else { Engine::Autograd }
     }
 }
 
@@ -241,9 +235,6 @@ impl<M: Method> DynMethod for M {
     }
     fn start(&self) -> Start {
         M::START
-    }
-    fn any_engine(&self) -> bool {
-        M::ANY_ENGINE
     }
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
         Method::train(self, ctx, on_epoch)

@@ -7,9 +7,7 @@
 
 use model::Classifier;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
-
-use crate::kit::{Epoch, adam, distill_kl, for_batches};
+use crate::kit::{Group, Objective, Teacher, Term, baseline, ce, for_batches};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method};
 
@@ -52,8 +50,7 @@ impl Method for BadTeacher {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let (student, good, bad) = (ctx.original(), ctx.original(), ctx.fresh("init/bad_teacher"));
-        let data = ctx.data;
+        let (student, data) = (ctx.original(), ctx.data);
         let remain = data.remain();
         let drawn = data::rng::permutation(&mut ctx.stream("subset/bad_teacher"), remain.len());
         let kept = (self.remain_fraction * remain.len() as f64).round() as usize;
@@ -64,24 +61,16 @@ impl Method for BadTeacher {
         for &i in data.forget() {
             forgotten[i as usize] = true;
         }
-        let forgotten = Tensor::from_slice(&forgotten).to_device(data.device());
-        let mut opt = adam(&student, self.lr);
+        let teacher = Teacher::with_other(ctx.original(), ctx.fresh("init/bad_teacher"), forgotten);
+        let (temperature, teacher) = (self.temperature, &teacher);
+        // The cross-entropy against the true labels is reported, not trained on.
+        let terms = [ce(0.0), Term::Distill { weight: 1.0, temperature, teacher }];
         let rng = &mut ctx.stream("shuffle/bad_teacher");
-        for epoch in 1..=self.epochs {
-            let mut totals = Epoch::default();
+        baseline(&student, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
             for_batches(&pool, self.batch_size, data, rng, |rows| {
-                let (x, y) = rows.gather();
-                let by_bad = forgotten.index_select(0, &rows.index()).unsqueeze(1);
-                let teacher =
-                    tch::no_grad(|| bad.forward(&x).where_self(&by_bad, &good.forward(&x)));
-                let logits = student.forward(&x);
-                let ce = logits.detach().cross_entropy_for_logits(&y);
-                let loss = distill_kl(&logits, &teacher, self.temperature);
-                opt.backward_step(&loss);
-                totals.add(&loss, &ce);
-            });
-            on_epoch(epoch, &student, &totals.stats());
-        }
+                step.objective(&Objective::of(&[Group { rows, terms: &terms }]))
+            })
+        });
         student
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Method};
 
-use crate::kit::{Epoch, adam, for_batches};
+use crate::kit::{Group, Objective, baseline, ce, for_batches};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -33,22 +33,15 @@ impl Method for GradAscent {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let (student, data) = (ctx.original(), ctx.data);
-        let model = &student;
+        let (model, data) = (ctx.original(), ctx.data);
         let rng = &mut ctx.stream("shuffle/grad_ascent");
-        let mut opt = adam(model, self.lr);
-        for epoch in 1..=self.epochs {
-            let mut totals = Epoch::default();
+        let terms = [ce(-1.0)];
+        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
             for_batches(data.forget(), self.batch_size, data, rng, |rows| {
-                let (x, y) = rows.gather();
-                let ce = model.forward(&x).cross_entropy_for_logits(&y);
-                let loss = -&ce;
-                opt.backward_step(&loss);
-                totals.add(&loss, &ce);
-            });
-            on_epoch(epoch, model, &totals.stats());
-        }
-        student
+                step.objective(&Objective::of(&[Group { rows, terms: &terms }]))
+            })
+        });
+        model
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method, canonical_key, non_negative};
 
-use crate::kit::{Epoch, adam, for_batches, l1_norm};
+use crate::kit::{Group, Objective, baseline, ce, for_batches};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,23 +45,19 @@ impl Method for L1Sparse {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let (student, data) = (ctx.original(), ctx.data);
-        let model = &student;
+        let (model, data) = (ctx.original(), ctx.data);
         let rng = &mut ctx.stream("shuffle/l1_sparse");
-        let mut opt = adam(model, self.lr);
-        for epoch in 1..=self.epochs {
+        let terms = [ce(1.0)];
+        let mut epoch = 0;
+        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+            epoch += 1;
             let lambda = self.lambda * (1.0 - (epoch - 1) as f64 / self.epochs as f64);
-            let mut totals = Epoch::default();
             for_batches(data.remain(), self.batch_size, data, rng, |rows| {
-                let (x, y) = rows.gather();
-                let ce = model.forward(&x).cross_entropy_for_logits(&y);
-                let loss = &ce + l1_norm(model) * lambda;
-                opt.backward_step(&loss);
-                totals.add(&loss, &ce);
-            });
-            on_epoch(epoch, model, &totals.stats());
-        }
-        student
+                let groups = [Group { rows, terms: &terms }];
+                step.objective(&Objective { groups: &groups, l1: Some(lambda), record: true })
+            })
+        });
+        model
     }
 }
 

@@ -47,7 +47,6 @@ impl Default for MiUnlearn {
 impl Method for MiUnlearn {
     const NAME: &'static str = "mi_unlearn";
     const LABELLED: &'static [&'static str] = &["gamma"];
-    const ANY_ENGINE: bool = true;
 
     fn epochs(&self) -> usize {
         self.epochs

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method, non_negative};
 
-use crate::kit::{Epoch, adam, for_pairs};
+use crate::kit::{Group, Objective, baseline, ce, for_pairs};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,23 +40,18 @@ impl Method for NegGradPlus {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let (student, data) = (ctx.original(), ctx.data);
-        let model = &student;
+        let (model, data) = (ctx.original(), ctx.data);
         let rng = &mut ctx.stream("shuffle/neggrad_plus");
-        let mut opt = adam(model, self.lr);
-        for epoch in 1..=self.epochs {
-            let mut totals = Epoch::default();
-            for_pairs(data, self.remain_batch_size, self.forget_batch_size, rng, |remain, forget| {
-                let ((xr, yr), (xf, yf)) = (remain.gather(), forget.gather());
-                let ce = model.forward(&xr).cross_entropy_for_logits(&yr);
-                let forget_ce = model.forward(&xf).cross_entropy_for_logits(&yf);
-                let loss = &ce - forget_ce * self.alpha;
-                opt.backward_step(&loss);
-                totals.add(&loss, &ce);
-            });
-            on_epoch(epoch, model, &totals.stats());
-        }
-        student
+        let (descend, ascend) = ([ce(1.0)], [ce(-self.alpha)]);
+        let (remain_batch, forget_batch) = (self.remain_batch_size, self.forget_batch_size);
+        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+            for_pairs(data, remain_batch, forget_batch, rng, |remain, forget| {
+                let groups =
+                    [Group { rows: remain, terms: &descend }, Group { rows: forget, terms: &ascend }];
+                step.objective(&Objective::of(&groups))
+            })
+        });
+        model
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Method};
 
-use crate::kit::{Epoch, adam, ce_with, for_batches, random_wrong_labels};
+use crate::kit::{Group, Labels, Objective, Term, baseline, for_batches, random_wrong_labels};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,23 +32,18 @@ impl Method for RandomLabel {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let (student, data) = (ctx.original(), ctx.data);
-        let model = &student;
+        let (model, data) = (ctx.original(), ctx.data);
         let (rng, labels_rng) =
             (&mut ctx.stream("shuffle/random_label"), &mut ctx.stream("labels/random_label"));
         let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
+        let terms = [Term::CrossEntropy { weight: 1.0, labels: Labels::Table(&labels) }];
         let pool = data.all_train();
-        let mut opt = adam(model, self.lr);
-        for epoch in 1..=self.epochs {
-            let mut totals = Epoch::default();
+        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
             for_batches(&pool, self.batch_size, data, rng, |rows| {
-                let ce = ce_with(model, &rows, &labels);
-                opt.backward_step(&ce);
-                totals.add(&ce, &ce);
-            });
-            on_epoch(epoch, model, &totals.stats());
-        }
-        student
+                step.objective(&Objective::of(&[Group { rows, terms: &terms }]))
+            })
+        });
+        model
     }
 }
 

@@ -8,9 +8,7 @@
 use model::Classifier;
 use serde::{Deserialize, Serialize};
 
-use tch::Tensor;
-
-use crate::kit::{Epoch, adam, distill_kl, for_batches};
+use crate::kit::{Group, Objective, Teacher, Term, baseline, ce, for_batches};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method, non_negative};
 
@@ -75,32 +73,24 @@ impl Method for Scrub {
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        let (student, data) = (ctx.original(), ctx.data);
-        let model = &student;
-        let (teacher, rng) = (&ctx.original(), &mut ctx.stream("shuffle/scrub"));
-        let mut opt = adam(model, self.lr);
-        let teacher_logits = |x: &Tensor| tch::no_grad(|| teacher.forward(x));
-        for epoch in 1..=self.epochs {
-            let mut totals = Epoch::default();
+        let (model, data) = (ctx.original(), ctx.data);
+        let (teacher, rng) = (Teacher::new(ctx.original()), &mut ctx.stream("shuffle/scrub"));
+        let (temperature, teacher) = (self.temperature, &teacher);
+        let max_terms = [Term::Distill { weight: -1.0, temperature, teacher }];
+        let min_terms = [ce(1.0), Term::Distill { weight: self.alpha, temperature, teacher }];
+        let mut epoch = 0;
+        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+            epoch += 1;
             if epoch <= self.max_epochs.unwrap_or(0) {
                 for_batches(data.forget(), self.forget_batch_size, data, rng, |rows| {
-                    let (x, _) = rows.gather();
-                    let kl = distill_kl(&model.forward(&x), &teacher_logits(&x), self.temperature);
-                    opt.backward_step(&(-&kl));
+                    let groups = [Group { rows, terms: &max_terms }];
+                    step.objective(&Objective { groups: &groups, l1: None, record: false })
                 });
             }
             for_batches(data.remain(), self.remain_batch_size, data, rng, |rows| {
-                let (x, y) = rows.gather();
-                let logits = model.forward(&x);
-                let ce = logits.cross_entropy_for_logits(&y);
-                let kl = distill_kl(&logits, &teacher_logits(&x), self.temperature);
-                let loss = &ce + kl * self.alpha;
-                opt.backward_step(&loss);
-                totals.add(&loss, &ce);
-            });
-            on_epoch(epoch, model, &totals.stats());
-        }
-        student
+                step.objective(&Objective::of(&[Group { rows, terms: &min_terms }]))
+            })
+        });
+        model
     }
 }
-

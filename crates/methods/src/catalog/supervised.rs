@@ -59,7 +59,6 @@ impl<U: Use> Default for Supervised<U> {
 impl<U: Use> Method for Supervised<U> {
     const NAME: &'static str = U::NAME;
     const START: Start = U::START;
-    const ANY_ENGINE: bool = true;
 
     fn epochs(&self) -> usize {
         self.epochs

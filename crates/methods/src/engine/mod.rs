@@ -46,7 +46,7 @@ pub(crate) fn stepper<'a>(
     lr: f64,
 ) -> Box<dyn Step + 'a> {
     match engine {
-        Engine::Autograd => Box::new(autograd::AutogradStep::new(model, lr)),
+        Engine::Autograd => Box::new(autograd::AutogradStep::new(model, data, lr)),
         Engine::Native => Box::new(native::Native::new(model, data, lr)),
     }
 }

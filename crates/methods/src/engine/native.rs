@@ -83,7 +83,7 @@
 
 use model::Classifier;
 
-use super::step::{Rows, Step, Totals};
+use super::step::{Labels, Objective, Rows, SALIENCY_BATCH, Step, Teacher, Term, Totals};
 use crate::eval::Outputs;
 use crate::mi::EPS;
 use crate::sparse::SparseRows;
@@ -326,6 +326,26 @@ impl Net {
         self.layers.last().expect("an MLP has layers").fan_out
     }
 
+    /// The sum of `|p|` over every parameter.
+    /// (A reported value only, so summed in eight lanes, which vectorises.)
+    fn l1_norm(&self) -> f64 {
+        let mut lanes = [0.0f64; 8];
+        for l in &self.layers {
+            for values in [&l.weight.value, &l.bias.value] {
+                let chunks = values.chunks_exact(8);
+                for (lane, &p) in lanes.iter_mut().zip(chunks.remainder()) {
+                    *lane += f64::from(p.abs());
+                }
+                for chunk in chunks {
+                    for (lane, &p) in lanes.iter_mut().zip(chunk) {
+                        *lane += f64::from(p.abs());
+                    }
+                }
+            }
+        }
+        lanes.iter().sum()
+    }
+
     /// Runs a batch through the network: `acts[l]` receives layer `l`'s output for every row
     /// (ReLU applied but for the last layer, whose output is the logits).
     fn forward(&self, batch: &Batch, acts: &mut Vec<Vec<f32>>) {
@@ -400,12 +420,16 @@ impl Net {
     /// With `first_layer_step`, each row of the first layer's weight gradient is applied by
     /// Adam as soon as it is computed, while it is in cache (the same arithmetic as a separate
     /// pass: see [`Net::update`]).
+    ///
+    /// `hook` changes each first-layer weight gradient row before that (the other gradients
+    /// get it in [`Net::update`]).
     fn backward(
         &mut self,
         batch: &Batch,
         acts: &[Vec<f32>],
         dlogits: Vec<f32>,
         first_layer_step: Option<AdamStep>,
+        hook: Hook<'_>,
     ) {
         let mut g = dlogits;
         let background = self.background;
@@ -429,8 +453,9 @@ impl Net {
                     for (d, s) in row.iter_mut().zip(db.iter()) {
                         *d += background * s;
                     }
+                    let r = p * width..(p + 1) * width;
+                    hook.apply(row, &value[r.clone()], hook.mask.map(|m| &m[0].0[r.clone()]));
                     if let Some(step) = first_layer_step {
-                        let r = p * width..(p + 1) * width;
                         step.apply(
                             &mut value[r.clone()],
                             row,
@@ -482,20 +507,28 @@ impl Net {
     #[cfg(test)]
     fn adam_step(&mut self, adam: &mut Adam) {
         let step = adam.next();
-        self.update(step, false);
+        self.update(step, false, Hook::NONE);
     }
 
     /// Applies `step` to every parameter (but the first layer's weights when `backward`
-    /// already did), then refreshes what depends on the weights.
-    fn update(&mut self, step: AdamStep, first_weight_done: bool) {
+    /// already did), each gradient first changed by `hook` (but the first layer's weights',
+    /// which `backward` changed), then refreshes what depends on the weights.
+    fn update(&mut self, step: AdamStep, first_weight_done: bool, hook: Hook<'_>) {
         for (l, layer) in self.layers.iter_mut().enumerate() {
-            let params: &mut [&mut Param] = if l == 0 && first_weight_done {
-                &mut [&mut layer.bias]
+            let mask = hook.mask.map(|m| &m[l]);
+            let params: &mut [(&mut Param, Option<&[f32]>, bool)] = if l == 0 && first_weight_done {
+                &mut [(&mut layer.bias, mask.map(|m| &m.1[..]), true)]
             } else {
-                &mut [&mut layer.weight, &mut layer.bias]
+                &mut [
+                    (&mut layer.weight, mask.map(|m| &m.0[..]), l > 0),
+                    (&mut layer.bias, mask.map(|m| &m.1[..]), true),
+                ]
             };
-            for p in params.iter_mut() {
+            for (p, mask, hooked) in params.iter_mut() {
                 let Param { value, grad, exp_avg, exp_avg_sq } = &mut **p;
+                if *hooked {
+                    hook.apply(grad, value, *mask);
+                }
                 step.apply(value, grad, exp_avg, exp_avg_sq);
             }
             // The first layer's input gradient is never needed, nor is its transposed copy.
@@ -504,6 +537,37 @@ impl Net {
             }
         }
         self.refresh_base();
+    }
+}
+
+/// Per layer, `(weight [in][out], bias)`: 1 where a parameter may change, else 0.
+type Mask = Vec<(Vec<f32>, Vec<f32>)>;
+
+/// What happens to each gradient between the backward pass and Adam: the L1 penalty's
+/// gradient is added (`lambda * sign(p)`, zero at zero, as torch's `abs` backward), then the
+/// mask multiplies it. [`Hook::NONE`] leaves the notebook's gradients untouched.
+#[derive(Clone, Copy)]
+struct Hook<'a> {
+    l1: Option<f32>,
+    mask: Option<&'a Mask>,
+}
+
+impl Hook<'_> {
+    const NONE: Hook<'static> = Hook { l1: None, mask: None };
+
+    fn apply(&self, grad: &mut [f32], value: &[f32], mask: Option<&[f32]>) {
+        if let Some(lambda) = self.l1 {
+            for (g, &v) in grad.iter_mut().zip(value) {
+                // sign(v) in {-1, 0, 1}, branch-free so that the loop vectorises.
+                let sign = f32::from(u8::from(v > 0.0)) - f32::from(u8::from(v < 0.0));
+                *g += lambda * sign;
+            }
+        }
+        if let Some(mask) = mask {
+            for (g, m) in grad.iter_mut().zip(mask) {
+                *g *= m;
+            }
+        }
     }
 }
 
@@ -633,6 +697,58 @@ fn cross_entropy(
     total / n as f64
 }
 
+/// `KL(softmax(teacher / T) || softmax(student / T)) * T^2` per row, averaged over rows (torch's
+/// `kl_div` of `log_softmax(student / T)` against `softmax(teacher / T)`, summed, over the
+/// rows), with `f32` probabilities like torch and an `f64` total; adds `scale` times its
+/// gradient with respect to the student's logits, `T (s_c sum_k t_k - t_c) / n`, into
+/// `dlogits`.
+fn distill(
+    student: &[f32],
+    teacher: &[f32],
+    classes: usize,
+    temperature: f32,
+    scale: f32,
+    dlogits: &mut [f32],
+) -> f64 {
+    let n = student.len() / classes;
+    let mut total = 0.0f64;
+    let t = temperature;
+    let (mut log_s, mut p_t) = (vec![0.0f32; classes], vec![0.0f32; classes]);
+    for ((s_row, t_row), d) in student
+        .chunks_exact(classes)
+        .zip(teacher.chunks_exact(classes))
+        .zip(dlogits.chunks_exact_mut(classes))
+    {
+        // log_softmax(s / T) and softmax(t / T), max subtracted, as torch computes them.
+        let max = s_row.iter().map(|v| v / t).fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = s_row.iter().map(|v| exp_normal(v / t - max)).sum::<f32>().ln();
+        for (l, v) in log_s.iter_mut().zip(s_row) {
+            *l = (v / t - max) - log_sum;
+        }
+        let max = t_row.iter().map(|v| v / t).fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for (p, v) in p_t.iter_mut().zip(t_row) {
+            *p = exp_normal(v / t - max);
+            sum += *p;
+        }
+        let mut p_sum = 0.0f32;
+        for p in p_t.iter_mut() {
+            *p = floored(*p / sum, LOGIT_GRAD_FLOOR);
+            p_sum += *p;
+        }
+        for c in 0..classes {
+            // xlogy: a zero probability adds nothing.
+            if p_t[c] > 0.0 {
+                total += f64::from(p_t[c]) * (f64::from(p_t[c].ln()) - f64::from(log_s[c]));
+            }
+            let p_s = floored(exp_normal(log_s[c]), LOGIT_GRAD_FLOOR);
+            let g = (p_s * p_sum - p_t[c]) * (scale * t / n as f32);
+            d[c] += floored(g, LOGIT_GRAD_FLOOR);
+        }
+    }
+    total * f64::from(t * t) / n as f64
+}
+
 /// The MI estimate over an MI batch whose rows are `logits` rows `0..n0` with `Z = 0` and rows
 /// `twice` (a prefix, `0..n_twice`) again with `Z = 1`, as `mi::mutual_information` computes
 /// it on the batch with the repeated rows written out; adds `scale` times its gradient with
@@ -713,6 +829,8 @@ pub(crate) struct Native<'a> {
     rows: Vec<usize>,
     batch: Batch,
     totals: Totals,
+    /// Which parameters may change ([`Step::mask_to_salient`]).
+    mask: Option<Mask>,
 }
 
 impl<'a> Native<'a> {
@@ -729,8 +847,36 @@ impl<'a> Native<'a> {
             rows: Vec::new(),
             batch: Batch::default(),
             totals: Totals::default(),
+            mask: None,
         }
     }
+}
+
+/// The logits of every training image under `teacher`, computed once per teacher.
+fn teacher_logits<'t>(teacher: &'t Teacher, data: &Data) -> &'t [f32] {
+    teacher.native_logits.get_or_init(|| {
+        let x = &data.images().sparse().0;
+        let all = |model: &Classifier| {
+            let net = Net::from_mlp(model, x.background);
+            let (mut acts, mut logits) = (Vec::new(), Vec::with_capacity(x.len() * net.classes()));
+            let rows: Vec<usize> = (0..x.len()).collect();
+            for block in rows.chunks(EVAL_BLOCK) {
+                net.forward_rows(x, block, &mut acts);
+                logits.extend_from_slice(acts.last().expect("a forward pass"));
+            }
+            logits
+        };
+        let mut logits = all(&teacher.main);
+        if let Some((other, marked)) = &teacher.other {
+            let classes = logits.len() / x.len().max(1);
+            let theirs = all(other);
+            for (i, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
+                let r = i * classes..(i + 1) * classes;
+                logits[r.clone()].copy_from_slice(&theirs[r]);
+            }
+        }
+        logits
+    })
 }
 
 impl Step for Native<'_> {
@@ -747,8 +893,8 @@ impl Step for Native<'_> {
         let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
         let loss = cross_entropy(logits, ys, classes, 1.0, &mut dlogits);
         let step = self.adam.next();
-        self.net.backward(&self.batch, &self.acts, dlogits, Some(step));
-        self.net.update(step, true);
+        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), Hook::NONE);
+        self.net.update(step, true, Hook::NONE);
         self.totals.add(loss, loss, None);
     }
 
@@ -768,9 +914,107 @@ impl Step for Native<'_> {
             cross_entropy(&logits[..nr * classes], ys, classes, 1.0, &mut dlogits[..nr * classes]);
         let mi = mutual_information(logits, classes, nr, gamma, &mut dlogits);
         let step = self.adam.next();
-        self.net.backward(&self.batch, &self.acts, dlogits, Some(step));
-        self.net.update(step, true);
+        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), Hook::NONE);
+        self.net.update(step, true, Hook::NONE);
         self.totals.add(ce + gamma * mi, ce, Some(mi));
+    }
+
+    fn objective(&mut self, objective: &Objective<'_>) {
+        let x = &self.data.images().sparse().0;
+        let labels = &self.data.images().dataset().train.labels;
+        self.rows.clear();
+        for group in objective.groups {
+            self.rows.extend(group.rows.ids().iter().map(|&i| i as usize));
+        }
+        self.batch.fill(x, &self.rows);
+        self.net.forward(&self.batch, &mut self.acts);
+        let classes = self.net.classes();
+        let logits = self.acts.last().expect("a forward pass");
+        let mut dlogits = vec![0.0f32; logits.len()];
+        let (mut loss, mut ce) = (0.0, None);
+        let mut start = 0;
+        for group in objective.groups {
+            let ids = &self.rows[start..start + group.rows.ids().len()];
+            let r = start * classes..(start + ids.len()) * classes;
+            let (logits, d) = (&logits[r.clone()], &mut dlogits[r]);
+            for term in group.terms {
+                let (weight, value) = match *term {
+                    Term::CrossEntropy { weight, labels: target } => {
+                        let ys = ids.iter().map(|&i| match target {
+                            Labels::True => usize::from(labels[i]),
+                            Labels::Table(t) => t.labels[i] as usize,
+                        });
+                        (weight, cross_entropy(logits, ys, classes, weight as f32, d))
+                    }
+                    Term::Distill { weight, temperature, teacher } => {
+                        let all = teacher_logits(teacher, self.data);
+                        let target: Vec<f32> = ids
+                            .iter()
+                            .flat_map(|&i| all[i * classes..(i + 1) * classes].iter().copied())
+                            .collect();
+                        let (t, w) = (temperature as f32, weight as f32);
+                        (weight, distill(logits, &target, classes, t, w, d))
+                    }
+                };
+                ce.get_or_insert(value);
+                loss += weight * value;
+            }
+            start += ids.len();
+        }
+        if let Some(lambda) = objective.l1 {
+            loss += lambda * self.net.l1_norm();
+        }
+        let step = self.adam.next();
+        let hook = Hook { l1: objective.l1.map(|l| l as f32), mask: self.mask.as_ref() };
+        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), hook);
+        self.net.update(step, true, hook);
+        if objective.record {
+            self.totals.add(loss, ce.unwrap_or(loss), None);
+        }
+    }
+
+    fn mask_to_salient(&mut self, pool: &[i64], sparsity: f64) {
+        let x = &self.data.images().sparse().0;
+        let labels = &self.data.images().dataset().train.labels;
+        let classes = self.net.classes();
+        let mut sums: Mask = self
+            .net
+            .layers
+            .iter()
+            .map(|l| (vec![0.0; l.weight.value.len()], vec![0.0; l.bias.value.len()]))
+            .collect();
+        // The gradient of the summed cross-entropy, batch by batch (each batch's mean times
+        // its size, as the autograd engine computes it).
+        for chunk in pool.chunks(SALIENCY_BATCH) {
+            self.rows.clear();
+            self.rows.extend(chunk.iter().map(|&i| i as usize));
+            self.batch.fill(x, &self.rows);
+            self.net.forward(&self.batch, &mut self.acts);
+            let logits = self.acts.last().expect("a forward pass");
+            let mut dlogits = vec![0.0f32; logits.len()];
+            let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
+            cross_entropy(logits, ys, classes, chunk.len() as f32, &mut dlogits);
+            self.net.backward(&self.batch, &self.acts, dlogits, None, Hook::NONE);
+            for (sum, layer) in sums.iter_mut().zip(&self.net.layers) {
+                for (s, g) in sum.0.iter_mut().zip(&layer.weight.grad) {
+                    *s += g;
+                }
+                for (s, g) in sum.1.iter_mut().zip(&layer.bias.grad) {
+                    *s += g;
+                }
+            }
+        }
+        let mut all: Vec<f32> =
+            sums.iter().flat_map(|(w, b)| w.iter().chain(b)).map(|g| g.abs()).collect();
+        let keep = ((sparsity * all.len() as f64).round() as usize).clamp(1, all.len());
+        // The keep-th largest magnitude is the threshold; ties at it are kept too.
+        let (_, threshold, _) = all.select_nth_unstable_by(keep - 1, |a, b| b.total_cmp(a));
+        let threshold = *threshold;
+        let keep = |g: &mut f32| *g = if g.abs() >= threshold { 1.0 } else { 0.0 };
+        for (w, b) in &mut sums {
+            w.iter_mut().chain(b.iter_mut()).for_each(keep);
+        }
+        self.mask = Some(sums);
     }
 
     fn take_totals(&mut self) -> Totals {
@@ -991,7 +1235,7 @@ mod tests {
                 .double_value(&[]);
                 assert!(mi > 5e-5 && (mi - reference).abs() < 1e-6, "{mi} {reference}");
             }
-            net.backward(&batch, &acts, dlogits, None);
+            net.backward(&batch, &acts, dlogits, None, Hook::NONE);
             let got = grads_out_in(&net);
             assert!(expected.iter().any(|g| g.abs() > 1e-3));
             assert!(
@@ -1002,6 +1246,47 @@ mod tests {
         };
         check(false);
         check(true);
+    }
+
+    #[test]
+    fn distillation_and_weighted_cross_entropy_gradients_match_autograd() {
+        let features = images(24);
+        let x = SparseRows::new(&features, 12);
+        let (model, teacher) = (model(), {
+            let spec =
+                ClassifierSpec { input: 12, hidden: vec![16, 8], classes: 4, ..Default::default() };
+            Classifier::init(&spec, &mut data::rng::stream(9, "teacher"), Device::Cpu)
+        });
+        let ids: Vec<usize> = (0..24).collect();
+        let labels: Vec<i64> = (0..24).map(|i| (i * 7 % 4) as i64).collect();
+        let (xs, ys) = (dense(&features, &ids), Tensor::from_slice(&labels));
+        let teacher_logits = tch::no_grad(|| teacher.forward(&xs));
+        let (t, alpha, weight) = (4.0, 0.3, -0.7);
+        let expected = autograd_grads(&model, |m| {
+            let logits = m.forward(&xs);
+            logits.cross_entropy_for_logits(&ys) * weight
+                + super::super::autograd::distill_kl(&logits, &teacher_logits, t) * alpha
+        });
+        let mut net = Net::from_mlp(&model, x.background);
+        let (mut batch, mut acts) = (Batch::default(), Vec::new());
+        batch.fill(&x, &ids);
+        net.forward(&batch, &mut acts);
+        let logits = acts.last().unwrap();
+        let mut d = vec![0.0; logits.len()];
+        let ce =
+            cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, weight as f32, &mut d);
+        let target = Vec::<f32>::try_from(&teacher_logits.flatten(0, -1)).unwrap();
+        let kl = distill(logits, &target, 4, t as f32, alpha as f32, &mut d);
+        let reference = tch::no_grad(|| {
+            let logits = model.forward(&xs);
+            super::super::autograd::distill_kl(&logits, &teacher_logits, t).double_value(&[])
+        });
+        assert!(kl > 1e-3 && (kl - reference).abs() < 1e-5 * kl, "{kl} {reference}");
+        assert!(ce > 0.5, "{ce}");
+        net.backward(&batch, &acts, d, None, Hook::NONE);
+        let got = grads_out_in(&net);
+        assert!(expected.iter().any(|g| g.abs() > 1e-3));
+        assert!(max_diff(&got, &expected) < 2e-6, "{}", max_diff(&got, &expected));
     }
 
     #[test]
@@ -1032,13 +1317,13 @@ mod tests {
         for _ in 0..5 {
             opt.backward_step(&reference.forward(&xs).cross_entropy_for_logits(&ys));
             let d = dlogits(&net, &mut acts);
-            net.backward(&batch, &acts, d, None);
+            net.backward(&batch, &acts, d, None, Hook::NONE);
             net.adam_step(&mut adam);
             // The training loop's path: the first layer updated inside the backward pass.
             let d = dlogits(&other, &mut acts);
             let step = other_adam.next();
-            other.backward(&batch, &acts, d, Some(step));
-            other.update(step, true);
+            other.backward(&batch, &acts, d, Some(step), Hook::NONE);
+            other.update(step, true, Hook::NONE);
         }
         for (a, b) in net.layers.iter().zip(&other.layers) {
             assert_eq!(a.weight.value, b.weight.value, "the same bits either way");

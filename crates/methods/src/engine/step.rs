@@ -1,11 +1,14 @@
 //! The interface between the training loops and the engines: the batches a loop hands out
-//! ([`Order`], [`Rows`]), the step an engine computes on them ([`Step`]) and the losses it
-//! reports ([`Totals`], [`EpochStats`]). Engines implement [`Step`]; loops drive it. This
-//! module imports neither.
+//! ([`Order`], [`Rows`]), the step an engine computes on them ([`Step`]), the objectives a
+//! method may ask for beyond the notebook's two ([`Objective`]: weighted cross-entropy and
+//! distillation terms over groups of rows, an L1 penalty, a gradient mask) and the losses it
+//! reports ([`Totals`], [`EpochStats`]). Engines implement [`Step`]; loops and methods drive
+//! it. This module imports neither.
 
 use std::cell::OnceCell;
 
 use data::rng::{Rng, permutation};
+use model::Classifier;
 use tch::Tensor;
 
 use crate::tensors::Data;
@@ -97,9 +100,9 @@ impl Totals {
         }
     }
 
-    /// The epoch's means over `steps` steps.
+    /// The epoch's means over `steps` steps (the sums themselves when there were none).
     pub(crate) fn mean(self, steps: usize) -> EpochStats {
-        let mean = |t: f64| t / steps as f64;
+        let mean = |t: f64| t / steps.max(1) as f64;
         EpochStats { loss: mean(self.loss), ce: mean(self.ce), mi: self.mi.map(mean), steps }
     }
 }
@@ -110,11 +113,106 @@ pub(crate) trait Step {
     fn supervised(&mut self, rows: Rows<'_>);
     /// An MI-unlearn step on a remain batch and a forget batch.
     fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64);
+    /// A step on `objective` (the baselines' losses).
+    fn objective(&mut self, objective: &Objective<'_>);
+    /// From now on, every step changes only the `sparsity` fraction of parameters with the
+    /// largest gradient magnitude of the summed cross-entropy over `pool` (at the current
+    /// parameters, in batches of [`SALIENCY_BATCH`]); ties at the threshold are kept (SalUn's
+    /// weight saliency).
+    fn mask_to_salient(&mut self, pool: &[i64], sparsity: f64);
     /// The sums of the step losses since the last call (read once per epoch: the libtorch
     /// engines keep them as tensors, so the loop never waits on the host).
     fn take_totals(&mut self) -> Totals;
     /// Brings the model up to date (the native engine trains a copy of it).
     fn sync(&self);
+}
+
+/// Rows per forward pass of [`Step::mask_to_salient`]'s gradient.
+pub(crate) const SALIENCY_BATCH: usize = 1024;
+
+/// What a step minimises beyond the notebook's two losses: the sum of every group's terms, each
+/// over the logits of its own rows (all groups go through the model in one pass where the
+/// engine can), plus an optional L1 penalty on the parameters.
+pub(crate) struct Objective<'a> {
+    pub groups: &'a [Group<'a>],
+    /// `lambda * sum |p|` over every parameter, when given.
+    pub l1: Option<f64>,
+    /// Whether the step's losses enter the epoch's totals (SCRUB's max-steps do not). The
+    /// totals' `loss` is the objective's value, their `ce` the first term's unweighted value.
+    pub record: bool,
+}
+
+impl<'a> Objective<'a> {
+    /// `groups` without a penalty, recorded.
+    pub(crate) fn of(groups: &'a [Group<'a>]) -> Self {
+        Self { groups, l1: None, record: true }
+    }
+}
+
+/// A batch of rows and the terms computed on its logits.
+pub(crate) struct Group<'a> {
+    pub rows: Rows<'a>,
+    pub terms: &'a [Term<'a>],
+}
+
+/// One loss term over a group's logits, times `weight` (negative: ascent; zero: only
+/// reported).
+#[derive(Clone, Copy)]
+pub(crate) enum Term<'a> {
+    /// The mean cross-entropy against `labels`.
+    CrossEntropy { weight: f64, labels: Labels<'a> },
+    /// `KL(softmax(teacher / T) || softmax(student / T)) * T^2`, summed over classes and
+    /// averaged over rows (the distillation loss of SCRUB's and Bad Teacher's code).
+    Distill { weight: f64, temperature: f64, teacher: &'a Teacher },
+}
+
+/// The labels a cross-entropy term compares against.
+#[derive(Clone, Copy)]
+pub(crate) enum Labels<'a> {
+    /// The training set's own.
+    True,
+    /// One per training image.
+    Table(&'a LabelTable),
+}
+
+/// A label for every training image (e.g. the forget set relabelled at random), with its
+/// tensor made once for the libtorch engine.
+pub(crate) struct LabelTable {
+    pub labels: Vec<i64>,
+    tensor: OnceCell<Tensor>,
+}
+
+impl LabelTable {
+    pub(crate) fn new(labels: Vec<i64>) -> Self {
+        Self { labels, tensor: OnceCell::new() }
+    }
+
+    /// The labels as a tensor on `data`'s device.
+    pub(crate) fn tensor(&self, data: &Data) -> &Tensor {
+        self.tensor.get_or_init(|| Tensor::from_slice(&self.labels).to_device(data.device()))
+    }
+}
+
+/// A frozen model that a distillation term copies: `main`, or `other` for the training
+/// images marked in `marked`. Each engine keeps what it needs of it (the native engine: the
+/// logits of every training image, computed once).
+pub(crate) struct Teacher {
+    pub main: Classifier,
+    pub other: Option<(Classifier, Vec<bool>)>,
+    pub(crate) marked_tensor: OnceCell<Tensor>,
+    pub(crate) native_logits: OnceCell<Vec<f32>>,
+}
+
+impl Teacher {
+    /// `main` for every image.
+    pub(crate) fn new(main: Classifier) -> Self {
+        Self { main, other: None, marked_tensor: OnceCell::new(), native_logits: OnceCell::new() }
+    }
+
+    /// `main`, but `other` for the training images in `marked`.
+    pub(crate) fn with_other(main: Classifier, other: Classifier, marked: Vec<bool>) -> Self {
+        Self { other: Some((other, marked)), ..Self::new(main) }
+    }
 }
 
 /// Per-step losses kept as tensors, for the libtorch engines.
