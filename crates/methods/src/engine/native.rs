@@ -175,7 +175,7 @@ enum Input<'a> {
 }
 
 /// Output columns per register tile of [`combine`].
-const TILE: usize = 32;
+const TILE: usize = 64;
 
 /// `out[j] = sum_t coefs[t] * matrix[rows[t]][j]` for a row-major `matrix` of `out.len()`
 /// columns, summing in `t` order. The columns go in tiles of [`TILE`] held in registers across
@@ -206,14 +206,28 @@ fn combine(coefs: &[f32], rows: &[u32], matrix: &[f32], out: &mut [f32]) {
 
 /// The nonzero entries of `values` as `(coefs, positions)`, into reused buffers.
 fn nonzeros(values: &[f32], coefs: &mut Vec<f32>, positions: &mut Vec<u32>) {
-    coefs.clear();
-    positions.clear();
-    for (k, &v) in values.iter().enumerate() {
-        if v != 0.0 {
-            coefs.push(v);
-            positions.push(k as u32);
-        }
+    nonzeros_of(values.iter().copied(), values.len(), coefs, positions);
+}
+
+/// The nonzero entries of the `len` values of `values` as `(coefs, positions)`. Branch-free:
+/// every value is written and the cursor advances past the nonzero ones only (ReLU zeroes
+/// about half of a layer's outputs at random, which a branch would mispredict).
+fn nonzeros_of(
+    values: impl Iterator<Item = f32>,
+    len: usize,
+    coefs: &mut Vec<f32>,
+    positions: &mut Vec<u32>,
+) {
+    coefs.resize(len, 0.0);
+    positions.resize(len, 0);
+    let mut n = 0;
+    for (k, v) in values.enumerate().take(len) {
+        coefs[n] = v;
+        positions[n] = k as u32;
+        n += usize::from(v != 0.0);
     }
+    coefs.truncate(n);
+    positions.truncate(n);
 }
 
 /// A parameter tensor with its gradient and Adam's two moments, all flat.
@@ -471,15 +485,8 @@ impl Net {
             let input = &acts[l - 1];
             let n = input.len() / fan_in;
             for (k, row) in dw.chunks_exact_mut(width).enumerate() {
-                coefs.clear();
-                positions.clear();
-                for i in 0..n {
-                    let a = input[i * fan_in + k];
-                    if a != 0.0 {
-                        coefs.push(a);
-                        positions.push(i as u32);
-                    }
-                }
+                let column = input[k..].iter().step_by(fan_in).copied();
+                nonzeros_of(column, n, &mut coefs, &mut positions);
                 combine(&coefs, &positions, &g, row);
             }
             // The gradient of the layer's input, through the ReLU below it (which passes
