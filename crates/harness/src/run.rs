@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use data::split::run_split;
-use methods::engine::evaluate;
+use methods::Outputs;
+use methods::engine::{evaluate, outputs};
 use methods::{AnyMethod, Data, Images};
 
 use crate::cache::{Accuracy, Cache, Entry, EpochRecord, Lock, Record};
@@ -139,15 +140,17 @@ impl<'a> Shared<'a> {
         Some((accuracy, confidences))
     }
 
-    /// Evaluates `model` (see [`final_evaluation`]) and caches what it found.
+    /// Evaluates `model` (see [`final_evaluation`]; from `outputs` when its last epoch's
+    /// evaluation made them) and caches what it found.
     fn evaluate_and_store(
         &self,
         model: &model::Classifier,
         data: &Data,
         job: &Job,
+        outputs: Option<Outputs>,
     ) -> anyhow::Result<(Accuracy, Option<Arc<Vec<f32>>>)> {
         let split_key = split_key(self.exp, &self.fingerprint, job);
-        let (accuracy, confidences) = final_evaluation(model, data, job, self.exp);
+        let (accuracy, confidences) = final_evaluation(model, data, job, self.exp, outputs);
         if let Some(c) = &confidences {
             self.cache.store_confidences(&job.key, &split_key, c)?;
         }
@@ -227,7 +230,7 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
             None => {
                 let data = shared.data(job)?;
                 let model = shared.cache.load_model(&job.key, &exp.model, job.device)?;
-                shared.evaluate_and_store(&model, &data, job)?
+                shared.evaluate_and_store(&model, &data, job, None)?
             }
         };
         results.push(RunResult { job: job.clone(), record, accuracy, confidences, trained: false });
@@ -414,6 +417,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     }
 
     let data = s.data(job)?;
+    let mut final_outputs = None;
     let (model, record, trained) = match record {
         Some(record) => (s.cache.load_model(&job.key, &exp.model, job.device)?, record, false),
         None => {
@@ -443,16 +447,23 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
             let mut history = Vec::new();
             let label = job.label();
             let bar = s.progress.job(&label, job.method.epochs());
+            let last = job.method.epochs();
             let t0 = Instant::now();
             let model = job.method.train(&ctx, &mut |epoch, m, stats| {
-                let record = EpochRecord {
-                    epoch,
-                    loss: stats.loss,
-                    ce: stats.ce,
-                    mi: stats.mi,
-                    metrics: (exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch))
-                        .then(|| evaluate(m, &data, job.engine).into()),
+                let wanted = exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch);
+                let metrics = match wanted {
+                    false => None,
+                    // The last epoch's model is the final one: one pass serves both.
+                    true if epoch == last => {
+                        let all = outputs(m, &data, job.engine, exp.audit.is_some());
+                        let metrics = all.metrics(&data);
+                        final_outputs = Some(all);
+                        Some(metrics.into())
+                    }
+                    true => Some(evaluate(m, &data, job.engine).into()),
                 };
+                let record =
+                    EpochRecord { epoch, loss: stats.loss, ce: stats.ce, mi: stats.mi, metrics };
                 s.progress.detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));
                 history.push(record);
                 bar.epoch_done();
@@ -487,7 +498,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         }
     };
     drop(lock);
-    let (accuracy, confidences) = s.evaluate_and_store(&model, &data, job)?;
+    let (accuracy, confidences) = s.evaluate_and_store(&model, &data, job, final_outputs)?;
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };
     finish(s, job, &how, &accuracy);
@@ -503,8 +514,10 @@ fn final_evaluation(
     data: &Data,
     job: &Job,
     exp: &Experiment,
+    outputs: Option<Outputs>,
 ) -> (Accuracy, Option<Vec<f32>>) {
-    let outputs = methods::engine::outputs(model, data, job.engine, exp.audit.is_some());
+    let outputs = outputs
+        .unwrap_or_else(|| methods::engine::outputs(model, data, job.engine, exp.audit.is_some()));
     let mia = outputs.mia(data, job.seed);
     let accuracy = Accuracy {
         mia: Some(mia.mia),
