@@ -101,13 +101,16 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 /// the background and by how much, in row order. The first layer's forward pass is one
 /// [`scatter`] per pixel over it, its weight gradient one [`combine`] per pixel.
 ///
-/// Flat, by a counting sort: pixel `p`'s terms are `deltas[starts[p]..starts[p + 1]]` (and the
-/// same range of `rows`). Rows are visited in order, so each pixel's terms stay in row order.
+/// A pixel occurs at most once per image, so each pixel gets a bucket of `capacity` (the
+/// batch's size) slots, filled in one pass over the images: pixel `p`'s terms are
+/// `deltas[p * capacity..][..counts[p]]` (and the same range of `rows`). Rows are visited in
+/// order, so each pixel's terms stay in row order.
 #[derive(Debug, Default)]
 struct Batch {
-    starts: Vec<usize>,
+    counts: Vec<u32>,
     deltas: Vec<f32>,
     rows: Vec<u32>,
+    capacity: usize,
     len: usize,
 }
 
@@ -115,42 +118,28 @@ impl Batch {
     /// Regroups images `ids` of `x`, reusing the buffers.
     fn fill(&mut self, x: &SparseRows, ids: &[usize]) {
         self.len = ids.len();
-        // starts[p + 1] counts pixel p's terms, then becomes p's write cursor's end.
-        self.starts.clear();
-        self.starts.resize(x.dim + 1, 0);
-        let mut total = 0;
-        for &i in ids {
-            let (pixels, _) = x.row(i);
-            total += pixels.len();
-            for &p in pixels {
-                self.starts[p as usize + 1] += 1;
-            }
-        }
-        for p in 0..x.dim {
-            self.starts[p + 1] += self.starts[p];
-        }
-        self.deltas.resize(total, 0.0);
-        self.rows.resize(total, 0);
-        // `starts[p]` serves as pixel p's write cursor, moving to the end of its range.
+        self.capacity = ids.len();
+        self.counts.clear();
+        self.counts.resize(x.dim, 0);
+        // Stale slots beyond a pixel's count are never read.
+        self.deltas.resize(x.dim * self.capacity, 0.0);
+        self.rows.resize(x.dim * self.capacity, 0);
         for (row, &i) in ids.iter().enumerate() {
             let (pixels, deltas) = x.row(i);
             for (&p, &d) in pixels.iter().zip(deltas) {
-                let at = &mut self.starts[p as usize];
-                self.deltas[*at] = d;
-                self.rows[*at] = row as u32;
-                *at += 1;
+                let count = &mut self.counts[p as usize];
+                let at = p as usize * self.capacity + *count as usize;
+                self.deltas[at] = d;
+                self.rows[at] = row as u32;
+                *count += 1;
             }
         }
-        // Each cursor now sits at the next pixel's start: shift them back by one pixel.
-        for p in (1..=x.dim).rev() {
-            self.starts[p] = self.starts[p - 1];
-        }
-        self.starts[0] = 0;
     }
 
     /// Pixel `p`'s `(deltas, rows)`, in row order.
     fn pixel(&self, p: usize) -> (&[f32], &[u32]) {
-        let r = self.starts[p]..self.starts[p + 1];
+        let start = p * self.capacity;
+        let r = start..start + self.counts[p] as usize;
         (&self.deltas[r.clone()], &self.rows[r])
     }
 }
