@@ -50,7 +50,7 @@ impl Kind {
     }
 
     /// The normalisation's mean and standard deviation of a pixel in `[0, 1]`.
-    fn mean_std(self) -> (f32, f32) {
+    pub fn mean_std(self) -> (f32, f32) {
         match self {
             Kind::Mnist => (MEAN, STD),
             Kind::FashionMnist => (0.2860, 0.3530),

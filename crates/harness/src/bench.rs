@@ -54,7 +54,7 @@ fn epoch_times(method: &AnyMethod, ctx: &Context<'_>) -> (f64, Classifier) {
         }
         last = now;
     });
-    (median(times), model)
+    (median(times), model.expect("a built-in method cannot fail"))
 }
 
 pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Measure>> {

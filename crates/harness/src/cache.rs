@@ -55,11 +55,20 @@ const STALE_AFTER: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
+    /// NaN when the harness does not see the method's losses (an external method); JSON
+    /// writes that as `null`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub ce: f64,
     pub mi: Option<f64>,
     /// Accuracies after this epoch, where the method records them.
     pub metrics: Option<Accuracy>,
+}
+
+/// A float that JSON may hold as `null` (how serde_json writes NaN), read back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// [`Metrics`] in a serialisable form.

@@ -22,6 +22,7 @@ pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod device;
+pub mod external;
 pub mod plan;
 pub mod progress;
 pub mod report;

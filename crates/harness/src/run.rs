@@ -239,10 +239,20 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
     Ok((Outcome { plan, results, images }, missing))
 }
 
+/// A job whose method produced no model (an external command that failed): the run goes on
+/// with the other jobs and reports every such failure at its end.
+#[derive(Debug, thiserror::Error)]
+#[error("{label}: {why}")]
+pub struct JobFailed {
+    pub label: String,
+    pub why: methods::Failed,
+}
+
 /// Runs every job of `plan` on `workers` threads of `pool` (`run` gets the job and the
 /// worker's index, `0..workers`), each as soon as its upstream job has finished; among the
 /// jobs that can start, those that others wait for go first, then the longest. Stops at the
-/// first error (jobs already running finish). Results in plan order.
+/// first error (jobs already running finish), but for a [`JobFailed`]: the others go on (but
+/// its dependents), and the failures are the error at the end. Results in plan order.
 fn schedule<T: Send>(
     plan: &Plan,
     workers: usize,
@@ -261,6 +271,7 @@ fn schedule<T: Send>(
         results: Vec<Option<T>>,
         running: usize,
         error: Option<anyhow::Error>,
+        failed: Vec<String>,
     }
     let (ready, waiting) = (0..n).partition(|&i| upstream[i].is_none());
     let state = Mutex::new(State {
@@ -269,6 +280,7 @@ fn schedule<T: Send>(
         results: (0..n).map(|_| None).collect(),
         running: 0,
         error: None,
+        failed: Vec::new(),
     });
     let wake = std::sync::Condvar::new();
     let worker = |w: usize| {
@@ -301,9 +313,12 @@ fn schedule<T: Send>(
                     s.waiting = still;
                     s.ready.extend(now);
                 }
-                Err(e) => {
-                    s.error.get_or_insert(e);
-                }
+                Err(e) => match e.downcast::<JobFailed>() {
+                    Ok(failed) => s.failed.push(failed.to_string()),
+                    Err(e) => {
+                        s.error.get_or_insert(e);
+                    }
+                },
             }
             wake.notify_all();
         }
@@ -317,6 +332,14 @@ fn schedule<T: Send>(
     let s = state.into_inner().expect("no worker panicked");
     if let Some(e) = s.error {
         return Err(e);
+    }
+    if !s.failed.is_empty() {
+        anyhow::bail!(
+            "{} of {n} jobs failed; nothing was cached for them, every other job's model is in \
+             the cache, and no results were written. Fix the method and run again.\n\n{}",
+            s.failed.len(),
+            s.failed.join("\n\n")
+        );
     }
     Ok(s.results.into_iter().map(|r| r.expect("every job ran")).collect())
 }
@@ -469,6 +492,10 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 bar.epoch_done();
             });
             drop(bar);
+            let model = model.map_err(|why| {
+                s.progress.warn(format_args!("{}: failed: {why}", job.label()));
+                JobFailed { label: job.label(), why }
+            })?;
             let record = Record {
                 key: job.key.clone(),
                 label,

@@ -35,6 +35,8 @@ mod testutil;
 pub use engine::Engine;
 pub use engine::step::EpochStats;
 pub use eval::{Metrics, Outputs};
-pub use method::{AnyMethod, Context, DynMethod, Invalid, Method, Registration, canonical_key};
+pub use method::{
+    AnyMethod, Context, DynMethod, Failed, Invalid, Method, Registration, canonical_key,
+};
 pub use sparse::SparseRows;
 pub use tensors::{Data, Images};

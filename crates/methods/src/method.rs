@@ -83,6 +83,13 @@ impl Start {
     }
 }
 
+/// A run that produced no model (an external command that failed, timed out or wrote a
+/// malformed model): what happened, for the run's report. The harness caches nothing for it
+/// and goes on with the other jobs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Failed(pub String);
+
 /// A parameter that breaks a rule: its name and what is wrong with its value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
@@ -146,6 +153,12 @@ impl AnyMethod {
     pub fn new<M: Method>(method: M) -> Self {
         Self(Arc::new(method))
     }
+
+    /// A method that implements [`DynMethod`] directly (one defined outside this crate, such
+    /// as the harness's external commands).
+    pub fn from_arc(method: Arc<dyn DynMethod>) -> Self {
+        Self(method)
+    }
 }
 
 impl std::ops::Deref for AnyMethod {
@@ -180,8 +193,9 @@ pub trait DynMethod: Send + Sync {
     /// ([`Method::LABELLED`], `epochs`, and every parameter off its default).
     fn label(&self) -> String;
     fn start(&self) -> Start;
-    /// Trains it; see [`Method::train`].
-    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier;
+    /// Trains it; see [`Method::train`]. Only a method outside the process (an external
+    /// command) can fail.
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Result<Classifier, Failed>;
 
     /// MI-unlearn's gamma (the `gamma` column of the CSV files), for any method with one.
     fn gamma(&self) -> Option<f64> {
@@ -236,8 +250,8 @@ impl<M: Method> DynMethod for M {
     fn start(&self) -> Start {
         M::START
     }
-    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
-        Method::train(self, ctx, on_epoch)
+    fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Result<Classifier, Failed> {
+        Ok(Method::train(self, ctx, on_epoch))
     }
 }
 

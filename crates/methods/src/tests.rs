@@ -198,7 +198,7 @@ fn engines_agree_to_float_rounding() {
         let (data, spec, seed, device) = (&data, &spec, 7, Device::Cpu);
         let ctx = Context { data, spec, seed, replicate: 0, device, engine, original };
         let mut history = Vec::new();
-        let model = method.train(&ctx, &mut |_, _, s| history.push(*s));
+        let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
         (model, history)
     };
     let diff = |x: &Classifier, y: &Classifier| {
@@ -273,12 +273,12 @@ fn baselines_agree_across_engines() {
     let (data, spec, device) = (&data, &spec, Device::Cpu);
     let engine = Engine::Autograd;
     let ctx = Context { data, spec, seed: 5, replicate: 0, device, engine, original: None };
-    let first = original(4).train(&ctx, &mut |_, _, _| {});
+    let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
     for method in &methods {
         let run = |engine| {
             let ctx = Context { engine, original: Some(&first), ..ctx };
             let mut history = Vec::new();
-            let model = method.train(&ctx, &mut |_, _, s| history.push(*s));
+            let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
             (model.flat_parameters(), history)
         };
         let ((a, ha), (n, hn)) = (run(Engine::Autograd), run(Engine::Native));
@@ -339,9 +339,11 @@ fn the_last_epoch_callback_sees_the_final_model() {
             Context { data, spec, seed: 7, replicate: 0, device: Device::Cpu, engine, original };
         let mi = small_mi_unlearn();
         let mut seen = Vec::new();
-        let model = mi.train(&ctx, &mut |_, m, _| {
-            seen.push((engine::evaluate(m, data, engine), m.flat_parameters()))
-        });
+        let model = mi
+            .train(&ctx, &mut |_, m, _| {
+                seen.push((engine::evaluate(m, data, engine), m.flat_parameters()))
+            })
+            .unwrap();
         let last = seen.last().unwrap();
         assert_eq!(last.0, engine::evaluate(&model, data, engine), "{engine:?}");
         assert_eq!(last.1, model.flat_parameters(), "{engine:?}");
@@ -399,9 +401,9 @@ fn golden_checkpoints_pin_what_each_engine_trains() {
         let (data, spec, device) = (&data, &spec, Device::Cpu);
         let mut ctx =
             Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
-        let first = original(4).train(&ctx, &mut |_, _, _| {});
+        let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
         ctx.original = Some(&first);
-        let unlearned = small_mi_unlearn().train(&ctx, &mut |_, _, _| {});
+        let unlearned = small_mi_unlearn().train(&ctx, &mut |_, _, _| {}).unwrap();
         let got = [checkpoint(&first, "o"), checkpoint(&unlearned, "u")];
         let pinned = GOLDEN
             .iter()
@@ -449,10 +451,10 @@ fn golden_baselines_pin_what_each_engine_trains() {
         let (data, spec, device) = (&data, &spec, Device::Cpu);
         let mut ctx =
             Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
-        let first = original(4).train(&ctx, &mut |_, _, _| {});
+        let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
         ctx.original = Some(&first);
         let got: Vec<String> =
-            methods.iter().map(|m| hash(&m.train(&ctx, &mut |_, _, _| {}))).collect();
+            methods.iter().map(|m| hash(&m.train(&ctx, &mut |_, _, _| {}).unwrap())).collect();
         let pinned = GOLDEN_BASELINES
             .iter()
             .find(|(e, c, _)| *e == engine.name() && (engine == Engine::Native || *c == class));
@@ -559,7 +561,7 @@ fn replicates_draw_their_own_streams() {
             let purpose = if replicate == 0 { "x".to_owned() } else { format!("x/r{replicate}") };
             data::rng::stream(7, &purpose).random::<u64>()
         });
-        retrain.train(&ctx, &mut |_, _, _| {}).flat_parameters()
+        retrain.train(&ctx, &mut |_, _, _| {}).unwrap().flat_parameters()
     };
     let (r0, r1, r2) = (run(0), run(1), run(2));
     assert_eq!(r0, crate::testutil::train(&retrain, &data, &spec, None).0.flat_parameters());

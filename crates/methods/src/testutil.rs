@@ -89,7 +89,7 @@ pub(crate) fn train(
     let engine = Engine::default();
     let ctx = Context { data, spec, seed: 7, replicate: 0, device: Device::Cpu, engine, original };
     let mut history = Vec::new();
-    let model = method.train(&ctx, &mut |_, _, s| history.push(*s));
+    let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
     (model, history)
 }
 

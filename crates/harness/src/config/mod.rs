@@ -311,7 +311,9 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
     }
     let model = ClassifierSpec { hidden, ..base };
 
-    let sections = sections::read(&raw.methods).map_err(|(key, problem)| invalid(&key, problem))?;
+    let files = crate::external::DataFiles { dir: data_dir.clone(), load: load.clone() };
+    let sections =
+        sections::read(&raw.methods, &files).map_err(|(key, problem)| invalid(&key, problem))?;
     raw.methods = sections.resolved;
     let check = match &raw.check {
         Some(c) => Some(c.validate().map_err(|(key, problem)| invalid(&key, problem))?),

@@ -2,10 +2,18 @@
 //! (`methods::catalog::ALL`), which reads its parameters and expands its lists; the harness
 //! adds only what is about recording, not training: `eval_every`.
 
+use std::path::{Path, PathBuf};
+
 use methods::{AnyMethod, Invalid, Registration, catalog};
 use toml::{Table, Value};
 
+use crate::external::{DEFAULT_TIMEOUT_S, DataFiles, External};
 use methods::method::MAX_COUNT;
+
+/// The table of external methods under `methods`.
+const EXTERNAL: &str = "external";
+/// What an external method's section may say.
+const EXTERNAL_KEYS: [&str; 4] = ["command", "inputs", "timeout_s", "params"];
 
 /// The methods of an experiment, read.
 #[derive(Debug, Clone)]
@@ -19,13 +27,18 @@ pub struct Sections {
 }
 
 /// Reads the `methods` table of a file; an error is `(key, problem)` with the full key.
-pub fn read(methods: &Table) -> Result<Sections, (String, String)> {
+/// External methods (`[methods.external.<name>]`) hand their commands `data`'s files.
+pub fn read(methods: &Table, data: &DataFiles) -> Result<Sections, (String, String)> {
     let mut out = Sections { methods: Vec::new(), eval_every: Vec::new(), resolved: Table::new() };
-    if let Some(name) = methods.keys().find(|n| catalog::find(n).is_none()) {
+    if let Some(name) = methods.keys().find(|n| *n != EXTERNAL && catalog::find(n).is_none()) {
         let names: Vec<&str> = catalog::ALL.iter().map(|r| r.name).collect();
         return Err((
             format!("methods.{name}"),
-            format!("is not a method; the methods are {}", names.join(", ")),
+            format!(
+                "is not a method; the methods are {}, and [methods.external.NAME] for a command \
+                 of yours (docs/external-methods.md)",
+                names.join(", ")
+            ),
         ));
     }
     for registration in catalog::ALL {
@@ -51,6 +64,21 @@ pub fn read(methods: &Table) -> Result<Sections, (String, String)> {
         }
         out.methods.extend(expanded.methods);
         out.resolved.insert(registration.name.into(), Value::Table(resolved));
+    }
+    if let Some(external) = methods.get(EXTERNAL) {
+        let Value::Table(external) = external else {
+            return Err((
+                "methods.external".into(),
+                "must be a table of methods: [methods.external.NAME] with its command".into(),
+            ));
+        };
+        let mut resolved = Table::new();
+        for (name, section) in external {
+            let (methods, section) = read_external(name, section, data)?;
+            out.methods.extend(methods);
+            resolved.insert(name.clone(), Value::Table(section));
+        }
+        out.resolved.insert(EXTERNAL.into(), Value::Table(resolved));
     }
     if out.methods.is_empty() {
         let sections: Vec<String> =
@@ -97,4 +125,158 @@ fn take_eval_every(
             Err(("eval_every", format!("is {other}; it must be 1 to {MAX_COUNT} epochs")))
         }
     }
+}
+
+/// Reads `[methods.external.<name>]`: its command (resolved to a program now, so that a
+/// missing one fails before any training), its input files (hashed now), its timeout and its
+/// parameters (lists expand into every combination, the first varying slowest). Returns a
+/// method per combination and the section with its defaults written out.
+fn read_external(
+    name: &str,
+    section: &Value,
+    data: &DataFiles,
+) -> Result<(Vec<AnyMethod>, Table), (String, String)> {
+    let key =
+        |k: &str| format!("methods.external.{name}{}{k}", if k.is_empty() { "" } else { "." });
+    let Value::Table(section) = section else {
+        return Err((key(""), "must be a table: [methods.external.NAME] with its command".into()));
+    };
+    let well_named =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !well_named || catalog::find(name).is_some() || name == EXTERNAL {
+        return Err((
+            key(""),
+            format!(
+                "names a method {name:?}: use letters, digits, '_' and '-', and not the name of a \
+                 built-in method"
+            ),
+        ));
+    }
+    if let Some(k) = section.keys().find(|k| !EXTERNAL_KEYS.contains(&k.as_str())) {
+        return Err((
+            key(k),
+            format!(
+                "is not a key of an external method; its keys are {} (a parameter for the \
+                 command goes under params)",
+                EXTERNAL_KEYS.join(", ")
+            ),
+        ));
+    }
+    let strings = |k: &str, v: &Value| -> Result<Vec<String>, (String, String)> {
+        let list = match v {
+            Value::Array(list) => list,
+            _ => return Err((key(k), "must be a list of strings".into())),
+        };
+        list.iter()
+            .map(|e| match e {
+                Value::String(s) => Ok(s.clone()),
+                other => Err((key(k), format!("lists {other}, not a string"))),
+            })
+            .collect()
+    };
+    let command = match section.get("command") {
+        None => {
+            return Err((
+                key("command"),
+                "is missing: give the command that runs the method, e.g. command = [\"python\", \
+                 \"examples/external/finetune.py\"]"
+                    .into(),
+            ));
+        }
+        Some(v) => strings("command", v)?,
+    };
+    let Some(first) = command.first() else {
+        return Err((key("command"), "is empty: give the program and its arguments".into()));
+    };
+    let program = program(first).map_err(|problem| (key("command"), problem))?;
+    let mut inputs = Vec::new();
+    for path in section.get("inputs").map(|v| strings("inputs", v)).transpose()?.unwrap_or_default()
+    {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| (key("inputs"), format!("lists {path}, which cannot be read: {e}")))?;
+        inputs.push((path, data::dataset::sha256_hex(&bytes)));
+    }
+    let timeout_s = match section.get("timeout_s") {
+        None => DEFAULT_TIMEOUT_S,
+        Some(Value::Integer(n)) if *n > 0 => *n as f64,
+        Some(Value::Float(x)) if x.is_finite() && *x > 0.0 => *x,
+        Some(other) => return Err((key("timeout_s"), format!("is {other}; give seconds, > 0"))),
+    };
+    let params = match section.get("params") {
+        None => Table::new(),
+        Some(Value::Table(t)) => t.clone(),
+        Some(_) => {
+            return Err((key("params"), "must be a table: params = { name = value, ... }".into()));
+        }
+    };
+    let mut points: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+    for (k, v) in &params {
+        let values = match v {
+            Value::Array(list) if list.is_empty() => {
+                return Err((key(&format!("params.{k}")), "is an empty list".into()));
+            }
+            Value::Array(list) => list.clone(),
+            v => vec![v.clone()],
+        };
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut p = p.clone();
+                    p.push((k.clone(), v.clone()));
+                    p
+                })
+            })
+            .collect();
+    }
+    // A method's name lives as long as the process (a few bytes per section read).
+    let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    let methods = points
+        .into_iter()
+        .map(|params| {
+            AnyMethod::from_arc(std::sync::Arc::new(External {
+                name,
+                command: command.clone(),
+                program: program.clone(),
+                inputs: inputs.clone(),
+                timeout_s,
+                params,
+                data: data.clone(),
+            }))
+        })
+        .collect();
+    let mut resolved = section.clone();
+    resolved.insert("timeout_s".into(), Value::Float(timeout_s));
+    Ok((methods, resolved))
+}
+
+/// The program a command's first word names: `python` is the Python `scripts/setup`
+/// installs (with torch, numpy and safetensors), a word with a `/` a file, anything else
+/// looked up on `PATH`.
+fn program(word: &str) -> Result<PathBuf, String> {
+    if word == "python" {
+        let setup = std::env::var_os("UNLEARN_BENCH_PYTHON").map(PathBuf::from).or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            Some(Path::new(&home).join(".cache/unlearn-bench/torch-2.13.0/bin/python"))
+        });
+        return match setup {
+            Some(p) if p.is_file() => Ok(p),
+            _ => Err("names python, the Python that scripts/setup installs, which is not there \
+                 (nor is UNLEARN_BENCH_PYTHON set): run scripts/setup, or name another \
+                 interpreter, e.g. python3"
+                .into()),
+        };
+    }
+    if word.contains('/') {
+        let path = Path::new(word);
+        return if path.is_file() {
+            Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
+        } else {
+            Err(format!("names {word}, which is not a file"))
+        };
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|d| d.join(word)).find(|p| p.is_file())
+    });
+    found.ok_or_else(|| format!("names {word}, which is not a program on PATH"))
 }

@@ -1,0 +1,278 @@
+//! Methods outside the process (`[methods.external.<name>]`, docs/external-methods.md): each
+//! run writes a job folder (the original model as safetensors with PyTorch's `state_dict`
+//! names, the split as `.npy` indices into the training set, and `job.json`), runs the
+//! declared command on it, checks the model it writes back (names, shapes, dtype, finite
+//! values) and hands it to the runner, which evaluates and caches it like any other.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use data::dataset::{LoadOptions, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use methods::method::Start;
+use methods::{Context, DynMethod, EpochStats, Failed};
+use model::Classifier;
+use serde_json::json;
+use toml::Value;
+
+/// The version of the files' contract, in `job.json` and the cache key.
+pub const CONTRACT: u32 = 1;
+/// What a command's run may take, unless its section says otherwise (`timeout_s`).
+pub const DEFAULT_TIMEOUT_S: f64 = 3600.0;
+/// The lines of a failed command's stderr that its error shows.
+const STDERR_LINES: usize = 20;
+
+/// Where the experiment's data comes from, for `job.json`.
+#[derive(Debug, Clone)]
+pub struct DataFiles {
+    pub dir: PathBuf,
+    pub load: LoadOptions,
+}
+
+/// One parameter set of an external method.
+#[derive(Debug, Clone)]
+pub struct External {
+    /// The section's name (`[methods.external.<name>]`), its name in every table.
+    pub name: &'static str,
+    /// The command as declared (its key), and the program that runs it.
+    pub command: Vec<String>,
+    pub program: PathBuf,
+    /// Each declared input file and its SHA-256 (read when the experiment is read).
+    pub inputs: Vec<(String, String)>,
+    pub timeout_s: f64,
+    /// This run's parameters, one point of the section's grid, in declaration order.
+    pub params: Vec<(String, Value)>,
+    pub data: DataFiles,
+}
+
+impl DynMethod for External {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn epochs(&self) -> usize {
+        1
+    }
+
+    fn key(&self) -> Vec<(String, String)> {
+        let mut key = vec![
+            ("contract".to_owned(), CONTRACT.to_string()),
+            ("command".to_owned(), serde_json::to_string(&self.command).expect("strings")),
+        ];
+        key.extend(self.inputs.iter().map(|(path, sha)| (format!("input {path}"), sha.clone())));
+        key.extend(self.params.iter().map(|(k, v)| (k.clone(), v.to_string())));
+        key
+    }
+
+    fn label(&self) -> String {
+        if self.params.is_empty() {
+            return "external".to_owned();
+        }
+        let shown: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                v => format!("{k}={v}"),
+            })
+            .collect();
+        shown.join(" ")
+    }
+
+    fn start(&self) -> Start {
+        Start::Original
+    }
+
+    fn train(
+        &self,
+        ctx: &Context<'_>,
+        on_epoch: &mut methods::loops::OnEpoch<'_>,
+    ) -> Result<Classifier, Failed> {
+        let model = self.run(ctx).map_err(Failed)?;
+        // The harness sees no losses of an external method.
+        let stats = EpochStats { loss: f64::NAN, ce: f64::NAN, mi: None, steps: 0 };
+        on_epoch(1, &model, &stats);
+        Ok(model)
+    }
+}
+
+impl External {
+    /// Writes the job folder, runs the command, reads back its model.
+    fn run(&self, ctx: &Context<'_>) -> Result<Classifier, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("unlearn-bench-external-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a job folder in the temporary directory: {e}"))?;
+        let job = self.write_job(dir.path(), ctx)?;
+        let (stdout, stderr) = (dir.path().join("stdout.log"), dir.path().join("stderr.log"));
+        let file = |p: &Path| {
+            std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
+        };
+        let mut child = Command::new(&self.program)
+            .args(&self.command[1..])
+            .arg(&job)
+            .env("UNLEARN_BENCH_JOB", &job)
+            .stdin(Stdio::null())
+            .stdout(file(&stdout)?)
+            .stderr(file(&stderr)?)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        let t0 = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if t0.elapsed().as_secs_f64() > self.timeout_s => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "timed out after {} s (timeout_s) and was killed{}",
+                        self.timeout_s,
+                        tail(&stderr)
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(format!("cannot wait for the command: {e}")),
+            }
+        };
+        if !status.success() {
+            return Err(format!("the command exited with {status}{}", tail(&stderr)));
+        }
+        let output = dir.path().join("unlearned.safetensors");
+        if !output.exists() {
+            return Err(format!(
+                "the command exited 0 but wrote no model (job.json's \"output\", {}){}",
+                output.display(),
+                tail(&stderr)
+            ));
+        }
+        let original = ctx.original();
+        read_model(&output, &original).map_err(|why| format!("{why}{}", tail(&stderr)))
+    }
+
+    /// The job folder's inputs: `original.safetensors`, `remain.npy`, `forget.npy`,
+    /// `job.json` (returned).
+    fn write_job(&self, dir: &Path, ctx: &Context<'_>) -> Result<PathBuf, String> {
+        let original = ctx.original();
+        let path = |name: &str| dir.join(name);
+        original.save(&path("original.safetensors")).map_err(|e| e.to_string())?;
+        let write = |name: &str, bytes: Vec<u8>| {
+            std::fs::write(path(name), bytes).map_err(|e| format!("cannot write {name}: {e}"))
+        };
+        for (name, ids) in [("remain.npy", ctx.data.remain()), ("forget.npy", ctx.data.forget())] {
+            write(name, results::npy::to_bytes(&[ids.len()], ids))?;
+        }
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+        let file = |name: &str| absolute(self.data.dir.join(name)).display().to_string();
+        let (mean, std) = self.data.load.kind.mean_std();
+        let spec = &original.spec();
+        let mut shapes = serde_json::Map::new();
+        let mut names: Vec<(String, Vec<i64>)> = original
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(name, t)| (name, t.size()))
+            .collect();
+        names.sort();
+        for (name, size) in names {
+            shapes.insert(name, json!(size));
+        }
+        let params: serde_json::Map<String, serde_json::Value> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("a TOML value is JSON")))
+            .collect();
+        let job = json!({
+            "contract": CONTRACT,
+            "method": self.name,
+            "params": params,
+            "seed": ctx.seed,
+            "replicate": ctx.replicate,
+            "device": "cpu",
+            "threads": 1,
+            "dataset": {
+                "name": self.data.load.kind.name(),
+                "train_images": file(TRAIN_IMAGES),
+                "train_labels": file(TRAIN_LABELS),
+                "test_images": file(TEST_IMAGES),
+                "test_labels": file(TEST_LABELS),
+                "train_limit": self.data.load.train_limit,
+                "test_limit": self.data.load.test_limit,
+                "mean": mean,
+                "std": std,
+            },
+            "model": {
+                "architecture": spec.describe(),
+                "input": spec.input,
+                "hidden": spec.hidden,
+                "classes": spec.classes,
+                "parameters": shapes,
+            },
+            "original": path("original.safetensors"),
+            "remain": path("remain.npy"),
+            "forget": path("forget.npy"),
+            "output": path("unlearned.safetensors"),
+        });
+        let text = serde_json::to_string_pretty(&job).expect("JSON");
+        write("job.json", text.into_bytes())?;
+        Ok(path("job.json"))
+    }
+}
+
+/// `like`'s architecture with the parameters of the safetensors file at `path`, which must
+/// hold exactly `like`'s names, each float32 of `like`'s shape, every value finite.
+pub fn read_model(path: &Path, like: &Classifier) -> Result<Classifier, String> {
+    let tensors = tch::Tensor::read_safetensors(path)
+        .map_err(|e| format!("{} is not a safetensors file: {e}", path.display()))?;
+    let expected = like.var_store().variables();
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for (name, t) in &tensors {
+        match expected.get(name) {
+            None => problems.push(format!("unexpected tensor {name:?}")),
+            Some(e) if e.size() != t.size() => problems.push(format!(
+                "{name} has shape {:?}, the model's is {:?}",
+                t.size(),
+                e.size()
+            )),
+            Some(_) if t.kind() != tch::Kind::Float => {
+                problems.push(format!("{name} is {:?}, not float32", t.kind()))
+            }
+            Some(_) if !bool::try_from(t.isfinite().all()).unwrap_or(false) => {
+                problems.push(format!("{name} has NaN or infinite values"))
+            }
+            Some(_) => seen.push(name.clone()),
+        }
+    }
+    let mut missing: Vec<&String> = expected.keys().filter(|n| !seen.contains(n)).collect();
+    missing.sort();
+    problems.extend(missing.into_iter().map(|n| format!("tensor {n:?} is missing")));
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(format!(
+            "the model it wrote does not fit {}: {}",
+            like.spec().describe(),
+            problems.join("; ")
+        ));
+    }
+    let model = like.duplicate();
+    let vars = model.var_store().variables();
+    tch::no_grad(|| {
+        for (name, t) in &tensors {
+            vars[name].shallow_clone().copy_(t);
+        }
+    });
+    Ok(model)
+}
+
+/// The last lines of the file at `path`, as an error's tail ("" when empty).
+fn tail(path: &Path) -> String {
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text));
+    if read.is_err() || text.trim().is_empty() {
+        return String::new();
+    }
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let shown = &lines[lines.len().saturating_sub(STDERR_LINES)..];
+    format!("; the last {} lines of its stderr:\n  {}", shown.len(), shown.join("\n  "))
+}

@@ -1,0 +1,174 @@
+//! External methods end to end (needs `scripts/setup`: MNIST and its Python with torch,
+//! numpy and safetensors): the examples run through the process boundary, failures are
+//! reported and lose nothing, bad declarations exit 2.
+
+mod common;
+
+use common::*;
+
+/// The slice experiment with a 2-epoch original, a 1-epoch finetune and `external`.
+fn with_external(dir: &std::path::Path, name: &str, external: &str) -> String {
+    let methods = "[methods.original]\nepochs = 2\n[methods.finetune]\nepochs = 1\n";
+    slice(dir, name, "", &format!("{methods}{external}")).display().to_string()
+}
+
+#[test]
+fn the_identity_is_the_original_and_pytorch_finetuning_agrees_with_the_built_in() {
+    if !have_mnist() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    let file = with_external(
+        tmp.path(),
+        "external",
+        r#"
+[methods.external.identity]
+command = ["python", "examples/external/identity.py"]
+inputs = ["examples/external/identity.py", "examples/external/unlearn_job.py"]
+[methods.external.torch_finetune]
+command = ["python", "examples/external/finetune.py"]
+inputs = ["examples/external/finetune.py", "examples/external/unlearn_job.py"]
+params = { epochs = 1 }
+"#,
+    );
+    let (ok, _, stderr) =
+        harness_in_workspace(&[&file, "--cache", &p("cache"), "--out", &p("out")]);
+    assert!(ok, "{stderr}");
+    let runs = read_csv(&tmp.path().join("out/runs.csv"));
+    let row = |m: &str| runs.iter().find(|r| r["method"] == m).unwrap_or_else(|| panic!("{m}"));
+    let (original, identity) = (row("original"), row("identity"));
+    for column in ["remain_acc", "forget_acc", "test_acc", "mia", "mia_attack_acc"] {
+        assert_eq!(identity[column], original[column], "the identity's {column}");
+    }
+    // Its own cache entry (`checkpoint` is the job's key), holding the original's bytes.
+    let model_sha = |r: &Row| {
+        let record = tmp.path().join("cache/v2/models").join(&r["checkpoint"]).join("record.json");
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+        record["model_sha256"].as_str().unwrap().to_owned()
+    };
+    assert_ne!(identity["checkpoint"], original["checkpoint"]);
+    assert_eq!(model_sha(identity), model_sha(original), "the same model, bit for bit");
+    assert_eq!(identity["params"], "external");
+    let (builtin, torch) = (row("finetune"), row("torch_finetune"));
+    assert_eq!(torch["params"], "epochs=1");
+    assert_ne!(model_sha(torch), model_sha(original), "PyTorch trained the model");
+    // Another implementation with its own random numbers: the same within seed noise.
+    for (column, tolerance) in [("remain_acc", 2.0), ("test_acc", 3.0), ("forget_acc", 15.0)] {
+        let (a, b) = (num(builtin, column), num(torch, column));
+        assert!((a - b).abs() < tolerance, "{column}: built-in {a}, PyTorch {b}");
+    }
+    let history = read_csv(&tmp.path().join("out/history.csv"));
+    let torch_epochs: Vec<_> = history.iter().filter(|r| r["method"] == "torch_finetune").collect();
+    assert_eq!(torch_epochs.len(), 1);
+    assert_eq!(torch_epochs[0]["loss"], "NaN", "the harness sees no losses of its run");
+
+    // Cached like any other job: the rerun trains nothing.
+    let (ok, _, stderr) =
+        harness_in_workspace(&[&file, "--cache", &p("cache"), "--out", &p("again")]);
+    assert!(ok && stderr.contains("everything from the cache"), "{stderr}");
+    assert_eq!(
+        numbers(&tmp.path().join("out/runs.csv")),
+        numbers(&tmp.path().join("again/runs.csv"))
+    );
+}
+
+#[test]
+fn a_failing_command_fails_its_job_with_its_stderr_and_keeps_the_others() {
+    if !have_mnist() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    let nan = "import sys, numpy as np; sys.path.insert(0, 'examples/external'); \
+               from unlearn_job import *; job = load_job(); t = load_original_numpy(job); \
+               t['fc2.bias'][:] = np.nan; save_numpy(job, t)";
+    let file = with_external(
+        tmp.path(),
+        "failing",
+        &format!(
+            r#"
+[methods.external.crashes]
+command = ["python", "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"]
+[methods.external.hangs]
+command = ["python", "-c", "import time; time.sleep(60)"]
+timeout_s = 1
+[methods.external.writes_nan]
+command = ["python", "-c", "{nan}"]
+[methods.external.writes_nothing]
+command = ["python", "-c", "pass"]
+"#
+        ),
+    );
+    let (code, _, stderr) =
+        harness_code_in_workspace(&[&file, "--cache", &p("cache"), "--out", &p("out")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("4 of 6 jobs failed"), "{stderr}");
+    assert!(
+        stderr.contains("crashes external seed=0") && stderr.contains("exit status: 3"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("boom"), "the command's stderr: {stderr}");
+    assert!(stderr.contains("hangs") && stderr.contains("timed out after 1 s"), "{stderr}");
+    assert!(stderr.contains("fc2.bias has NaN or infinite values"), "{stderr}");
+    assert!(stderr.contains("writes_nothing") && stderr.contains("wrote no model"), "{stderr}");
+    assert!(!tmp.path().join("out").exists(), "no results are written");
+    // The other jobs are cached: without the failing methods nothing trains again.
+    let fine = with_external(tmp.path(), "fine", "");
+    let (ok, _, stderr) = harness(&[&fine, "--cache", &p("cache"), "--out", &p("fine")]);
+    assert!(ok && stderr.contains("everything from the cache"), "{stderr}");
+}
+
+#[test]
+fn bad_declarations_exit_2_naming_the_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "no_command",
+            "[methods.external.x]\nparams = { a = 1 }\n",
+            "methods.external.x.command",
+            "is missing",
+        ),
+        (
+            "unknown_key",
+            "[methods.external.x]\ncommand = [\"python3\"]\nlr = 1e-3\n",
+            "methods.external.x.lr",
+            "is not a key of an external method",
+        ),
+        (
+            "no_input",
+            "[methods.external.x]\ncommand = [\"python3\"]\ninputs = [\"nowhere.py\"]\n",
+            "methods.external.x.inputs",
+            "lists nowhere.py, which cannot be read",
+        ),
+        (
+            "no_program",
+            "[methods.external.x]\ncommand = [\"no-such-program-here\"]\n",
+            "methods.external.x.command",
+            "not a program on PATH",
+        ),
+        (
+            "builtin_name",
+            "[methods.external.finetune]\ncommand = [\"python3\"]\n",
+            "methods.external.finetune",
+            "not the name of a built-in method",
+        ),
+    ];
+    for (name, section, key, problem) in cases {
+        let text = format!(
+            "seeds = [0]\n[forget]\nclass = 3\nfraction = 0.75\n[methods.original]\nepochs = 1\n{section}"
+        );
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = tmp.path().join("out").display().to_string();
+        let (code, _, stderr) = harness_code(&[path.to_str().unwrap(), "--out", &out]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        let file = format!("{name}.toml");
+        assert!(
+            stderr.contains(&file) && stderr.contains(key) && stderr.contains(problem),
+            "{name}: {stderr}"
+        );
+        assert!(!tmp.path().join("out").exists(), "{name}: nothing written");
+    }
+}
