@@ -75,6 +75,36 @@ params = { epochs = 1 }
 }
 
 #[test]
+fn an_external_method_is_audited_like_a_built_in_one() {
+    if !have_mnist() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |s: &str| tmp.path().join(s).display().to_string();
+    let methods = "[methods.original]\nepochs = 2\n[methods.retrain]\nepochs = 2\n\
+                   [methods.external.identity]\ncommand = [\"python\", \"examples/external/identity.py\"]\n\
+                   [audit]\nreplicates = 3\nshadows = 8\nmin_members = 2\n";
+    let file = slice(tmp.path(), "audited", "", methods).display().to_string();
+    let (ok, _, stderr) =
+        harness_in_workspace(&[&file, "--cache", &p("cache"), "--out", &p("out")]);
+    assert!(ok, "{stderr}");
+    let runs = read_csv(&tmp.path().join("out/runs.csv"));
+    let replicates: Vec<&str> = runs
+        .iter()
+        .filter(|r| r["method"] == "identity")
+        .map(|r| r["replicate"].as_str())
+        .collect();
+    assert_eq!(replicates, ["0", "1", "2"], "each replicate is one external job");
+    let shadows = read_csv(&tmp.path().join("out/shadows.csv"));
+    assert_eq!(shadows.iter().filter(|r| r["method"] == "identity").count(), 8);
+    let audit = read_csv(&tmp.path().join("out/audit.csv"));
+    let identity = audit.iter().find(|r| r["method"] == "identity").unwrap();
+    // Three copies of the original: one peaky distribution per example, epsilon 50, F = 0.
+    assert_eq!((num(identity, "forget_quality"), num(identity, "eps_median")), (0.0, 50.0));
+    assert!(num(identity, "ulira_scored") > 0.0, "{identity:?}");
+}
+
+#[test]
 fn a_failing_command_fails_its_job_with_its_stderr_and_keeps_the_others() {
     if !have_mnist() {
         return;
