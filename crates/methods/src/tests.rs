@@ -146,6 +146,20 @@ fn baselines() -> Vec<AnyMethod> {
     ]
 }
 
+/// [`baselines`], then L1-sparse (which keeps the class: a penalty, not a forgetting loss) and
+/// Bad Teacher.
+fn every_baseline() -> Vec<AnyMethod> {
+    let mut methods = baselines();
+    methods.push(AnyMethod::new(L1Sparse { lambda: 1e-2, epochs: 3, batch_size: 16, lr: 1e-2 }));
+    methods.push(AnyMethod::new(crate::catalog::bad_teacher::BadTeacher {
+        epochs: 3,
+        lr: 1e-2,
+        batch_size: 32,
+        ..Default::default()
+    }));
+    methods
+}
+
 #[test]
 fn every_baseline_forgets_keeps_the_rest_and_is_reproducible() {
     let (data, spec) = fixture(600, 0.75);
@@ -253,7 +267,7 @@ fn engines_agree_to_float_rounding() {
 #[test]
 fn baselines_agree_across_engines() {
     let (data, spec) = fixture(300, 0.75);
-    let mut methods = baselines();
+    let mut methods = every_baseline();
     methods[3] = AnyMethod::new(Scrub {
         alpha: 0.001,
         temperature: 4.0,
@@ -263,13 +277,6 @@ fn baselines_agree_across_engines() {
         forget_batch_size: 8,
         lr: 1e-2,
     });
-    methods.push(AnyMethod::new(L1Sparse { lambda: 1e-2, epochs: 3, batch_size: 16, lr: 1e-2 }));
-    methods.push(AnyMethod::new(crate::catalog::bad_teacher::BadTeacher {
-        epochs: 3,
-        lr: 1e-2,
-        batch_size: 32,
-        ..Default::default()
-    }));
     let (data, spec, device) = (&data, &spec, Device::Cpu);
     let engine = Engine::Autograd;
     let ctx = Context { data, spec, seed: 5, replicate: 0, device, engine, original: None };
@@ -398,13 +405,10 @@ fn golden_checkpoints_pin_what_each_engine_trains() {
     };
     let class = cpu_class();
     for engine in Engine::ALL {
-        let (data, spec, device) = (&data, &spec, Device::Cpu);
-        let mut ctx =
-            Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
-        let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
-        ctx.original = Some(&first);
-        let unlearned = small_mi_unlearn().train(&ctx, &mut |_, _, _| {}).unwrap();
-        let got = [checkpoint(&first, "o"), checkpoint(&unlearned, "u")];
+        let got = from_golden_original(&data, &spec, engine, |first, ctx| {
+            let unlearned = small_mi_unlearn().train(ctx, &mut |_, _, _| {}).unwrap();
+            [checkpoint(first, "o"), checkpoint(&unlearned, "u")]
+        });
         let pinned = GOLDEN
             .iter()
             .find(|(e, c, _)| *e == engine.name() && (engine == Engine::Native || *c == class));
@@ -433,14 +437,7 @@ fn golden_checkpoints_pin_what_each_engine_trains() {
 fn golden_baselines_pin_what_each_engine_trains() {
     use sha2::Digest as _;
     let (data, spec) = fixture(300, 0.75);
-    let mut methods = baselines();
-    methods.push(AnyMethod::new(L1Sparse { lambda: 1e-2, epochs: 3, batch_size: 16, lr: 1e-2 }));
-    methods.push(AnyMethod::new(crate::catalog::bad_teacher::BadTeacher {
-        epochs: 3,
-        lr: 1e-2,
-        batch_size: 32,
-        ..Default::default()
-    }));
+    let methods = every_baseline();
     let class = cpu_class();
     let hash = |m: &Classifier| {
         let bits: Vec<u8> = m.flat_parameters().iter().flat_map(|p| p.to_le_bytes()).collect();
@@ -448,13 +445,9 @@ fn golden_baselines_pin_what_each_engine_trains() {
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>()
     };
     for engine in Engine::ALL {
-        let (data, spec, device) = (&data, &spec, Device::Cpu);
-        let mut ctx =
-            Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
-        let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
-        ctx.original = Some(&first);
-        let got: Vec<String> =
-            methods.iter().map(|m| hash(&m.train(&ctx, &mut |_, _, _| {}).unwrap())).collect();
+        let got: Vec<String> = from_golden_original(&data, &spec, engine, |_, ctx| {
+            methods.iter().map(|m| hash(&m.train(ctx, &mut |_, _, _| {}).unwrap())).collect()
+        });
         let pinned = GOLDEN_BASELINES
             .iter()
             .find(|(e, c, _)| *e == engine.name() && (engine == Engine::Native || *c == class));
@@ -505,6 +498,21 @@ const GOLDEN_BASELINES: [(&str, &str, [&str; 7]); 2] = [
         ],
     ),
 ];
+
+/// `then` on the golden tests' original (4 epochs, seed 11, on `engine`) and a context that
+/// starts from it.
+fn from_golden_original<R>(
+    data: &Data,
+    spec: &ClassifierSpec,
+    engine: Engine,
+    then: impl FnOnce(&Classifier, &Context<'_>) -> R,
+) -> R {
+    let device = Device::Cpu;
+    let mut ctx = Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
+    let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
+    ctx.original = Some(&first);
+    then(&first, &ctx)
+}
 
 /// What decides the libtorch engines' bits: the CPU's vendor and whether it has AVX-512.
 fn cpu_class() -> String {
