@@ -276,3 +276,63 @@ fn tail(path: &Path) -> String {
     let shown = &lines[lines.len().saturating_sub(STDERR_LINES)..];
     format!("; the last {} lines of its stderr:\n  {}", shown.len(), shown.join("\n  "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::ClassifierSpec;
+    use tch::{Device, Kind, Tensor};
+
+    #[test]
+    fn a_model_read_back_must_have_the_originals_names_shapes_dtype_and_finite_values() {
+        let spec = ClassifierSpec { input: 4, hidden: vec![3], classes: 2, ..Default::default() };
+        let like = Classifier::init(&spec, &mut data::rng::stream(1, "init"), Device::Cpu);
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, tensors: Vec<(&str, Tensor)>| {
+            let path = dir.path().join(name);
+            Tensor::write_safetensors(&tensors, &path).unwrap();
+            read_model(&path, &like)
+        };
+        let good = || -> Vec<(&str, Tensor)> {
+            let mut v: Vec<_> = like.var_store().variables().into_iter().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.into_iter().map(|(n, t)| (leak(n), t.detach() * 2.0)).collect()
+        };
+        let read = write("good.safetensors", good()).unwrap();
+        let doubled: Vec<f32> = like.flat_parameters().iter().map(|p| p * 2.0).collect();
+        assert_eq!(read.flat_parameters(), doubled);
+
+        let mut extra = good();
+        extra.push(("fc9.weight", Tensor::zeros([1], (Kind::Float, Device::Cpu))));
+        let err = write("extra.safetensors", extra).unwrap_err();
+        assert!(err.contains("unexpected tensor \"fc9.weight\""), "{err}");
+        let missing: Vec<_> = good().into_iter().filter(|(n, _)| *n != "fc1.bias").collect();
+        let err = write("missing.safetensors", missing).unwrap_err();
+        assert!(err.contains("tensor \"fc1.bias\" is missing"), "{err}");
+        let reshaped: Vec<_> = good()
+            .into_iter()
+            .map(|(n, t)| if n == "fc2.weight" { (n, t.view([-1])) } else { (n, t) })
+            .collect();
+        let err = write("shape.safetensors", reshaped).unwrap_err();
+        assert!(err.contains("fc2.weight has shape [6], the model's is [2, 3]"), "{err}");
+        let doubles: Vec<_> = good()
+            .into_iter()
+            .map(|(n, t)| if n == "fc1.weight" { (n, t.to_kind(Kind::Double)) } else { (n, t) })
+            .collect();
+        let err = write("dtype.safetensors", doubles).unwrap_err();
+        assert!(err.contains("fc1.weight is Double, not float32"), "{err}");
+        let infinite: Vec<_> = good()
+            .into_iter()
+            .map(|(n, t)| if n == "fc2.bias" { (n, t / 0.0) } else { (n, t) })
+            .collect();
+        let err = write("inf.safetensors", infinite).unwrap_err();
+        assert!(err.contains("fc2.bias has NaN or infinite values"), "{err}");
+        std::fs::write(dir.path().join("junk.safetensors"), b"not a model").unwrap();
+        let err = read_model(&dir.path().join("junk.safetensors"), &like).unwrap_err();
+        assert!(err.contains("is not a safetensors file"), "{err}");
+    }
+
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
+    }
+}

@@ -102,6 +102,20 @@ fn an_external_method_is_audited_like_a_built_in_one() {
     // Three copies of the original: one peaky distribution per example, epsilon 50, F = 0.
     assert_eq!((num(identity, "forget_quality"), num(identity, "eps_median")), (0.0, 50.0));
     assert!(num(identity, "ulira_scored") > 0.0, "{identity:?}");
+
+    // Two shards into a fresh cache, then the report: the same audit as one process.
+    for shard in ["0/2", "1/2"] {
+        let args = [file.as_str(), "--cache", &p("sharded"), "--shard", shard];
+        let (ok, _, stderr) = harness_in_workspace(&args);
+        assert!(ok, "{stderr}");
+    }
+    let report = ["report", file.as_str(), "--cache", &p("sharded"), "--out", &p("report")];
+    let (ok, _, stderr) = harness_in_workspace(&report);
+    assert!(ok, "{stderr}");
+    for f in ["runs.csv", "audit.csv", "shadows.csv"] {
+        let (one, two) = (tmp.path().join("out").join(f), tmp.path().join("report").join(f));
+        assert_eq!(numbers(&one), numbers(&two), "{f}");
+    }
 }
 
 #[test]
