@@ -2,8 +2,9 @@
 //! and the catalog that registers them: [`ALL`], in the order results list them. Adding a
 //! method is a file here and a line in `catalog!` below (ARCHITECTURE.md, "Adding a method").
 //!
-//! The notebook's four (`original`, `retrain`, `finetune`, `mi_unlearn`) run on any engine;
-//! the field's baselines run on libtorch's autograd. The papers behind the benchmark's six
+//! Every method runs on any engine: the notebook's four (`original`, `retrain`, `finetune`,
+//! `mi_unlearn`) through the loops' own steps, the field's baselines through the
+//! `Objective`s they state (`crate::engine::step`). The papers behind the benchmark's six
 //! baselines used SGD on CIFAR-scale CNNs; here each runs with Adam (the notebook's optimiser),
 //! and each default is the value `experiments/benchmark_search.toml` ranked best for this MLP on MNIST and
 //! Fashion-MNIST (seed 100, by the remain and forget gaps to retrain, no test sample
