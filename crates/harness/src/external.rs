@@ -109,22 +109,25 @@ impl External {
         let file = |p: &Path| {
             std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
         };
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .args(&self.command[1..])
             .arg(&job)
             .env("UNLEARN_BENCH_JOB", &job)
             .stdin(Stdio::null())
             .stdout(file(&stdout)?)
-            .stderr(file(&stderr)?)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+            .stderr(file(&stderr)?);
+        // Its own process group, so that a timeout ends whatever it started too.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child =
+            command.spawn().map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
         let t0 = Instant::now();
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if t0.elapsed().as_secs_f64() > self.timeout_s => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    kill_all(&mut child);
                     return Err(format!(
                         "timed out after {} s (timeout_s) and was killed{}",
                         self.timeout_s,
@@ -217,6 +220,17 @@ impl External {
         write("job.json", text.into_bytes())?;
         Ok(path("job.json"))
     }
+}
+
+/// Kills `child` and every process of its group (the command's own children), then reaps it.
+fn kill_all(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        let group = rustix::process::Pid::from_child(child);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `like`'s architecture with the parameters of the safetensors file at `path`, which must

@@ -136,7 +136,7 @@ fn a_failing_command_fails_its_job_with_its_stderr_and_keeps_the_others() {
 [methods.external.crashes]
 command = ["python", "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"]
 [methods.external.hangs]
-command = ["python", "-c", "import time; time.sleep(60)"]
+command = ["python", "-c", "import subprocess, time; subprocess.Popen(['sleep', '321']); time.sleep(60)"]
 timeout_s = 1
 [methods.external.writes_nan]
 command = ["python", "-c", "{nan}"]
@@ -155,6 +155,9 @@ command = ["python", "-c", "pass"]
     );
     assert!(stderr.contains("boom"), "the command's stderr: {stderr}");
     assert!(stderr.contains("hangs") && stderr.contains("timed out after 1 s"), "{stderr}");
+    // What the command started went with it.
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).lines().any(|l| l == "sleep 321"), "left running");
     assert!(stderr.contains("fc2.bias has NaN or infinite values"), "{stderr}");
     assert!(stderr.contains("writes_nothing") && stderr.contains("wrote no model"), "{stderr}");
     assert!(!tmp.path().join("out").exists(), "no results are written");
