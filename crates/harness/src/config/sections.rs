@@ -255,9 +255,16 @@ fn read_external(
 /// looked up on `PATH`.
 fn program(word: &str) -> Result<PathBuf, String> {
     if word == "python" {
-        let setup = std::env::var_os("UNLEARN_BENCH_PYTHON").map(PathBuf::from).or_else(|| {
-            let home = std::env::var_os("HOME")?;
-            Some(Path::new(&home).join(".cache/unlearn-bench/torch-2.13.0/bin/python"))
+        // Where scripts/setup puts it: ${UNLEARN_BENCH_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/
+        // unlearn-bench}/torch-2.13.0 (and it writes UNLEARN_BENCH_PYTHON into the cargo
+        // config, for processes cargo starts).
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let setup = var("UNLEARN_BENCH_PYTHON").or_else(|| {
+            let home = var("UNLEARN_BENCH_HOME").or_else(|| {
+                let cache = var("XDG_CACHE_HOME").or_else(|| Some(var("HOME")?.join(".cache")))?;
+                Some(cache.join("unlearn-bench"))
+            })?;
+            Some(home.join("torch-2.13.0/bin/python"))
         });
         return match setup {
             Some(p) if p.is_file() => Ok(p),
