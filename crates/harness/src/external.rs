@@ -117,9 +117,6 @@ impl External {
             .stdin(Stdio::null())
             .stdout(file(&stdout)?)
             .stderr(file(&stderr)?);
-        // Its own process group, so that a timeout ends whatever it started too.
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child =
             command.spawn().map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
         let t0 = Instant::now();
@@ -222,15 +219,43 @@ impl External {
     }
 }
 
-/// Kills `child` and every process of its group (the command's own children), then reaps it.
+/// Kills `child` and every process it started (found through `/proc` on Linux: the command
+/// stays in the harness's process group, so that Ctrl-C stops it with the harness), then
+/// reaps it.
 fn kill_all(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    {
-        let group = rustix::process::Pid::from_child(child);
-        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    #[cfg(target_os = "linux")]
+    for pid in descendants(child.id()) {
+        if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The processes descended from `root`, from each process's parent in `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": the command name may hold spaces and parentheses.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.split_off(1)
 }
 
 /// `like`'s architecture with the parameters of the safetensors file at `path`, which must
