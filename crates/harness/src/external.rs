@@ -100,11 +100,12 @@ impl DynMethod for External {
 impl External {
     /// Writes the job folder, runs the command, reads back its model.
     fn run(&self, ctx: &Context<'_>) -> Result<Classifier, String> {
+        let original = ctx.original.expect("an unlearning method gets the original");
         let dir = tempfile::Builder::new()
             .prefix("unlearn-bench-external-")
             .tempdir()
             .map_err(|e| format!("cannot make a job folder in the temporary directory: {e}"))?;
-        let job = self.write_job(dir.path(), ctx)?;
+        let job = self.write_job(dir.path(), ctx, original)?;
         let (stdout, stderr) = (dir.path().join("stdout.log"), dir.path().join("stderr.log"));
         let file = |p: &Path| {
             std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
@@ -146,14 +147,17 @@ impl External {
                 tail(&stderr)
             ));
         }
-        let original = ctx.original();
-        read_model(&output, &original).map_err(|why| format!("{why}{}", tail(&stderr)))
+        read_model(&output, original).map_err(|why| format!("{why}{}", tail(&stderr)))
     }
 
     /// The job folder's inputs: `original.safetensors`, `remain.npy`, `forget.npy`,
     /// `job.json` (returned).
-    fn write_job(&self, dir: &Path, ctx: &Context<'_>) -> Result<PathBuf, String> {
-        let original = ctx.original();
+    fn write_job(
+        &self,
+        dir: &Path,
+        ctx: &Context<'_>,
+        original: &Classifier,
+    ) -> Result<PathBuf, String> {
         let path = |name: &str| dir.join(name);
         original.save(&path("original.safetensors")).map_err(|e| e.to_string())?;
         let write = |name: &str, bytes: Vec<u8>| {

@@ -399,37 +399,31 @@ pub struct LeaderboardRow {
 impl AuditRow {
     /// Its value of a population metric ([`Metric::of_population`]); `None` for the others.
     pub fn value(&self, metric: Metric) -> Option<f64> {
-        match metric {
-            Metric::ForgetQuality => self.forget_quality,
-            Metric::ForgetQualityFloor => self.forget_quality_floor,
-            Metric::FinalScore => self.final_score,
-            Metric::EpsMedian => self.eps_median,
-            Metric::EpsP90 => self.eps_p90,
-            Metric::UliraAcc => self.ulira_acc,
-            Metric::UliraAuc => self.ulira_auc,
-            Metric::UliraTpr1 => self.ulira_tpr1,
-            Metric::UliraTpr5 => self.ulira_tpr5,
-            _ => None,
-        }
+        self.field(metric).copied().flatten()
+    }
+
+    /// Its column for `metric`, if it has one.
+    fn field(&self, metric: Metric) -> Option<&Option<f64>> {
+        Some(match metric {
+            Metric::ForgetQuality => &self.forget_quality,
+            Metric::ForgetQualityFloor => &self.forget_quality_floor,
+            Metric::FinalScore => &self.final_score,
+            Metric::EpsMedian => &self.eps_median,
+            Metric::EpsP90 => &self.eps_p90,
+            Metric::UliraAcc => &self.ulira_acc,
+            Metric::UliraAuc => &self.ulira_auc,
+            Metric::UliraTpr1 => &self.ulira_tpr1,
+            Metric::UliraTpr5 => &self.ulira_tpr5,
+            _ => return None,
+        })
     }
 }
 
 impl Metric {
     /// Whether it is a property of a population of runs (an audit's, per seed: `audit.csv`)
-    /// rather than of each run.
+    /// rather than of each run: whether `audit.csv` has a column for it.
     pub fn of_population(self) -> bool {
-        matches!(
-            self,
-            Metric::ForgetQuality
-                | Metric::ForgetQualityFloor
-                | Metric::FinalScore
-                | Metric::EpsMedian
-                | Metric::EpsP90
-                | Metric::UliraAcc
-                | Metric::UliraAuc
-                | Metric::UliraTpr1
-                | Metric::UliraTpr5
-        )
+        AuditRow::default().field(self).is_some()
     }
 }
 

@@ -37,7 +37,7 @@ impl<'a> AutogradStep<'a> {
 
 /// Adam over every parameter of `model`: tch's defaults are `torch.optim.Adam`'s (betas
 /// (0.9, 0.999), eps 1e-8, no decay), the learning rate `lr`.
-pub(crate) fn adam(model: &Classifier, lr: f64) -> nn::Optimizer {
+fn adam(model: &Classifier, lr: f64) -> nn::Optimizer {
     nn::Adam::default().build(model.var_store(), lr).expect("Adam over a model's variables")
 }
 

@@ -709,27 +709,23 @@ fn distill(
     let n = student.len() / classes;
     let mut total = 0.0f64;
     let t = temperature;
+    let scaled: Vec<f32> = teacher.iter().map(|v| v / t).collect();
+    let teacher_probs = softmax_rows(&scaled, classes);
     let (mut log_s, mut p_t) = (vec![0.0f32; classes], vec![0.0f32; classes]);
     for ((s_row, t_row), d) in student
         .chunks_exact(classes)
-        .zip(teacher.chunks_exact(classes))
+        .zip(teacher_probs.chunks_exact(classes))
         .zip(dlogits.chunks_exact_mut(classes))
     {
-        // log_softmax(s / T) and softmax(t / T), max subtracted, as torch computes them.
+        // log_softmax(s / T), max subtracted, as torch computes it (softmax(t / T) above).
         let max = s_row.iter().map(|v| v / t).fold(f32::NEG_INFINITY, f32::max);
         let log_sum = s_row.iter().map(|v| exp_normal(v / t - max)).sum::<f32>().ln();
         for (l, v) in log_s.iter_mut().zip(s_row) {
             *l = (v / t - max) - log_sum;
         }
-        let max = t_row.iter().map(|v| v / t).fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for (p, v) in p_t.iter_mut().zip(t_row) {
-            *p = exp_normal(v / t - max);
-            sum += *p;
-        }
         let mut p_sum = 0.0f32;
-        for p in p_t.iter_mut() {
-            *p = floored(*p / sum, LOGIT_GRAD_FLOOR);
+        for (p, &q) in p_t.iter_mut().zip(t_row) {
+            *p = floored(q, LOGIT_GRAD_FLOOR);
             p_sum += *p;
         }
         for c in 0..classes {
