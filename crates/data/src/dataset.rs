@@ -26,6 +26,8 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Mnist, Kind::FashionMnist];
+
     /// The name in experiment files and results: `mnist`, `fashion-mnist`.
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +66,10 @@ pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 pub const CLASSES: u8 = 10;
+/// The training and test images of either dataset (their files are verified against fixed
+/// SHA-256, so the counts are known before they are read).
+pub const TRAIN_SAMPLES: usize = 60_000;
+pub const TEST_SAMPLES: usize = 10_000;
 const MEAN: f32 = 0.1307;
 const STD: f32 = 0.3081;
 
@@ -142,7 +148,20 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<ImageDataset, DataError
     let read = |name: &str| -> Result<(PathBuf, Vec<u8>), DataError> {
         let path = locate(dir, name)?;
         let bytes = idx::read_bytes(&path)?;
-        verify(&path, &bytes, expected_sha256_of(options.kind, name))?;
+        verify(&path, &bytes, expected_sha256_of(options.kind, name)).map_err(|e| {
+            // A valid file of the other dataset is not corrupt: the folder is the wrong one.
+            let other = Kind::ALL
+                .into_iter()
+                .find(|&k| k != options.kind && sha256_hex(&bytes) == expected_sha256_of(k, name));
+            match other {
+                Some(other) => DataError::OtherDataset {
+                    path: path.clone(),
+                    is: other.name(),
+                    expected: options.kind.name(),
+                },
+                None => e,
+            }
+        })?;
         Ok((path, bytes))
     };
     let split = |images_name: &str, labels_name: &str| -> Result<Samples, DataError> {

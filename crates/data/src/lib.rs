@@ -36,6 +36,11 @@ pub enum DataError {
         "{path}: SHA-256 is {actual}, expected {expected}; the file is corrupt or not MNIST: delete it and re-run scripts/setup"
     )]
     Hash { path: PathBuf, expected: String, actual: String },
+    #[error(
+        "{path} is {is}'s file, not {expected}'s: the data folder is the other dataset's; point \
+         `data.dir` at {expected}'s files (or leave it out for scripts/setup's folder)"
+    )]
+    OtherDataset { path: PathBuf, is: &'static str, expected: &'static str },
     #[error("{images} has {n_images} images but {labels} has {n_labels} labels")]
     CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
     #[error("forget set: {0}")]

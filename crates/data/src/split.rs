@@ -36,6 +36,12 @@ impl ForgetSpec {
     }
 }
 
+/// The fewest training samples a split may leave to remain: the membership-inference attack
+/// fits on one half of them and measures on the other, so it needs two (retrain and every
+/// method training on the remain set need one). The forget set needs one, to measure an
+/// accuracy on.
+pub const MIN_REMAIN: usize = 2;
+
 /// Indices into the training set, each list ascending; together they cover it (or a shadow's
 /// half of it: [`shadow_split`]) exactly once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +86,21 @@ pub fn forget_split(
     for &i in &forget {
         is_forget[i] = true;
     }
-    let remain = (0..labels.len()).filter(|&i| !is_forget[i]).collect();
+    let remain: Vec<usize> = (0..labels.len()).filter(|&i| !is_forget[i]).collect();
+    if remain.len() < MIN_REMAIN {
+        let what = match spec.class {
+            Some(c) => format!("{k} samples of class {c}"),
+            None => format!("{k} samples"),
+        };
+        return Err(DataError::Split(format!(
+            "forgetting {what} of the {} training samples leaves {} to remain, and at least \
+             {MIN_REMAIN} must (the methods train on them; the membership-inference attack fits \
+             on one half and measures on the other); choose a smaller fraction{}",
+            labels.len(),
+            remain.len(),
+            if spec.class.is_some() { " or use more training samples" } else { " or a class" }
+        )));
+    }
     Ok(ForgetSplit { forget, remain })
 }
 
@@ -199,6 +219,20 @@ mod tests {
         classes.sort_unstable();
         classes.dedup();
         assert!(classes.len() >= 8, "drawn across classes: {classes:?}");
+        let everything = forget_split(&labels, &ForgetSpec::random(1.0), &mut stream(0, "split"));
+        let err = everything.unwrap_err().to_string();
+        assert!(
+            err.contains("forgetting 1000 samples of the 1000 training samples leaves 0 to remain")
+                && err.contains("at least 2 must"),
+            "{err}"
+        );
+        let threes = vec![3u8; 10];
+        let split = |fraction| {
+            forget_split(&threes, &ForgetSpec::class(3, fraction), &mut stream(0, "split"))
+        };
+        assert_eq!(split(0.8).unwrap().remain.len(), MIN_REMAIN, "the least that may remain");
+        let err = split(0.9).unwrap_err().to_string();
+        assert!(err.contains("9 samples of class 3 of the 10 training samples leaves 1"), "{err}");
         let none = forget_split(&labels, &ForgetSpec::random(0.0005), &mut stream(0, "split"));
         assert!(none.unwrap_err().to_string().contains("the training set has 1000 samples"));
         let names =

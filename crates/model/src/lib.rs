@@ -267,6 +267,20 @@ impl Classifier {
         }
         out
     }
+
+    /// The names of the parameters holding NaN or infinite values, sorted (empty for a model
+    /// whose training did not diverge).
+    pub fn non_finite_parameters(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| !bool::try_from(t.isfinite().all()).unwrap_or(false))
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +306,19 @@ mod tests {
             ]
         );
         assert_eq!(mlp.num_parameters(), 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10);
+    }
+
+    #[test]
+    fn non_finite_parameters_are_named() {
+        let spec = ClassifierSpec { input: 4, hidden: vec![3], classes: 2, ..Default::default() };
+        let mlp = Classifier::init(&spec, &mut stream(0, "init"), Device::Cpu);
+        assert!(mlp.non_finite_parameters().is_empty());
+        let vars = mlp.var_store().variables();
+        tch::no_grad(|| {
+            let _ = vars["fc2.bias"].shallow_clone().fill_(f64::NAN);
+            let _ = vars["fc1.weight"].shallow_clone().get(0).get(1).fill_(f64::INFINITY);
+        });
+        assert_eq!(mlp.non_finite_parameters(), ["fc1.weight", "fc2.bias"]);
     }
 
     #[test]
