@@ -41,6 +41,8 @@ use serde::{Deserialize, Serialize};
 
 use results::fsutil::{unique_number, write_atomic};
 
+use crate::owner::{self, alive, hostname};
+
 /// The cache layout version (the folder name); bump to abandon old entries.
 /// v2: records carry the model file's SHA-256; lock files.
 const LAYOUT: &str = "v2";
@@ -50,6 +52,9 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// A lock not refreshed for this long belongs to a process that is gone.
 const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a process that found a lock changing under it waits before it looks again.
+const RETRY: Duration = Duration::from_millis(20);
 
 /// One epoch of a run's training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +171,8 @@ pub struct JobLock {
     text: String,
     stop: Arc<AtomicBool>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
+    /// Releases it if the process is interrupted (SIGINT, SIGTERM).
+    _on_interrupt: crate::interrupt::Registered,
 }
 
 impl JobLock {
@@ -181,7 +188,9 @@ impl JobLock {
                 let _ = file.set_modified(SystemTime::now());
             }
         });
-        Self { path, text, stop, heartbeat: Some(heartbeat) }
+        let (lock, token) = (path.clone(), text.clone());
+        let _on_interrupt = crate::interrupt::registry().cleanup(move || release(&lock, &token));
+        Self { path, text, stop, heartbeat: Some(heartbeat), _on_interrupt }
     }
 }
 
@@ -192,38 +201,17 @@ impl Drop for JobLock {
             h.thread().unpark();
             let _ = h.join();
         }
-        // Removing a lock is a change of its instance like a takeover: only the holder of the
-        // instance's claim may do it, so a lock taken over meanwhile is left to its new holder.
-        let _ = with_claim(&self.path, &self.text, || {
-            let _ = std::fs::remove_file(&self.path);
-        });
+        release(&self.path, &self.text);
     }
 }
 
-/// This machine's name, for lock files and temporary names (asked once per process).
-fn hostname() -> &'static str {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
-        // A name is one word in the lock file.
-        let name: String = name.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
-        if name.is_empty() { "unnamed-host".into() } else { name }
-    })
-}
-
-/// Whether process `pid` of this host is alive (it exists, even if it is not ours to signal).
-#[cfg(unix)]
-fn alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
-        return false;
-    };
-    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
-}
-
-/// Without a way to ask, every holder is taken to be alive: its heartbeat decides.
-#[cfg(not(unix))]
-fn alive(_pid: u32) -> bool {
-    true
+/// Removes the lock at `path` if it is still the instance whose text is `text`. Removing a
+/// lock is a change of its instance like a takeover: only the holder of the instance's claim
+/// may do it, so a lock taken over meanwhile is left to its new holder.
+fn release(path: &Path, text: &str) {
+    let _ = with_claim(path, text.as_bytes(), || {
+        let _ = std::fs::remove_file(path);
+    });
 }
 
 /// A text for a new lock file: who holds it, and a token no other acquisition has.
@@ -246,8 +234,8 @@ fn parse_holder(text: &str) -> Option<Holder> {
 /// alone can do. So two processes that both judge a lock stale cannot both take it, and a
 /// holder whose lock was taken over cannot remove its successor's. `None` if another process
 /// holds the claim or the lock has changed.
-fn with_claim<T>(path: &Path, text: &str, change: impl FnOnce() -> T) -> Option<T> {
-    let id = &crate::plan::sha256_hex(text)[..16];
+fn with_claim<T>(path: &Path, text: &[u8], change: impl FnOnce() -> T) -> Option<T> {
+    let id = &crate::plan::sha256_hex_bytes(text)[..16];
     let name = path.file_name()?.to_str()?;
     let claim = path.with_file_name(format!("{name}.{id}.claim"));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
@@ -262,7 +250,7 @@ fn with_claim<T>(path: &Path, text: &str, change: impl FnOnce() -> T) -> Option<
         }
         Err(_) => return None,
     }
-    let result = (std::fs::read_to_string(path).ok().as_deref() == Some(text)).then(change);
+    let result = (std::fs::read(path).ok().as_deref() == Some(text)).then(change);
     let _ = std::fs::remove_file(&claim);
     result
 }
@@ -287,33 +275,12 @@ impl Cache {
     /// A new name in `tmp/` for something being written for `key`, naming this host and
     /// process so that [`Cache::sweep_tmp`] can tell when its writer is gone.
     fn temp_path(&self, key: &str) -> anyhow::Result<PathBuf> {
-        let (host, pid, n) = (hostname(), std::process::id(), unique_number());
-        Ok(self.dir("tmp")?.join(format!("{key}@{host}@{pid}@{n}")))
+        Ok(self.dir("tmp")?.join(owner::temp_name(key)))
     }
 
-    /// Removes what killed processes left in `tmp/`: whatever a process of this host that no
-    /// longer exists was writing, and anything a day old (from another host, whose processes
-    /// cannot be asked; a live writer finishes an entry in seconds).
+    /// Removes what killed processes left in `tmp/` (see [`owner::sweep`]).
     fn sweep_tmp(&self) {
-        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else { return };
-        let me = hostname();
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let mut parts = name.rsplit('@');
-            let (_n, pid, host) = (parts.next(), parts.next(), parts.next());
-            let writer_gone =
-                host == Some(me) && pid.and_then(|p| p.parse().ok()).is_some_and(|pid| !alive(pid));
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_secs(24 * 3600));
-            if writer_gone || old {
-                let _ =
-                    std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
-            }
-        }
+        owner::sweep(&self.root.join("tmp"), "");
     }
 
     fn entry(&self, key: &str) -> PathBuf {
@@ -394,16 +361,43 @@ impl Cache {
                         .with_context(|| format!("cannot create the lock {}", path.display()));
                 }
             }
-            // Released meanwhile: try again.
-            let Ok(held) = std::fs::read_to_string(&path) else { continue };
-            let Some(age) = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-            else {
-                continue;
+            // Held, or held a moment ago. Only a regular file is a lock: anything else at its
+            // path (a folder, a link, a pipe, whose reading could block) is not this tool's.
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(RETRY);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot read the lock {}", path.display()));
+                }
             };
-            let holder = parse_holder(&held);
+            anyhow::ensure!(
+                meta.file_type().is_file(),
+                "{}: not a lock file but a {}; no process of this tool made it: remove it and \
+                 run again",
+                path.display(),
+                if meta.is_dir() { "folder" } else { "link or special file" }
+            );
+            let held = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "cannot read the lock {}: remove it if no process is training this \
+                             job",
+                            path.display()
+                        )
+                    });
+                }
+            };
+            // A time in the future (another host's clock) counts as just refreshed.
+            let age = meta.modified().ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
+            // Bytes that are not "host pid token" (not even text) name no holder.
+            let holder = std::str::from_utf8(&held).ok().and_then(parse_holder);
             let dead = holder.as_ref().is_some_and(|h| h.host == me.host && !alive(h.pid));
             // A holder still writing its first line is younger than a second.
             let unreadable = holder.is_none() && age > Duration::from_secs(2);
@@ -411,7 +405,7 @@ impl Cache {
                 match holder {
                     Some(holder) => return Ok(Lock::Busy(holder)),
                     None => {
-                        std::thread::sleep(Duration::from_millis(20));
+                        std::thread::sleep(RETRY);
                         continue;
                     }
                 }
@@ -435,7 +429,7 @@ impl Cache {
                         .with_context(|| format!("cannot take over the lock {}", path.display()));
                 }
                 // Another process is taking it over or releasing it: see who holds it next.
-                None => std::thread::sleep(Duration::from_millis(20)),
+                None => std::thread::sleep(RETRY),
             }
         }
     }
@@ -447,7 +441,13 @@ impl Cache {
         spec: &ClassifierSpec,
         device: tch::Device,
     ) -> anyhow::Result<Classifier> {
-        Ok(Classifier::load(spec, &self.model_path(key), device)?)
+        Classifier::load(spec, &self.model_path(key), device).with_context(|| {
+            format!(
+                "the cache entry {} matches its record's SHA-256 but cannot be read as a model: \
+                 delete that folder and run again (it will be retrained)",
+                self.entry(key).display()
+            )
+        })
     }
 
     /// Stores a model and its record under `record.key`, atomically, filling in the model
@@ -578,6 +578,48 @@ mod tests {
         assert!(matches!(cache.lock("c").unwrap(), Lock::Acquired(_)));
     }
 
+    /// `cache.lock(key)` on another thread, failing the test if it has not returned within ten
+    /// seconds (a lock that cannot be read once made it spin forever).
+    fn lock_within_seconds(cache: &Cache, key: &str) -> anyhow::Result<Lock> {
+        let (send, receive) = std::sync::mpsc::channel();
+        let (cache, key) = (cache.clone(), key.to_owned());
+        std::thread::spawn(move || send.send(cache.lock(&key)));
+        receive.recv_timeout(Duration::from_secs(10)).expect("lock() hung")
+    }
+
+    #[test]
+    fn a_lock_that_cannot_be_read_is_taken_over_or_named_never_spun_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let locks = cache.dir("locks").unwrap();
+        // Bytes that are not text, older than a holder takes to write its line: no holder.
+        for (key, age) in
+            [("binary-old", STALE_AFTER * 2), ("binary-young", Duration::from_secs(3))]
+        {
+            std::fs::write(locks.join(key), [0xff, 0xfe, 0x00, 0x80]).unwrap();
+            let f = std::fs::File::options().write(true).open(locks.join(key)).unwrap();
+            f.set_modified(SystemTime::now() - age).unwrap();
+            let lock = lock_within_seconds(&cache, key).unwrap();
+            assert!(matches!(lock, Lock::Acquired(_)), "{key}: taken over");
+        }
+        // Just written and still unreadable: waited for (sleeping), then taken over.
+        std::fs::write(locks.join("binary-new"), [0xff]).unwrap();
+        let t0 = std::time::Instant::now();
+        let lock = lock_within_seconds(&cache, "binary-new").unwrap();
+        assert!(matches!(lock, Lock::Acquired(_)) && t0.elapsed() >= Duration::from_secs(2));
+        // A folder, or a link to nothing, where a lock belongs: an error naming the path.
+        std::fs::create_dir(locks.join("folder")).unwrap();
+        let err = format!("{:#}", lock_within_seconds(&cache, "folder").unwrap_err());
+        assert!(err.contains("locks/folder: not a lock file but a folder"), "{err}");
+        assert!(err.contains("remove it"), "{err}");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("nowhere"), locks.join("dangling")).unwrap();
+            let err = format!("{:#}", lock_within_seconds(&cache, "dangling").unwrap_err());
+            assert!(err.contains("locks/dangling: not a lock file but a link"), "{err}");
+        }
+    }
+
     #[test]
     fn lookup_reports_missing_found_and_corrupt_entries() {
         let dir = tempfile::tempdir().unwrap();
@@ -693,12 +735,5 @@ mod tests {
         let mut expected = vec![live, elsewhere];
         expected.sort();
         assert_eq!(left, expected, "only the dead writer's entry is gone");
-    }
-
-    #[test]
-    fn liveness_asks_the_system() {
-        assert!(alive(std::process::id()));
-        assert!(!alive(i32::MAX as u32 - 7));
-        assert!(!hostname().is_empty() && !hostname().contains(char::is_whitespace));
     }
 }

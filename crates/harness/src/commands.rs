@@ -67,13 +67,22 @@ pub fn report(
 ) -> anyhow::Result<ExitCode> {
     let suite = Suite::load(experiment)?;
     let out = out.map_or_else(|| PathBuf::from("results").join(&suite.name), Path::to_owned);
-    let mut summaries = Vec::new();
+    let (mut summaries, mut missing) = (Vec::new(), 0);
     for exp in &suite.cells {
         let cell_out = suite.cell_out(&out, exp);
         let device = resolve_device(device, experiment, exp, Verbosity::Quiet)?;
-        summaries.push((exp.name.clone(), report_cell(experiment, exp, cache, device, &cell_out)?));
+        let (summary, cell_missing) = report_cell(experiment, exp, cache, device, &cell_out)?;
+        summaries.push((exp.name.clone(), summary));
+        missing += cell_missing;
     }
     write_leaderboard(&suite, &summaries, &out)?;
+    if missing > 0 {
+        eprintln!(
+            "the results are incomplete: {missing} runs are missing (exit status 1); run the \
+             experiment or its failed shards, then report again"
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -157,14 +166,42 @@ pub fn check(
             path.display()
         );
     };
-    // Read the baseline before the (possibly long) run, so a bad one fails at once.
-    let base = if update { None } else { Some(results::check::read_baseline(baseline)?) };
+    // Read the baseline (or see that it can be written) before the (possibly long) run, so a
+    // bad one fails at once.
+    let base = if update {
+        anyhow::ensure!(
+            !baseline.is_dir(),
+            "--baseline {}: is a folder; give the path of a CSV file to write",
+            baseline.display()
+        );
+        let folder = baseline.parent().filter(|p| !p.as_os_str().is_empty());
+        results::fsutil::ensure_writable(folder.unwrap_or(Path::new(".")), Folder::Baseline)
+            .with_context(|| format!("--baseline {}", baseline.display()))?;
+        None
+    } else {
+        Some(results::check::read_baseline(baseline)?)
+    };
     let out = out.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let summary = run_experiment(path, &exp, &options(args, verbosity, path, &exp)?, &out)?;
     let now = results::check::current(&summary, spec);
+    if let Some((metric, _)) =
+        spec.metrics.iter().find(|(m, _)| !now.iter().any(|r| r.metric == *m))
+    {
+        anyhow::bail!(
+            "{}: `check.metrics` lists {metric}, but no run of this experiment has a value for \
+             it{}; take it out of check.metrics, or add a method that computes it",
+            path.display(),
+            match metric.needs() {
+                results::rows::Needs::MiEstimate =>
+                    " (only a method that reports an MI estimate has)",
+                _ => "",
+            }
+        );
+    }
     match base {
         None => {
-            results::fsutil::write_atomic(baseline, &results::check::baseline_csv(&now)?)?;
+            results::fsutil::write_atomic(baseline, &results::check::baseline_csv(&now)?)
+                .with_context(|| format!("--baseline {}", baseline.display()))?;
             eprintln!("wrote {} ({} rows)", baseline.display(), now.len());
             Ok(ExitCode::SUCCESS)
         }
@@ -253,7 +290,14 @@ pub fn shard(
         let (i, n) = flag
             .split_once('/')
             .with_context(|| format!("--shard is {flag:?}; write it as I/N, e.g. 0/4"))?;
-        (number("--shard's I", i)?, number("--shard's N", n)?, "--shard")
+        let n = number("--shard's N", n)?;
+        if let Some(count) = count.filter(|&c| c != n) {
+            anyhow::bail!(
+                "--shard {flag} says {n} shards but --shard-count (or UNLEARN_BENCH_SHARD_COUNT) \
+                 says {count}; give one of them"
+            );
+        }
+        (number("--shard's I", i)?, n, "--shard")
     } else if let (Some(id), Some(n)) = (env("SLURM_ARRAY_TASK_ID"), env("SLURM_ARRAY_TASK_COUNT"))
     {
         let min =
@@ -295,14 +339,14 @@ fn run_shard(
     Ok(())
 }
 
-/// One cell of `report`.
+/// One cell of `report`: its summary and how many of its runs are missing.
 fn report_cell(
     path: &Path,
     exp: &Experiment,
     cache: &Path,
     device: crate::device::Resolved,
     out: &Path,
-) -> anyhow::Result<Vec<SummaryRow>> {
+) -> anyhow::Result<(Vec<SummaryRow>, usize)> {
     anyhow::ensure!(
         cache.is_dir(),
         "{}: no such cache folder; pass --cache or set UNLEARN_BENCH_CACHE",
@@ -342,7 +386,7 @@ fn report_cell(
             eprintln!("  {}", job.label());
         }
     }
-    Ok(summary)
+    Ok((summary, missing.len()))
 }
 
 /// Runs every cell of `suite` into its folder, then, for a suite of several cells, writes
@@ -447,15 +491,14 @@ fn run_experiment(
     opts: &RunOptions,
     out: &Path,
 ) -> anyhow::Result<Vec<SummaryRow>> {
-    if opts.verbosity > Verbosity::Quiet {
+    if let Some(audit) = exp.audit.filter(|a| a.replicates < 2)
+        && opts.verbosity > Verbosity::Quiet
+    {
         eprintln!(
-            "{}: {} jobs ({} seeds), {} at a time x {} libtorch thread(s), cache {}",
+            "note: {}: [audit] has replicates = {}, so no forgetting quality is computed (F \
+             scores populations of at least 2 models per method): its F columns stay empty",
             path.display(),
-            exp.methods.len() * exp.seeds.len(),
-            exp.seeds.len(),
-            opts.jobs,
-            opts.threads,
-            opts.cache.display()
+            audit.replicates
         );
     }
     // An unwritable results folder or cache fails now, not after loading data or training.
@@ -521,6 +564,8 @@ mod tests {
         assert!(err(Some("a/4"), None, &[]).contains("--shard's I is \"a\""));
         assert!(err(Some("1-4"), None, &[]).contains("write it as I/N"));
         assert!(err(None, None, &k8s).contains("pass --shard-count N"));
+        assert!(err(Some("1/2"), Some(3), &[]).contains("says 2 shards but --shard-count"));
+        assert_eq!(shard(Some("1/3"), Some(3), env(&[])).unwrap(), Some((1, 3)), "they agree");
         let below = [("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "4"), slurm[2]];
         assert!(err(None, None, &below).contains("below SLURM_ARRAY_TASK_MIN 5"));
     }

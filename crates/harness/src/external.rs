@@ -16,10 +16,16 @@ use model::Classifier;
 use serde_json::json;
 use toml::Value;
 
+use crate::interrupt;
+
 /// The version of the files' contract, in `job.json` and the cache key.
 pub const CONTRACT: u32 = 1;
 /// What a command's run may take, unless its section says otherwise (`timeout_s`).
 pub const DEFAULT_TIMEOUT_S: f64 = 3600.0;
+/// The longest `timeout_s` (30 days): more is a typo.
+pub const MAX_TIMEOUT_S: f64 = 30.0 * 24.0 * 3600.0;
+/// The start of a job folder's name, in the temporary directory.
+const JOB_FOLDER: &str = "unlearn-bench-external";
 /// The lines of a failed command's stderr that its error shows.
 const STDERR_LINES: usize = 20;
 
@@ -101,10 +107,18 @@ impl External {
     /// Writes the job folder, runs the command, reads back its model.
     fn run(&self, ctx: &Context<'_>) -> Result<Classifier, String> {
         let original = ctx.original.expect("an unlearning method gets the original");
+        let temp = std::env::temp_dir();
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| crate::owner::sweep(&temp, JOB_FOLDER));
+        // Named for its process, so that a sweep can tell when it was left behind.
         let dir = tempfile::Builder::new()
-            .prefix("unlearn-bench-external-")
-            .tempdir()
-            .map_err(|e| format!("cannot make a job folder in the temporary directory: {e}"))?;
+            .prefix(&crate::owner::temp_name(JOB_FOLDER))
+            .tempdir_in(&temp)
+            .map_err(|e| format!("cannot make a job folder in {}: {e}", temp.display()))?;
+        let path = dir.path().to_owned();
+        let _folder = interrupt::registry().cleanup(move || {
+            let _ = std::fs::remove_dir_all(&path);
+        });
         let job = self.write_job(dir.path(), ctx, original)?;
         let (stdout, stderr) = (dir.path().join("stdout.log"), dir.path().join("stderr.log"));
         let file = |p: &Path| {
@@ -118,8 +132,15 @@ impl External {
             .stdin(Stdio::null())
             .stdout(file(&stdout)?)
             .stderr(file(&stderr)?);
-        let mut child =
-            command.spawn().map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        // Started and registered in one step: an interrupt stops it, whenever it comes.
+        let (mut child, _process) = {
+            let mut registry = interrupt::registry();
+            let child = command
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+            let pid = child.id();
+            (child, registry.cleanup(move || kill_tree(pid)))
+        };
         let t0 = Instant::now();
         let status = loop {
             match child.try_wait() {
@@ -223,18 +244,28 @@ impl External {
     }
 }
 
-/// Kills `child` and every process it started (found through `/proc` on Linux: the command
-/// stays in the harness's process group, so that Ctrl-C stops it with the harness), then
-/// reaps it.
+/// Kills `child` and every process it started, then reaps it.
 fn kill_all(child: &mut std::process::Child) {
+    kill_tree(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Kills process `pid` and every process it started (found through `/proc` on Linux: the
+/// command stays in the harness's process group, so that Ctrl-C stops it with the harness),
+/// the descendants first, so that none is left to another parent.
+fn kill_tree(pid: u32) {
     #[cfg(target_os = "linux")]
-    for pid in descendants(child.id()) {
+    let mut victims = descendants(pid);
+    #[cfg(not(target_os = "linux"))]
+    let mut victims = Vec::new();
+    victims.push(pid);
+    #[cfg(unix)]
+    for pid in victims {
         if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// The processes descended from `root`, from each process's parent in `/proc/<pid>/stat`.

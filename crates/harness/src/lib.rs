@@ -23,6 +23,8 @@ pub mod commands;
 pub mod config;
 pub mod device;
 pub mod external;
+pub mod interrupt;
+pub mod owner;
 pub mod plan;
 pub mod progress;
 pub mod report;

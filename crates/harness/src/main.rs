@@ -85,7 +85,8 @@ enum Command {
         no_sweep: bool,
     },
     /// Write an experiment's CSV files and figures from whatever runs the cache holds,
-    /// training nothing (after sharded runs); lists the runs that are missing.
+    /// training nothing (after sharded runs); lists the runs that are missing and then exits
+    /// 1 (0 when none is).
     Report {
         /// The experiment file.
         experiment: PathBuf,
@@ -115,6 +116,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = harness::interrupt::install() {
+        eprintln!(
+            "warning: cannot handle SIGINT and SIGTERM ({e:#}): an interrupted run may leave external commands running"
+        );
+    }
     let verbosity = match (cli.quiet, cli.verbose) {
         (true, _) => Verbosity::Quiet,
         (_, true) => Verbosity::Verbose,
@@ -143,6 +149,7 @@ fn main() -> ExitCode {
             commands::regenerate(experiments, results, run, verbosity)
         }
     };
+    harness::interrupt::wait_if_interrupted();
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         // 1 is kept for a failed check; every error (bad input, missing data, I/O) is 2.

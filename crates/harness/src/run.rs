@@ -184,6 +184,21 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         .start_handler(move |_| tch::set_num_threads(threads as i32))
         .build()
         .context("cannot start the worker threads")?;
+    if opts.verbosity > Verbosity::Quiet {
+        let replicates = match exp.audit {
+            Some(a) => format!(", {} replicates and {} shadows each", a.replicates, a.shadows),
+            None => String::new(),
+        };
+        eprintln!(
+            "{}: {} jobs ({} seeds{replicates}), {} at a time x {} libtorch thread(s), cache {}",
+            exp.source.display(),
+            plan.jobs.len(),
+            exp.seeds.len(),
+            opts.jobs,
+            opts.threads,
+            opts.cache.display()
+        );
+    }
     let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), opts.verbosity)?;
     // Missing or corrupt data fails before anything is trained or cached; a run that the
     // cache holds entirely never loads the data.
@@ -193,7 +208,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
         .iter()
         .any(|j| !shared.cache.has_record(&j.key) || shared.evaluation(j).is_none());
     if needs_data {
-        shared.images()?;
+        check_splits(exp, &plan, &shared.images()?.dataset().train.labels)?;
     }
     if matches!(opts.device.device, tch::Device::Cuda(_)) {
         // Kernels picked by timing would differ from run to run.
@@ -209,6 +224,28 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     Ok(Outcome { plan, results: results?, images })
 }
 
+/// Draws every split the plan's jobs use before any of them trains, so that a forget or
+/// remain set too small to train or measure on fails the run at once, naming the file and
+/// the section (the limits are `data::split`'s).
+fn check_splits(exp: &Experiment, plan: &Plan, labels: &[u8]) -> anyhow::Result<()> {
+    let runs: std::collections::BTreeSet<(u64, Option<usize>)> =
+        plan.jobs.iter().map(|j| (j.seed, j.shadow)).collect();
+    for (seed, shadow) in runs {
+        run_split(labels, &exp.forget, seed, shadow).map_err(|e| {
+            let whose = match shadow {
+                Some(k) => format!("seed {seed}'s shadow {k} (half of the training set)"),
+                None => format!("seed {seed}"),
+            };
+            anyhow::anyhow!(
+                "{}: `forget` ({}) cannot be drawn for {whose}: {e}",
+                exp.source.display(),
+                exp.forget.name()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Every finished run of `exp` in the cache, in plan order, training nothing (a run whose
 /// model is cached but whose evaluation is not is evaluated); and the jobs with no finished
 /// run.
@@ -220,7 +257,9 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
     for job in &plan.jobs {
         // A record without every evaluation this experiment asks for (one trained by an
         // experiment with a larger `eval_every`) needs retraining, which `collect` never does.
-        let Some(record) = cached(job, &shared)?.filter(|r| has_history(exp, job, r)) else {
+        let Some(record) = cached(job, &shared, "listing the run as missing")?
+            .filter(|r| has_history(exp, job, r))
+        else {
             missing.push(job.clone());
             continue;
         };
@@ -334,9 +373,15 @@ fn schedule<T: Send>(
         return Err(e);
     }
     if !s.failed.is_empty() {
+        // Jobs still waiting are those whose original failed.
+        let skipped = match s.waiting.len() {
+            0 => String::new(),
+            k => format!(" ({k} more start from a failed model and were not run)"),
+        };
         anyhow::bail!(
-            "{} of {n} jobs failed; nothing was cached for them, every other job's model is in \
-             the cache, and no results were written. Fix the method and run again.\n\n{}",
+            "{} of {n} jobs failed{skipped}; nothing was cached for them, every other job's \
+             model is in the cache, and no results were written. Fix the method or its \
+             parameters and run again.\n\n{}",
             s.failed.len(),
             s.failed.join("\n\n")
         );
@@ -344,15 +389,15 @@ fn schedule<T: Send>(
     Ok(s.results.into_iter().map(|r| r.expect("every job ran")).collect())
 }
 
-/// The job's cache entry, if it holds a trustworthy one; a corrupt entry is reported and
-/// removed.
-fn cached(job: &Job, s: &Shared<'_>) -> anyhow::Result<Option<Record>> {
+/// The job's cache entry, if it holds a trustworthy one; a corrupt entry is reported, with
+/// what happens `next` ("retraining it"), and removed.
+fn cached(job: &Job, s: &Shared<'_>, next: &str) -> anyhow::Result<Option<Record>> {
     match s.cache.lookup(&job.key)? {
         Entry::Found(record) => Ok(Some(record)),
         Entry::Missing => Ok(None),
         Entry::Corrupt(why) => {
             s.progress.warn(format_args!(
-                "cache entry of {} is corrupt ({why}); removing it and retraining",
+                "cache entry of {} is corrupt ({why}); removing it and {next}",
                 job.label()
             ));
             s.cache.discard(&job.key)?;
@@ -381,6 +426,9 @@ fn as_asked(exp: &Experiment, job: &Job, mut record: Record) -> Record {
     record
 }
 
+/// What a run does with a corrupt entry.
+const RETRAIN: &str = "retraining it";
+
 fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     let exp = s.exp;
     // A cached entry whose history lacks evaluations this experiment asks for is retrained
@@ -400,7 +448,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         }
         found => found,
     };
-    let mut record = usable(cached(job, s)?, &mut thin);
+    let mut record = usable(cached(job, s, RETRAIN)?, &mut thin);
     if let Some(record) = &record
         && let Some((accuracy, confidences)) = s.evaluation(job)
     {
@@ -421,7 +469,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         match s.cache.lock(&job.key)? {
             Lock::Acquired(l) => {
                 // It may have been stored between the lookup and the lock.
-                record = usable(cached(job, s)?, &mut thin);
+                record = usable(cached(job, s, RETRAIN)?, &mut thin);
                 lock = Some(l);
                 break;
             }
@@ -434,7 +482,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                     waiting = true;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(250));
-                record = usable(cached(job, s)?, &mut thin);
+                record = usable(cached(job, s, RETRAIN)?, &mut thin);
             }
         }
     }
@@ -469,10 +517,16 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 |epoch: usize| thin.as_ref().is_some_and(|t| t.evaluated_at(epoch));
             let mut history = Vec::new();
             let label = job.label();
+            let _training = crate::interrupt::registry().job(label.clone());
             let bar = s.progress.job(&label, job.method.epochs());
             let last = job.method.epochs();
             let t0 = Instant::now();
+            let mut non_finite_loss: Option<(usize, f64)> = None;
             let model = job.method.train(&ctx, &mut |epoch, m, stats| {
+                // An external method's losses are unknown (NaN), not diverged.
+                if !stats.loss.is_finite() && stats.steps > 0 && non_finite_loss.is_none() {
+                    non_finite_loss = Some((epoch, stats.loss));
+                }
                 let wanted = exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch);
                 let metrics = match wanted {
                     false => None,
@@ -492,6 +546,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 bar.epoch_done();
             });
             drop(bar);
+            let model = model.and_then(|m| diverged(&m, non_finite_loss).map_or(Ok(m), Err));
             let model = model.map_err(|why| {
                 s.progress.warn(format_args!("{}: failed: {why}", job.label()));
                 JobFailed { label: job.label(), why }
@@ -531,6 +586,26 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     finish(s, job, &how, &accuracy);
     let record = as_asked(exp, job, record);
     Ok(RunResult { job: job.clone(), record, accuracy, confidences, trained })
+}
+
+/// Why a trained model must not be cached or reported, if it holds NaN or infinite weights
+/// (training diverged); `loss` is the first epoch whose mean loss was not finite, and that loss.
+fn diverged(model: &model::Classifier, loss: Option<(usize, f64)>) -> Option<methods::Failed> {
+    let bad = model.non_finite_parameters();
+    if bad.is_empty() {
+        return None;
+    }
+    let when = match loss {
+        Some((epoch, value)) => {
+            format!("its loss first went non-finite ({value}) at epoch {epoch}")
+        }
+        None => "its loss stayed finite".to_owned(),
+    };
+    Some(methods::Failed(format!(
+        "training diverged: {when}, and the model has NaN or infinite values in {}; nothing \
+         was cached. Lower the learning rate (`lr`) or the loss weights (e.g. `gamma`)",
+        bad.join(", ")
+    )))
 }
 
 /// The final model's accuracies and the membership-inference attack on it (its stream drawn

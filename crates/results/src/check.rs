@@ -153,6 +153,9 @@ pub fn read_baseline(path: &Path) -> Result<Vec<BaselineRow>, CheckError> {
     let found: Vec<String> =
         reader.headers().map_err(|e| malformed(e.to_string()))?.iter().map(String::from).collect();
     let expected = header::<BaselineRow>();
+    if found.is_empty() {
+        return Err(malformed("the file is empty; create it with --update-baseline".into()));
+    }
     if found != expected {
         let old =
             found.iter().all(|h| expected.contains(h)) && !found.iter().any(|h| h == "params");

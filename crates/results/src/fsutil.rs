@@ -61,6 +61,8 @@ pub enum Folder {
     Results,
     /// The model cache (`--cache`, `UNLEARN_BENCH_CACHE`).
     Cache,
+    /// The folder of a baseline file `check --update-baseline` writes (`--baseline`).
+    Baseline,
 }
 
 impl Folder {
@@ -72,6 +74,10 @@ impl Folder {
             Folder::Cache => (
                 "cache folder",
                 "choose another --cache folder (or UNLEARN_BENCH_CACHE) or fix its permissions",
+            ),
+            Folder::Baseline => (
+                "baseline's folder",
+                "choose another --baseline path or fix its folder's permissions",
             ),
         }
     }

@@ -100,10 +100,10 @@ fn png_bytes(pixels: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<u8>> 
 
 /// Draws every figure the runs in `dir` call for; returns the files written.
 pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let runs: Vec<RunRow> = read(&dir.join("runs.csv"))?;
+    let runs: Vec<RunRow> = read_drawn(&dir.join("runs.csv"))?;
     let history_path = dir.join("history.csv");
     let history: Vec<HistoryRow> =
-        if history_path.exists() { read(&history_path)? } else { Vec::new() };
+        if history_path.exists() { read_drawn(&history_path)? } else { Vec::new() };
     let mut written = Vec::new();
 
     let mi_runs: Vec<&RunRow> = runs.iter().filter(|r| r.method == "mi_unlearn").collect();
@@ -176,10 +176,36 @@ const EPSILON_GROUPS: [(&str, RGBColor); 4] = [
     ("50 (cap): 0", RETRAIN_COLOUR),
 ];
 
+/// Columns that hold NaN where a value is unknown (an external method's losses), never drawn.
+const MAY_BE_UNKNOWN: [&str; 2] = ["ce", "loss"];
+
+/// [`read`], refusing a NaN or infinite number anywhere but [`MAY_BE_UNKNOWN`]: the harness
+/// never writes one (a diverged model fails its job), so such a file was edited or damaged,
+/// and a figure of it would draw nonsense as if it were a result.
+fn read_drawn<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let rows = read(path)?;
+    let mut reader = csv::Reader::from_path(path)?;
+    let header = reader.headers()?.clone();
+    for (line, record) in reader.records().enumerate() {
+        for (column, cell) in header.iter().zip(record?.iter()) {
+            let non_finite = matches!(cell, "NaN" | "inf" | "-inf");
+            anyhow::ensure!(
+                !non_finite || MAY_BE_UNKNOWN.contains(&column),
+                "{}: line {}: {column} is {cell}; results hold finite numbers only, so the file \
+                 was edited or damaged: regenerate the folder (run its experiment again, or \
+                 `harness report` it)",
+                path.display(),
+                line + 2
+            );
+        }
+    }
+    Ok(rows)
+}
+
 /// Draws `audit.svg` and `audit.png` from `audit.csv` and `audit_epsilons.csv`.
 pub fn plot_audit(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let rows: Vec<AuditRow> = read(&dir.join("audit.csv"))?;
-    let epsilons: Vec<EpsilonRow> = read(&dir.join("audit_epsilons.csv"))?;
+    let rows: Vec<AuditRow> = read_drawn(&dir.join("audit.csv"))?;
+    let epsilons: Vec<EpsilonRow> = read_drawn(&dir.join("audit_epsilons.csv"))?;
     let mut methods: Vec<Audited> = Vec::new();
     for row in &rows {
         let label = format!("{} ({})", row.method, row.params);
@@ -802,7 +828,7 @@ fn bar(i: usize, n: usize, from: f64, to: f64, colour: RGBColor) -> Rectangle<(f
 }
 
 pub fn plot_leaderboard(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let rows: Vec<LeaderboardRow> = read(&dir.join("leaderboard.csv"))?;
+    let rows: Vec<LeaderboardRow> = read_drawn(&dir.join("leaderboard.csv"))?;
     anyhow::ensure!(!rows.is_empty(), "{}: no rows", dir.join("leaderboard.csv").display());
     let height = 160 + 46 * rows.len() as u32;
     render!(dir, "leaderboard", (1800, height.max(400)), |root| draw_leaderboard(root, &rows))

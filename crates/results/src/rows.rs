@@ -419,11 +419,44 @@ impl AuditRow {
     }
 }
 
+/// What an experiment must run for a metric to have a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Every run has it.
+    Nothing,
+    /// A reference run (retrain) on the same seed and replicate: gaps and what is made of them.
+    Reference,
+    /// An `[audit]` section (the runs' confidences).
+    Audit,
+    /// An `[audit]` with at least this many replicates per method (populations to score).
+    Replicates(usize),
+    /// An `[audit]` with shadows (U-LiRA).
+    Shadows,
+    /// A method that reports an MI estimate.
+    MiEstimate,
+}
+
 impl Metric {
     /// Whether it is a property of a population of runs (an audit's, per seed: `audit.csv`)
     /// rather than of each run: whether `audit.csv` has a column for it.
     pub fn of_population(self) -> bool {
         AuditRow::default().field(self).is_some()
+    }
+
+    /// What an experiment needs for this metric to have a value.
+    pub fn needs(self) -> Needs {
+        use Metric::*;
+        match self {
+            RemainAcc | ForgetAcc | TestAcc | Ua | Mia | MiaAttackAcc | Rte => Needs::Nothing,
+            RemainGap | ForgetGap | TestGap | MiaGap | RemainAbsGap | ForgetAbsGap | TestAbsGap
+            | MiaAbsGap | AvgGap | TrainGap | Tow | RteSpeedup => Needs::Reference,
+            Ks | Ksp => Needs::Audit,
+            ForgetQuality | FinalScore | EpsMedian | EpsP90 => Needs::Replicates(2),
+            // Two disjoint halves of retrain's replicates, each of at least two.
+            ForgetQualityFloor => Needs::Replicates(4),
+            UliraAcc | UliraAuc | UliraTpr1 | UliraTpr5 => Needs::Shadows,
+            Mi => Needs::MiEstimate,
+        }
     }
 }
 

@@ -262,11 +262,21 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
         OneOrList::List(_) => unreachable!("a suite's cells have one dataset each"),
     };
     let data_dir = data.dir.get_or_insert_with(|| PathBuf::from(kind.default_dir())).clone();
-    for (key, limit) in
-        [("data.train_limit", data.train_limit), ("data.test_limit", data.test_limit)]
-    {
-        if limit == Some(0) {
-            return Err(invalid(key, "is 0; leave it out to use every sample".into()));
+    // A limit beyond the set would train the same model as no limit under a key of its own.
+    // The test set needs two images: the membership-inference attack fits on one half of
+    // them and measures on the other.
+    for (key, limit, least, most, set) in [
+        ("data.train_limit", data.train_limit, 1, data::dataset::TRAIN_SAMPLES, "training"),
+        ("data.test_limit", data.test_limit, 2, data::dataset::TEST_SAMPLES, "test"),
+    ] {
+        if let Some(n) = limit.filter(|n| !(least..=most).contains(n)) {
+            return Err(invalid(
+                key,
+                format!(
+                    "is {n}; the {set} set has {most} images: give {least} to {most}, or leave \
+                     it out to use them all"
+                ),
+            ));
         }
     }
     let load = LoadOptions { kind, train_limit: data.train_limit, test_limit: data.test_limit };
@@ -287,6 +297,17 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
         return Err(invalid(
             "forget.fraction",
             format!("is {}; it must be in (0, 1]", forget.fraction),
+        ));
+    }
+    if forget.class.is_none() && forget.fraction == 1.0 {
+        return Err(invalid(
+            "forget.fraction",
+            format!(
+                "is 1 with no `class`: it forgets the whole training set and leaves nothing to \
+                 remain (at least {} samples must); give a fraction below 1, or a `class` to \
+                 forget all of",
+                data::split::MIN_REMAIN
+            ),
         ));
     }
 
@@ -323,6 +344,10 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
         Some(a) => Some(validate_audit(a, &sections.methods, &forget, &invalid)?),
         None => None,
     };
+    if let Some(check) = &check {
+        check_producible(check, audit, &sections.methods)
+            .map_err(|p| invalid("check.metrics", p))?;
+    }
     let device = *raw.device.get_or_insert_default();
     let rank_by = raw.rank_by.get_or_insert_default().metric();
 
@@ -394,6 +419,44 @@ fn validate_audit(
         ));
     }
     Ok(audit)
+}
+
+/// That every metric `[check]` names is one the experiment computes: a metric without a value
+/// would drop out of the baseline, and its check pass forever.
+fn check_producible(
+    check: &CheckSpec,
+    audit: Option<Audit>,
+    methods: &[AnyMethod],
+) -> Result<(), String> {
+    use results::rows::Needs;
+    for &(metric, _) in &check.metrics {
+        let missing = match metric.needs() {
+            Needs::Nothing | Needs::MiEstimate => None,
+            Needs::Reference => (!methods.iter().any(|m| m.name() == "retrain")).then(|| {
+                "a [methods.retrain] section (it is the difference from retrain on the same seed)"
+                    .to_owned()
+            }),
+            Needs::Audit => audit.is_none().then(|| {
+                "an [audit] section (it compares each run's confidences with retrain's)".to_owned()
+            }),
+            Needs::Replicates(least) => (audit.map_or(0, |a| a.replicates) < least).then(|| {
+                format!(
+                    "an [audit] section with replicates >= {least} (it scores a population of \
+                     each method's models against retrain's)"
+                )
+            }),
+            Needs::Shadows => (audit.map_or(0, |a| a.shadows) == 0).then(|| {
+                "an [audit] section with shadows (U-LiRA attacks with the shadow models)".to_owned()
+            }),
+        };
+        if let Some(what) = missing {
+            return Err(format!(
+                "lists {metric}, which this experiment cannot compute: it needs {what}; add it, \
+                 or take {metric} out of check.metrics"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_unique<T: PartialEq>(values: &[T], show: impl Fn(&T) -> String) -> Result<(), String> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use methods::{AnyMethod, Invalid, Registration, catalog};
 use toml::{Table, Value};
 
-use crate::external::{DEFAULT_TIMEOUT_S, DataFiles, External};
+use crate::external::{DEFAULT_TIMEOUT_S, DataFiles, External, MAX_TIMEOUT_S};
 use methods::method::MAX_COUNT;
 
 /// The table of external methods under `methods`.
@@ -196,11 +196,26 @@ fn read_external(
             .map_err(|e| (key("inputs"), format!("lists {path}, which cannot be read: {e}")))?;
         inputs.push((path, data::dataset::sha256_hex(&bytes)));
     }
-    let timeout_s = match section.get("timeout_s") {
-        None => DEFAULT_TIMEOUT_S,
-        Some(Value::Integer(n)) if *n > 0 => *n as f64,
-        Some(Value::Float(x)) if x.is_finite() && *x > 0.0 => *x,
-        Some(other) => return Err((key("timeout_s"), format!("is {other}; give seconds, > 0"))),
+    let seconds = match section.get("timeout_s") {
+        None => Some(DEFAULT_TIMEOUT_S),
+        Some(Value::Integer(n)) => Some(*n as f64),
+        Some(Value::Float(x)) => Some(*x),
+        Some(_) => None,
+    };
+    let timeout_s = match seconds {
+        Some(s) if s > 0.0 && s <= MAX_TIMEOUT_S => s,
+        _ => {
+            let given = match section.get("timeout_s") {
+                Some(Value::Float(x)) => format!("{x:?}"),
+                other => other.map_or_else(String::new, ToString::to_string),
+            };
+            return Err((
+                key("timeout_s"),
+                format!(
+                    "is {given}; give seconds, more than 0 and at most {MAX_TIMEOUT_S} (30 days)"
+                ),
+            ));
+        }
     };
     let params = match section.get("params") {
         None => Table::new(),
@@ -218,6 +233,14 @@ fn read_external(
             Value::Array(list) => list.clone(),
             v => vec![v.clone()],
         };
+        // Two equal values would be one job scheduled twice (as built-in grids say too).
+        let repeated = values
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| values[..i].iter().any(|w| same_value(w, v)).then_some(v));
+        if let Some(v) = repeated {
+            return Err((key(&format!("params.{k}")), format!("lists {v} twice")));
+        }
         points = points
             .into_iter()
             .flat_map(|p| {
@@ -248,6 +271,17 @@ fn read_external(
     let mut resolved = section.clone();
     resolved.insert("timeout_s".into(), Value::Float(timeout_s));
     Ok((methods, resolved))
+}
+
+/// Whether two values of a parameter list are the same point of the grid: equal, or the
+/// same number written as an integer and as a float (`1` and `1.0`).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Integer(i), Value::Float(x)) | (Value::Float(x), Value::Integer(i)) => {
+            *i as f64 == *x
+        }
+        _ => a == b,
+    }
 }
 
 /// The program a command's first word names: `python` is the Python `scripts/setup`
