@@ -1,13 +1,14 @@
-//! What the baselines of `crate::catalog` share: the loops (`crate::loops`' batches and the
-//! baseline loop), the objective's pieces (`crate::engine::step`) and relabelling forget
-//! samples with random wrong classes. The baselines start from a copy of the original model
-//! and train on any engine through [`Objective`]s.
+//! What the methods of `crate::catalog` share: the loop and its loaders (`crate::loops`), the
+//! objective's pieces (`crate::engine::step`) and relabelling forget samples with random
+//! wrong classes. Every method states its loss as an [`Objective`] and trains on any engine.
 
 use data::rng::Rng;
 use rand::Rng as _;
 
-pub(crate) use crate::engine::step::{Group, LabelTable, Labels, Objective, Teacher, Term};
-pub(crate) use crate::loops::{baseline, for_batches, for_pairs};
+pub(crate) use crate::engine::step::{
+    Group, LabelTable, Labels, Objective, Optimizer, Saliency, Teacher, Term,
+};
+pub(crate) use crate::loops::{Schedule, for_batches, for_pairs, train};
 use crate::tensors::Data;
 
 /// The training labels with every forget sample's label replaced by a wrong class drawn
@@ -21,9 +22,4 @@ pub(crate) fn random_wrong_labels(data: &Data, classes: usize, rng: &mut Rng) ->
         labels[i as usize] = (labels[i as usize] + shift) % classes;
     }
     LabelTable::new(labels)
-}
-
-/// A cross-entropy term against the true labels, times `weight`.
-pub(crate) fn ce(weight: f64) -> Term<'static> {
-    Term::CrossEntropy { weight, labels: Labels::True }
 }

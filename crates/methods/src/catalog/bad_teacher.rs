@@ -7,7 +7,7 @@
 
 use model::Classifier;
 use serde::{Deserialize, Serialize};
-use crate::kit::{Group, Objective, Teacher, Term, baseline, ce, for_batches};
+use crate::kit::{Group, Objective, Schedule, Teacher, Term, for_batches, train};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method};
 
@@ -64,11 +64,11 @@ impl Method for BadTeacher {
         let teacher = Teacher::with_other(ctx.original(), ctx.fresh("init/bad_teacher"), forgotten);
         let (temperature, teacher) = (self.temperature, &teacher);
         // The cross-entropy against the true labels is reported, not trained on.
-        let terms = [ce(0.0), Term::Distill { weight: 1.0, temperature, teacher }];
+        let terms = [Term::ce(0.0), Term::Distill { weight: 1.0, temperature, teacher }];
         let rng = &mut ctx.stream("shuffle/bad_teacher");
-        baseline(&student, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+        train(&student, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
             for_batches(&pool, self.batch_size, data, rng, |rows| {
-                step.objective(&Objective::of(&[Group { rows, terms: &terms }]))
+                step.step(&Objective::of(&[Group { rows, terms: &terms }]))
             })
         });
         student

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Method};
 
-use crate::kit::{Group, Objective, baseline, ce, for_batches};
+use crate::kit::{Group, Objective, Schedule, Term, for_batches, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,10 +35,10 @@ impl Method for GradAscent {
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
         let (model, data) = (ctx.original(), ctx.data);
         let rng = &mut ctx.stream("shuffle/grad_ascent");
-        let terms = [ce(-1.0)];
-        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+        let terms = [Term::ce(-1.0)];
+        train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
             for_batches(data.forget(), self.batch_size, data, rng, |rows| {
-                step.objective(&Objective::of(&[Group { rows, terms: &terms }]))
+                step.step(&Objective::of(&[Group { rows, terms: &terms }]))
             })
         });
         model

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method, canonical_key, non_negative};
 
-use crate::kit::{Group, Objective, baseline, ce, for_batches};
+use crate::kit::{Group, Objective, Schedule, Term, for_batches, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,14 +47,14 @@ impl Method for L1Sparse {
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
         let (model, data) = (ctx.original(), ctx.data);
         let rng = &mut ctx.stream("shuffle/l1_sparse");
-        let terms = [ce(1.0)];
+        let terms = [Term::ce(1.0)];
         let mut epoch = 0;
-        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+        train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
             epoch += 1;
             let lambda = self.lambda * (1.0 - (epoch - 1) as f64 / self.epochs as f64);
             for_batches(data.remain(), self.batch_size, data, rng, |rows| {
                 let groups = [Group { rows, terms: &terms }];
-                step.objective(&Objective { groups: &groups, l1: Some(lambda), record: true })
+                step.step(&Objective { groups: &groups, l1: Some(lambda), record: true })
             })
         });
         model

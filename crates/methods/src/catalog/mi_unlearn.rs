@@ -1,12 +1,15 @@
 //! MI-unlearn, the paper's method (the notebook's `train_unlearn_model`): fine-tune a copy of
 //! the original with loss `CE(remain) + gamma * I(Y_hat; Z)`, the plug-in estimate of
 //! `crate::mi` over a batch of remain and forget images (`Z = 0`) and the remain batch again
-//! (`Z = 1`); see `crate::loops::mi_unlearn` for the batch pairing.
+//! (`Z = 1`); `crate::loops::for_pairs` pairs the batches. The notebook shuffles the MI batch
+//! before its forward pass; the estimate is a sum over rows and does not depend on their
+//! order, so this loop does not.
 
 use model::Classifier;
 use serde::{Deserialize, Serialize};
 
-use crate::loops::{self, OnEpoch};
+use crate::kit::{Group, Objective, Schedule, Term, for_pairs, train};
+use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method, canonical_key};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,10 +76,17 @@ impl Method for MiUnlearn {
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
         // One stream for every gamma: runs of a sweep that differ only in gamma see the same
         // batches, and a longer run extends a shorter one.
-        let model = ctx.original();
-        let schedule = (self.epochs, self.remain_batch_size, self.forget_batch_size, self.lr);
+        let (model, data) = (ctx.original(), ctx.data);
         let rng = &mut ctx.stream("shuffle/mi_unlearn");
-        loops::mi_unlearn(&model, ctx.data, self.gamma, schedule, ctx.engine, rng, on_epoch);
+        let (remain_batch, forget_batch) = (self.remain_batch_size, self.forget_batch_size);
+        train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
+            for_pairs(data, remain_batch, forget_batch, rng, |remain, forget| {
+                // CE(remain) + gamma * I(Y_hat; Z) over [remain; forget] (Z = 0), remain (Z = 1).
+                let mi = Term::MutualInformation { weight: self.gamma, others: forget };
+                let terms = [Term::ce(1.0), mi];
+                step.step(&Objective::of(&[Group { rows: remain, terms: &terms }]))
+            })
+        });
         model
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method, non_negative};
 
-use crate::kit::{Group, Objective, baseline, ce, for_pairs};
+use crate::kit::{Group, Objective, Schedule, Term, for_pairs, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,13 +42,13 @@ impl Method for NegGradPlus {
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {
         let (model, data) = (ctx.original(), ctx.data);
         let rng = &mut ctx.stream("shuffle/neggrad_plus");
-        let (descend, ascend) = ([ce(1.0)], [ce(-self.alpha)]);
+        let (descend, ascend) = ([Term::ce(1.0)], [Term::ce(-self.alpha)]);
         let (remain_batch, forget_batch) = (self.remain_batch_size, self.forget_batch_size);
-        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+        train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
             for_pairs(data, remain_batch, forget_batch, rng, |remain, forget| {
                 let groups =
                     [Group { rows: remain, terms: &descend }, Group { rows: forget, terms: &ascend }];
-                step.objective(&Objective::of(&groups))
+                step.step(&Objective::of(&groups))
             })
         });
         model

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Method};
 
-use crate::kit::{Group, Labels, Objective, Term, baseline, for_batches, random_wrong_labels};
+use crate::kit::{Group, Labels, Objective, Schedule, Term, for_batches, random_wrong_labels, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,9 +38,9 @@ impl Method for RandomLabel {
         let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
         let terms = [Term::CrossEntropy { weight: 1.0, labels: Labels::Table(&labels) }];
         let pool = data.all_train();
-        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+        train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
             for_batches(&pool, self.batch_size, data, rng, |rows| {
-                step.objective(&Objective::of(&[Group { rows, terms: &terms }]))
+                step.step(&Objective::of(&[Group { rows, terms: &terms }]))
             })
         });
         model

@@ -7,8 +7,10 @@
 use model::Classifier;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::step::Step;
-use crate::kit::{Group, Labels, Objective, Term, baseline, for_batches, random_wrong_labels};
+use crate::kit::{
+    Group, Labels, Objective, Optimizer, Saliency, Schedule, Term, for_batches, random_wrong_labels,
+    train,
+};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method};
 
@@ -50,10 +52,12 @@ impl Method for Salun {
         let labels = random_wrong_labels(data, model.spec().classes, labels_rng);
         let terms = [Term::CrossEntropy { weight: 1.0, labels: Labels::Table(&labels) }];
         let pool = data.all_train();
-        let mask = |step: &mut dyn Step| step.mask_to_salient(data.forget(), self.sparsity);
-        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, mask, |step| {
+        let salient = Saliency { pool: data.forget(), sparsity: self.sparsity };
+        let optimizer = Optimizer { lr: self.lr, salient: Some(salient) };
+        let schedule = Schedule { epochs: self.epochs, optimizer };
+        train(&model, data, ctx.engine, schedule, on_epoch, |step| {
             for_batches(&pool, self.batch_size, data, rng, |rows| {
-                step.objective(&Objective::of(&[Group { rows, terms: &terms }]))
+                step.step(&Objective::of(&[Group { rows, terms: &terms }]))
             })
         });
         model

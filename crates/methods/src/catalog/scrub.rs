@@ -8,7 +8,7 @@
 use model::Classifier;
 use serde::{Deserialize, Serialize};
 
-use crate::kit::{Group, Objective, Teacher, Term, baseline, ce, for_batches};
+use crate::kit::{Group, Objective, Schedule, Teacher, Term, for_batches, train};
 use crate::loops::OnEpoch;
 use crate::method::{Context, Invalid, Method, non_negative};
 
@@ -77,18 +77,18 @@ impl Method for Scrub {
         let (teacher, rng) = (Teacher::new(ctx.original()), &mut ctx.stream("shuffle/scrub"));
         let (temperature, teacher) = (self.temperature, &teacher);
         let max_terms = [Term::Distill { weight: -1.0, temperature, teacher }];
-        let min_terms = [ce(1.0), Term::Distill { weight: self.alpha, temperature, teacher }];
+        let min_terms = [Term::ce(1.0), Term::Distill { weight: self.alpha, temperature, teacher }];
         let mut epoch = 0;
-        baseline(&model, data, ctx.engine, (self.epochs, self.lr), on_epoch, |_| {}, |step| {
+        train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
             epoch += 1;
             if epoch <= self.max_epochs.unwrap_or(0) {
                 for_batches(data.forget(), self.forget_batch_size, data, rng, |rows| {
                     let groups = [Group { rows, terms: &max_terms }];
-                    step.objective(&Objective { groups: &groups, l1: None, record: false })
+                    step.step(&Objective { groups: &groups, l1: None, record: false })
                 });
             }
             for_batches(data.remain(), self.remain_batch_size, data, rng, |rows| {
-                step.objective(&Objective::of(&[Group { rows, terms: &min_terms }]))
+                step.step(&Objective::of(&[Group { rows, terms: &min_terms }]))
             })
         });
         model

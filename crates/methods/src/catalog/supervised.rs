@@ -8,7 +8,8 @@ use std::marker::PhantomData;
 use model::Classifier;
 use serde::{Deserialize, Serialize};
 
-use crate::loops::{self, OnEpoch};
+use crate::kit::{Group, Objective, Schedule, Term, for_batches, train};
+use crate::loops::OnEpoch;
 use crate::method::{Context, Method, Start};
 
 /// One use of `train_model`, [`Use`] saying which.
@@ -72,9 +73,14 @@ impl<U: Use> Method for Supervised<U> {
         };
         let data = ctx.data;
         let pool = if U::START.uses_split() { data.remain().to_vec() } else { data.all_train() };
-        let schedule = (self.epochs, self.batch_size, self.lr);
         let rng = &mut ctx.stream(&format!("shuffle/{name}"));
-        loops::supervised(&model, data, &pool, schedule, ctx.engine, rng, on_epoch);
+        // The mean cross-entropy of each batch.
+        let terms = [Term::ce(1.0)];
+        train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
+            for_batches(&pool, self.batch_size, data, rng, |rows| {
+                step.step(&Objective::of(&[Group { rows, terms: &terms }]))
+            })
+        });
         model
     }
 }

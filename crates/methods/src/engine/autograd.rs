@@ -8,7 +8,7 @@ use tch::nn::OptimizerConfig;
 use tch::{Kind, Reduction, Tensor, nn};
 
 use super::step::{
-    Labels, Objective, Rows, SALIENCY_BATCH, Step, Teacher, TensorTotals, Term, Totals,
+    Labels, Objective, Optimizer, Rows, SALIENCY_BATCH, Step, Teacher, TensorTotals, Term, Totals,
 };
 use crate::eval::{Outputs, confidence, sample_loss};
 use crate::mi::{mi_batch, mutual_information};
@@ -24,14 +24,44 @@ pub(crate) struct AutogradStep<'a> {
     data: &'a Data,
     opt: nn::Optimizer,
     totals: TensorTotals,
-    /// Per trainable variable, 1 where it may change ([`Step::mask_to_salient`]).
+    /// Per trainable variable, 1 where it may change ([`Optimizer::salient`]).
     mask: Option<Vec<Tensor>>,
 }
 
 impl<'a> AutogradStep<'a> {
-    pub(crate) fn new(model: &'a Classifier, data: &'a Data, lr: f64) -> Self {
-        let opt = adam(model, lr);
-        Self { model, data, opt, totals: TensorTotals::default(), mask: None }
+    pub(crate) fn new(model: &'a Classifier, data: &'a Data, optimizer: Optimizer<'_>) -> Self {
+        let opt = adam(model, optimizer.lr);
+        let mask = optimizer.salient.map(|s| saliency_mask(model, data, s.pool, s.sparsity));
+        Self { model, data, opt, totals: TensorTotals::default(), mask }
+    }
+
+    /// `term`'s unweighted value over a group's rows (`x`, true labels `y`, `logits`).
+    fn term(
+        &self,
+        term: &Term<'_>,
+        rows: &Rows<'_>,
+        x: &Tensor,
+        y: &Tensor,
+        logits: &Tensor,
+    ) -> Tensor {
+        match *term {
+            Term::CrossEntropy { weight, labels } => {
+                let target = match labels {
+                    Labels::True => y.shallow_clone(),
+                    Labels::Table(t) => t.tensor(self.data).index_select(0, &rows.index()),
+                };
+                let input = if weight == 0.0 { logits.detach() } else { logits.shallow_clone() };
+                input.cross_entropy_for_logits(&target)
+            }
+            Term::Distill { temperature, teacher, .. } => {
+                distill_kl(logits, &teacher_logits(teacher, x, rows, self.data), temperature)
+            }
+            Term::MutualInformation { others, .. } => {
+                // The notebook's MI batch goes through the model on its own.
+                let (x_mi, z) = mi_batch(x, &others.gather().0);
+                mutual_information(&self.model.forward(&x_mi), &z)
+            }
+        }
     }
 }
 
@@ -42,52 +72,24 @@ fn adam(model: &Classifier, lr: f64) -> nn::Optimizer {
 }
 
 impl Step for AutogradStep<'_> {
-    fn supervised(&mut self, rows: Rows<'_>) {
-        let (x, y) = rows.gather();
-        let loss = self.model.forward(&x).cross_entropy_for_logits(&y);
-        self.opt.backward_step(&loss);
-        let loss = loss.detach();
-        self.totals.add(loss.shallow_clone(), loss, None);
-    }
-
-    fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
-        let ((xr, yr), (xf, _)) = (remain.gather(), forget.gather());
-        let ce = self.model.forward(&xr).cross_entropy_for_logits(&yr);
-        let (x_mi, z) = mi_batch(&xr, &xf);
-        let mi = mutual_information(&self.model.forward(&x_mi), &z);
-        let loss = &ce + &mi * gamma;
-        self.opt.backward_step(&loss);
-        self.totals.add(loss.detach(), ce.detach(), Some(mi.detach()));
-    }
-
-    fn objective(&mut self, objective: &Objective<'_>) {
-        let (mut loss, mut ce): (Option<Tensor>, Option<Tensor>) = (None, None);
+    fn step(&mut self, objective: &Objective<'_>) {
+        let (mut loss, mut ce, mut mi): (Option<Tensor>, Option<Tensor>, Option<Tensor>) =
+            (None, None, None);
         for group in objective.groups {
             let (x, y) = group.rows.gather();
             let logits = self.model.forward(&x);
             for term in group.terms {
-                let (weight, value) = match *term {
-                    Term::CrossEntropy { weight, labels } => {
-                        let target = match labels {
-                            Labels::True => y.shallow_clone(),
-                            Labels::Table(t) => {
-                                t.tensor(self.data).index_select(0, &group.rows.index())
-                            }
-                        };
-                        let input =
-                            if weight == 0.0 { logits.detach() } else { logits.shallow_clone() };
-                        (weight, input.cross_entropy_for_logits(&target))
-                    }
-                    Term::Distill { weight, temperature, teacher } => {
-                        let target = teacher_logits(teacher, &x, &group.rows, self.data);
-                        (weight, distill_kl(&logits, &target, temperature))
-                    }
-                };
+                let value = self.term(term, &group.rows, &x, &y, &logits);
                 if ce.is_none() {
                     ce = Some(value.detach());
                 }
-                // Weights of 1 and -1 as the methods' own code wrote them (the same bits).
-                let weighted = if weight == 0.0 {
+                let weight = term.weight();
+                // Weights of 1 and -1 as the methods' own code wrote them (the same bits); the
+                // MI term as the notebook's `ce + gamma * mi`, whatever gamma.
+                let weighted = if let Term::MutualInformation { .. } = term {
+                    mi = Some(value.detach());
+                    value * weight
+                } else if weight == 0.0 {
                     continue;
                 } else if weight == 1.0 {
                     value
@@ -121,12 +123,8 @@ impl Step for AutogradStep<'_> {
         if objective.record {
             let loss = loss.detach();
             let ce = ce.unwrap_or_else(|| loss.shallow_clone());
-            self.totals.add(loss, ce, None);
+            self.totals.add(loss, ce, mi);
         }
-    }
-
-    fn mask_to_salient(&mut self, pool: &[i64], sparsity: f64) {
-        self.mask = Some(saliency_mask(self.model, self.data, pool, sparsity));
     }
 
     fn take_totals(&mut self) -> Totals {

@@ -11,7 +11,7 @@ use model::Classifier;
 
 use crate::eval::{Metrics, Outputs};
 use crate::tensors::Data;
-use step::Step;
+use step::{Optimizer, Step};
 
 /// How each optimisation step is computed. All engines compute the same maths (the same
 /// batches, loss, MI estimator and Adam); they differ in the order of some float sums.
@@ -38,16 +38,16 @@ impl Engine {
     }
 }
 
-/// A fresh optimiser (Adam, lr `lr`) over `model` for `engine`.
+/// A fresh `optimizer` over `model` for `engine`.
 pub(crate) fn stepper<'a>(
     engine: Engine,
     model: &'a Classifier,
     data: &'a Data,
-    lr: f64,
+    optimizer: Optimizer<'_>,
 ) -> Box<dyn Step + 'a> {
     match engine {
-        Engine::Autograd => Box::new(autograd::AutogradStep::new(model, data, lr)),
-        Engine::Native => Box::new(native::Native::new(model, data, lr)),
+        Engine::Autograd => Box::new(autograd::AutogradStep::new(model, data, optimizer)),
+        Engine::Native => Box::new(native::Native::new(model, data, optimizer)),
     }
 }
 

@@ -83,7 +83,7 @@
 
 use model::Classifier;
 
-use super::step::{Labels, Objective, Rows, SALIENCY_BATCH, Step, Teacher, Term, Totals};
+use super::step::{Labels, Objective, Optimizer, SALIENCY_BATCH, Step, Teacher, Term, Totals};
 use crate::eval::Outputs;
 use crate::mi::EPS;
 use crate::sparse::SparseRows;
@@ -821,151 +821,33 @@ pub(crate) struct Native<'a> {
     rows: Vec<usize>,
     batch: Batch,
     totals: Totals,
-    /// Which parameters may change ([`Step::mask_to_salient`]).
+    /// Which parameters may change ([`Optimizer::salient`]).
     mask: Option<Mask>,
 }
 
 impl<'a> Native<'a> {
-    pub(crate) fn new(model: &'a Classifier, data: &'a Data, lr: f64) -> Self {
+    pub(crate) fn new(model: &'a Classifier, data: &'a Data, optimizer: Optimizer<'_>) -> Self {
         let x = &data.images().sparse().0;
         let net = Net::from_mlp(model, x.background);
         assert_eq!(x.dim, net.layers[0].fan_in, "the model's input width is the images' width");
-        Self {
+        let mut native = Self {
             model,
             data,
             net,
-            adam: Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 },
+            adam: Adam { lr: optimizer.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 },
             acts: Vec::new(),
             rows: Vec::new(),
             batch: Batch::default(),
             totals: Totals::default(),
             mask: None,
-        }
-    }
-}
-
-/// The logits of every training image under `teacher`, computed once per teacher.
-fn teacher_logits<'t>(teacher: &'t Teacher, data: &Data) -> &'t [f32] {
-    teacher.native_logits.get_or_init(|| {
-        let x = &data.images().sparse().0;
-        let all = |model: &Classifier| {
-            let net = Net::from_mlp(model, x.background);
-            let (mut acts, mut logits) = (Vec::new(), Vec::with_capacity(x.len() * net.classes()));
-            let rows: Vec<usize> = (0..x.len()).collect();
-            for block in rows.chunks(EVAL_BLOCK) {
-                net.forward_rows(x, block, &mut acts);
-                logits.extend_from_slice(acts.last().expect("a forward pass"));
-            }
-            logits
         };
-        let mut logits = all(&teacher.main);
-        if let Some((other, marked)) = &teacher.other {
-            let classes = logits.len() / x.len().max(1);
-            let theirs = all(other);
-            for (i, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
-                let r = i * classes..(i + 1) * classes;
-                logits[r.clone()].copy_from_slice(&theirs[r]);
-            }
-        }
-        logits
-    })
-}
-
-impl Step for Native<'_> {
-    fn supervised(&mut self, rows: Rows<'_>) {
-        let x = &self.data.images().sparse().0;
-        let labels = &self.data.images().dataset().train.labels;
-        self.rows.clear();
-        self.rows.extend(rows.ids().iter().map(|&i| i as usize));
-        self.batch.fill(x, &self.rows);
-        self.net.forward(&self.batch, &mut self.acts);
-        let classes = self.net.classes();
-        let logits = self.acts.last().expect("a forward pass");
-        let mut dlogits = vec![0.0f32; logits.len()];
-        let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
-        let loss = cross_entropy(logits, ys, classes, 1.0, &mut dlogits);
-        let step = self.adam.next();
-        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), Hook::NONE);
-        self.net.update(step, true, Hook::NONE);
-        self.totals.add(loss, loss, None);
+        native.mask = optimizer.salient.map(|s| native.saliency_mask(s.pool, s.sparsity));
+        native
     }
 
-    fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64) {
-        let x = &self.data.images().sparse().0;
-        let labels = &self.data.images().dataset().train.labels;
-        self.rows.clear();
-        self.rows.extend(remain.ids().iter().chain(forget.ids()).map(|&i| i as usize));
-        let nr = remain.ids().len();
-        self.batch.fill(x, &self.rows);
-        self.net.forward(&self.batch, &mut self.acts);
-        let classes = self.net.classes();
-        let logits = self.acts.last().expect("a forward pass");
-        let mut dlogits = vec![0.0f32; logits.len()];
-        let ys = self.rows[..nr].iter().map(|&i| usize::from(labels[i]));
-        let ce =
-            cross_entropy(&logits[..nr * classes], ys, classes, 1.0, &mut dlogits[..nr * classes]);
-        let mi = mutual_information(logits, classes, nr, gamma, &mut dlogits);
-        let step = self.adam.next();
-        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), Hook::NONE);
-        self.net.update(step, true, Hook::NONE);
-        self.totals.add(ce + gamma * mi, ce, Some(mi));
-    }
-
-    fn objective(&mut self, objective: &Objective<'_>) {
-        let x = &self.data.images().sparse().0;
-        let labels = &self.data.images().dataset().train.labels;
-        self.rows.clear();
-        for group in objective.groups {
-            self.rows.extend(group.rows.ids().iter().map(|&i| i as usize));
-        }
-        self.batch.fill(x, &self.rows);
-        self.net.forward(&self.batch, &mut self.acts);
-        let classes = self.net.classes();
-        let logits = self.acts.last().expect("a forward pass");
-        let mut dlogits = vec![0.0f32; logits.len()];
-        let (mut loss, mut ce) = (0.0, None);
-        let mut start = 0;
-        for group in objective.groups {
-            let ids = &self.rows[start..start + group.rows.ids().len()];
-            let r = start * classes..(start + ids.len()) * classes;
-            let (logits, d) = (&logits[r.clone()], &mut dlogits[r]);
-            for term in group.terms {
-                let (weight, value) = match *term {
-                    Term::CrossEntropy { weight, labels: target } => {
-                        let ys = ids.iter().map(|&i| match target {
-                            Labels::True => usize::from(labels[i]),
-                            Labels::Table(t) => t.labels[i] as usize,
-                        });
-                        (weight, cross_entropy(logits, ys, classes, weight as f32, d))
-                    }
-                    Term::Distill { weight, temperature, teacher } => {
-                        let all = teacher_logits(teacher, self.data);
-                        let target: Vec<f32> = ids
-                            .iter()
-                            .flat_map(|&i| all[i * classes..(i + 1) * classes].iter().copied())
-                            .collect();
-                        let (t, w) = (temperature as f32, weight as f32);
-                        (weight, distill(logits, &target, classes, t, w, d))
-                    }
-                };
-                ce.get_or_insert(value);
-                loss += weight * value;
-            }
-            start += ids.len();
-        }
-        if let Some(lambda) = objective.l1 {
-            loss += lambda * self.net.l1_norm();
-        }
-        let step = self.adam.next();
-        let hook = Hook { l1: objective.l1.map(|l| l as f32), mask: self.mask.as_ref() };
-        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), hook);
-        self.net.update(step, true, hook);
-        if objective.record {
-            self.totals.add(loss, ce.unwrap_or(loss), None);
-        }
-    }
-
-    fn mask_to_salient(&mut self, pool: &[i64], sparsity: f64) {
+    /// 1 for the `sparsity` fraction of parameters with the largest gradient magnitude of
+    /// the summed cross-entropy over `pool`, else 0 ([`Saliency`]).
+    fn saliency_mask(&mut self, pool: &[i64], sparsity: f64) -> Mask {
         let x = &self.data.images().sparse().0;
         let labels = &self.data.images().dataset().train.labels;
         let classes = self.net.classes();
@@ -1006,7 +888,111 @@ impl Step for Native<'_> {
         for (w, b) in &mut sums {
             w.iter_mut().chain(b.iter_mut()).for_each(keep);
         }
-        self.mask = Some(sums);
+        sums
+    }
+
+    /// `term`'s value on a group's `logits` (its rows `ids`, then the rows its term brings),
+    /// adding its weighted gradient into `dlogits` (the same rows).
+    fn term(&self, term: &Term<'_>, ids: &[usize], logits: &[f32], dlogits: &mut [f32]) -> f64 {
+        let labels = &self.data.images().dataset().train.labels;
+        let classes = self.net.classes();
+        let own = ids.len() * classes;
+        match *term {
+            Term::CrossEntropy { weight, labels: target } => {
+                let ys = ids.iter().map(|&i| match target {
+                    Labels::True => usize::from(labels[i]),
+                    Labels::Table(t) => t.labels[i] as usize,
+                });
+                cross_entropy(&logits[..own], ys, classes, weight as f32, &mut dlogits[..own])
+            }
+            Term::Distill { weight, temperature, teacher } => {
+                let all = teacher_logits(teacher, self.data);
+                let target: Vec<f32> = ids
+                    .iter()
+                    .flat_map(|&i| all[i * classes..(i + 1) * classes].iter().copied())
+                    .collect();
+                let (t, w) = (temperature as f32, weight as f32);
+                distill(&logits[..own], &target, classes, t, w, &mut dlogits[..own])
+            }
+            // The group's rows come first, so they are the prefix counted twice.
+            Term::MutualInformation { weight, .. } => {
+                mutual_information(logits, classes, ids.len(), weight, dlogits)
+            }
+        }
+    }
+}
+
+/// The logits of every training image under `teacher`, computed once per teacher.
+fn teacher_logits<'t>(teacher: &'t Teacher, data: &Data) -> &'t [f32] {
+    teacher.native_logits.get_or_init(|| {
+        let x = &data.images().sparse().0;
+        let all = |model: &Classifier| {
+            let net = Net::from_mlp(model, x.background);
+            let (mut acts, mut logits) = (Vec::new(), Vec::with_capacity(x.len() * net.classes()));
+            let rows: Vec<usize> = (0..x.len()).collect();
+            for block in rows.chunks(EVAL_BLOCK) {
+                net.forward_rows(x, block, &mut acts);
+                logits.extend_from_slice(acts.last().expect("a forward pass"));
+            }
+            logits
+        };
+        let mut logits = all(&teacher.main);
+        if let Some((other, marked)) = &teacher.other {
+            let classes = logits.len() / x.len().max(1);
+            let theirs = all(other);
+            for (i, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
+                let r = i * classes..(i + 1) * classes;
+                logits[r.clone()].copy_from_slice(&theirs[r]);
+            }
+        }
+        logits
+    })
+}
+
+impl Step for Native<'_> {
+    fn step(&mut self, objective: &Objective<'_>) {
+        // Each group's rows, then the rows its terms bring: one pass through the trunk.
+        let x = &self.data.images().sparse().0;
+        self.rows.clear();
+        for group in objective.groups {
+            self.rows.extend(group.rows.ids().iter().map(|&i| i as usize));
+            for others in group.terms.iter().filter_map(Term::others) {
+                self.rows.extend(others.ids().iter().map(|&i| i as usize));
+            }
+        }
+        self.batch.fill(x, &self.rows);
+        self.net.forward(&self.batch, &mut self.acts);
+        let classes = self.net.classes();
+        let logits = self.acts.last().expect("a forward pass");
+        let mut dlogits = vec![0.0f32; logits.len()];
+        let (mut loss, mut ce, mut mi) = (0.0, None, None);
+        let mut start = 0;
+        for group in objective.groups {
+            let own = group.rows.ids().len();
+            let brought: usize =
+                group.terms.iter().filter_map(Term::others).map(|o| o.ids().len()).sum();
+            let ids = &self.rows[start..start + own];
+            let r = start * classes..(start + own + brought) * classes;
+            for term in group.terms {
+                let value = self.term(term, ids, &logits[r.clone()], &mut dlogits[r.clone()]);
+                if let Term::MutualInformation { .. } = term {
+                    mi = Some(value);
+                }
+                ce.get_or_insert(value);
+                loss += term.weight() * value;
+            }
+            start += own + brought;
+        }
+        if let Some(lambda) = objective.l1 {
+            loss += lambda * self.net.l1_norm();
+        }
+        let step = self.adam.next();
+        let hook = Hook { l1: objective.l1.map(|l| l as f32), mask: self.mask.as_ref() };
+        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), hook);
+        self.net.update(step, true, hook);
+        if objective.record {
+            self.totals.add(loss, ce.unwrap_or(loss), mi);
+        }
     }
 
     fn take_totals(&mut self) -> Totals {

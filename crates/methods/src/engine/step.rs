@@ -1,9 +1,10 @@
 //! The interface between the training loops and the engines: the batches a loop hands out
-//! ([`Order`], [`Rows`]), the step an engine computes on them ([`Step`]), the objectives a
-//! method may ask for beyond the notebook's two ([`Objective`]: weighted cross-entropy and
-//! distillation terms over groups of rows, an L1 penalty, a gradient mask) and the losses it
-//! reports ([`Totals`], [`EpochStats`]). Engines implement [`Step`]; loops and methods drive
-//! it. This module imports neither.
+//! ([`Order`], [`Rows`]), the step an engine computes on them ([`Step`]), set up by an
+//! [`Optimizer`] (Adam, optionally masked to the salient weights), the [`Objective`] every
+//! method states its loss as (weighted cross-entropy, distillation and mutual-information
+//! terms over groups of rows, an L1 penalty) and the losses it reports ([`Totals`],
+//! [`EpochStats`]). Engines implement [`Step`]; loops and methods drive it. This module
+//! imports neither.
 
 use std::cell::OnceCell;
 
@@ -26,8 +27,8 @@ pub struct EpochStats {
     pub steps: usize,
 }
 
-/// A shuffled order of training-set indices, for one epoch; the libtorch engines gather
-/// their batches through it as a tensor, made once per epoch.
+/// A shuffled order of training-set indices, for one epoch; the autograd engine gathers its
+/// batches through it as a tensor, made once per epoch.
 pub(crate) struct Order<'a> {
     ids: Vec<i64>,
     data: &'a Data,
@@ -107,38 +108,56 @@ impl Totals {
     }
 }
 
-/// One optimisation step of a training loop, whatever the engine.
+/// One optimisation step of a training loop, whatever the engine: every method states its
+/// loss as an [`Objective`], and each engine computes every [`Term`].
 pub(crate) trait Step {
-    /// A cross-entropy step on a batch.
-    fn supervised(&mut self, rows: Rows<'_>);
-    /// An MI-unlearn step on a remain batch and a forget batch.
-    fn mi(&mut self, remain: Rows<'_>, forget: Rows<'_>, gamma: f64);
-    /// A step on `objective` (the baselines' losses).
-    fn objective(&mut self, objective: &Objective<'_>);
-    /// From now on, every step changes only the `sparsity` fraction of parameters with the
-    /// largest gradient magnitude of the summed cross-entropy over `pool` (at the current
-    /// parameters, in batches of [`SALIENCY_BATCH`]); ties at the threshold are kept (SalUn's
-    /// weight saliency).
-    fn mask_to_salient(&mut self, pool: &[i64], sparsity: f64);
-    /// The sums of the step losses since the last call (read once per epoch: the libtorch
-    /// engines keep them as tensors, so the loop never waits on the host).
+    /// One step of the optimiser on `objective`.
+    fn step(&mut self, objective: &Objective<'_>);
+    /// The sums of the step losses since the last call (read once per epoch: the autograd
+    /// engine keeps them as tensors, so the loop never waits on the host).
     fn take_totals(&mut self) -> Totals;
     /// Brings the model up to date (the native engine trains a copy of it).
     fn sync(&self);
 }
 
-/// Rows per forward pass of [`Step::mask_to_salient`]'s gradient.
+/// How a loop's optimiser is set up: Adam (torch.optim.Adam's defaults) at `lr`, and
+/// optionally a gradient mask.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Optimizer<'a> {
+    pub lr: f64,
+    /// When given, every step changes only the parameters this selects.
+    pub salient: Option<Saliency<'a>>,
+}
+
+impl Optimizer<'_> {
+    /// Adam at `lr` over every parameter.
+    pub(crate) fn adam(lr: f64) -> Self {
+        Self { lr, salient: None }
+    }
+}
+
+/// SalUn's weight saliency: the `sparsity` fraction of parameters with the largest gradient
+/// magnitude of the summed cross-entropy over `pool` (at the starting parameters, in batches
+/// of [`SALIENCY_BATCH`]; ties at the threshold kept) are the only ones that change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Saliency<'a> {
+    pub pool: &'a [i64],
+    pub sparsity: f64,
+}
+
+/// Rows per forward pass of [`Saliency`]'s gradient.
 pub(crate) const SALIENCY_BATCH: usize = 1024;
 
-/// What a step minimises beyond the notebook's two losses: the sum of every group's terms, each
-/// over the logits of its own rows (all groups go through the model in one pass where the
-/// engine can), plus an optional L1 penalty on the parameters.
+/// What a step minimises: the sum of every group's terms, each over the logits of its own
+/// rows (all groups go through the model in one pass where the engine can), plus an optional
+/// L1 penalty on the parameters.
 pub(crate) struct Objective<'a> {
     pub groups: &'a [Group<'a>],
     /// `lambda * sum |p|` over every parameter, when given.
     pub l1: Option<f64>,
     /// Whether the step's losses enter the epoch's totals (SCRUB's max-steps do not). The
-    /// totals' `loss` is the objective's value, their `ce` the first term's unweighted value.
+    /// totals' `loss` is the objective's value, their `ce` the first term's unweighted value,
+    /// their `mi` a mutual-information term's.
     pub record: bool,
 }
 
@@ -157,6 +176,11 @@ pub(crate) struct Group<'a> {
 
 /// One loss term over a group's logits, times `weight` (negative: ascent; zero: only
 /// reported).
+///
+/// A new term is a variant here and its computation in each engine: `engine::autograd`'s
+/// `term` (a tensor expression, differentiated by libtorch) and `engine::native`'s `heads`
+/// (its value and its gradient with respect to the logits, written out and checked against
+/// autograd's in that module's tests).
 #[derive(Clone, Copy)]
 pub(crate) enum Term<'a> {
     /// The mean cross-entropy against `labels`.
@@ -164,6 +188,35 @@ pub(crate) enum Term<'a> {
     /// `KL(softmax(teacher / T) || softmax(student / T)) * T^2`, summed over classes and
     /// averaged over rows (the distillation loss of SCRUB's and Bad Teacher's code).
     Distill { weight: f64, temperature: f64, teacher: &'a Teacher },
+    /// The plug-in estimate of `I(Y_hat; Z)` (`crate::mi`) over MI-unlearn's MI batch: the
+    /// group's rows followed by `others` with `Z = 0`, then the group's rows again with
+    /// `Z = 1`. Unlike the other terms it is added (and reported) at weight zero too, as the
+    /// notebook's `ce + gamma * mi` is.
+    MutualInformation { weight: f64, others: Rows<'a> },
+}
+
+impl Term<'_> {
+    /// A cross-entropy term against the true labels, times `weight`.
+    pub(crate) fn ce(weight: f64) -> Term<'static> {
+        Term::CrossEntropy { weight, labels: Labels::True }
+    }
+
+    pub(crate) fn weight(&self) -> f64 {
+        match *self {
+            Term::CrossEntropy { weight, .. }
+            | Term::Distill { weight, .. }
+            | Term::MutualInformation { weight, .. } => weight,
+        }
+    }
+
+    /// The rows it reads besides its group's (an engine runs them through the model in the
+    /// same pass, right after the group's).
+    pub(crate) fn others(&self) -> Option<&Rows<'_>> {
+        match self {
+            Term::MutualInformation { others, .. } => Some(others),
+            _ => None,
+        }
+    }
 }
 
 /// The labels a cross-entropy term compares against.
@@ -215,7 +268,7 @@ impl Teacher {
     }
 }
 
-/// Per-step losses kept as tensors, for the libtorch engines.
+/// Per-step losses kept as tensors, for the autograd engine.
 #[derive(Default)]
 pub(crate) struct TensorTotals {
     loss: Option<Tensor>,
