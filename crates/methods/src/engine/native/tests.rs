@@ -1,0 +1,319 @@
+//! The native engine against autograd: batches, logits, each head's gradient, Adam, and the
+//! floors that keep subnormal numbers out.
+
+use model::Classifier;
+
+use super::adam::{Adam, AdamStep};
+use super::batch::Batch;
+use super::heads::{cross_entropy, distill, mutual_information, softmax_rows};
+use super::net::{Hook, Net, transpose};
+use crate::sparse::SparseRows;
+use crate::testutil::{autograd_grads, max_diff};
+use model::ClassifierSpec;
+use tch::{Device, Kind, Tensor};
+
+use crate::mi::mutual_information as mi_reference;
+
+/// `n` "images" of 12 values: background -0.5 in most places, a few bright pixels.
+fn images(n: usize) -> Vec<f32> {
+    let mut rng = data::rng::stream(5, "images");
+    (0..n * 12)
+        .map(|_| {
+            use rand::Rng as _;
+            if rng.random_bool(0.3) { rng.random_range(-0.4..2.5) } else { -0.5 }
+        })
+        .collect()
+}
+
+fn model() -> Classifier {
+    let spec = ClassifierSpec { input: 12, hidden: vec![16, 8], classes: 4, ..Default::default() };
+    Classifier::init(&spec, &mut data::rng::stream(3, "init"), Device::Cpu)
+}
+
+/// The gradients of `net`, in the model's layout (weights `[out][in]`), flattened.
+fn grads_out_in(net: &Net) -> Vec<f32> {
+    let mut out = Vec::new();
+    for layer in &net.layers {
+        let mut w = vec![0.0; layer.weight.grad.len()];
+        transpose(&layer.weight.grad, layer.fan_in, layer.fan_out, &mut w);
+        out.extend(w);
+        out.extend(&layer.bias.grad);
+    }
+    out
+}
+
+fn dense(features: &[f32], ids: &[usize]) -> Tensor {
+    let rows: Vec<f32> =
+        ids.iter().flat_map(|&i| features[i * 12..(i + 1) * 12].to_vec()).collect();
+    Tensor::from_slice(&rows).view([ids.len() as i64, 12])
+}
+
+#[test]
+fn sparse_rows_keep_what_differs_from_the_most_common_value() {
+    let features = images(50);
+    let x = SparseRows::new(&features, 12);
+    assert_eq!((x.len(), x.background()), (50, -0.5));
+    let stored = features.iter().filter(|&&v| v != -0.5).count();
+    assert_eq!(x.mean_nonzero(), stored as f64 / 50.0);
+    for i in 0..50 {
+        let mut row = [-0.5f32; 12];
+        let (pixels, deltas) = x.row(i);
+        for (&p, &d) in pixels.iter().zip(deltas) {
+            row[p as usize] += d;
+        }
+        for (r, f) in row.iter().zip(&features[i * 12..]) {
+            assert!((r - f).abs() <= 1e-6 * f.abs().max(1.0), "{r} {f}");
+        }
+    }
+}
+
+#[test]
+fn a_batch_lists_each_pixels_terms_in_row_order_across_reuses() {
+    let features = images(30);
+    let x = SparseRows::new(&features, 12);
+    let mut batch = Batch::default();
+    for ids in [(0..30).rev().collect::<Vec<usize>>(), vec![7, 3, 7, 12]] {
+        batch.fill(&x, &ids);
+        assert_eq!(batch.len, ids.len());
+        for p in 0..12 {
+            let mut expected = (Vec::new(), Vec::new());
+            for (row, &i) in ids.iter().enumerate() {
+                let (pixels, deltas) = x.row(i);
+                if let Some(k) = pixels.iter().position(|&q| q as usize == p) {
+                    expected.0.push(deltas[k]);
+                    expected.1.push(row as u32);
+                }
+            }
+            let (deltas, rows) = batch.pixel(p);
+            assert_eq!((deltas, rows), (&expected.0[..], &expected.1[..]), "pixel {p}");
+        }
+    }
+}
+
+#[test]
+fn a_batch_gives_each_row_the_logits_it_gets_alone_and_libtorch_agrees() {
+    let features = images(40);
+    let x = SparseRows::new(&features, 12);
+    let model = model();
+    let net = Net::from_mlp(&model, x.background);
+    let ids: Vec<usize> = (0..40).rev().collect();
+    let (mut batch, mut acts) = (Batch::default(), Vec::new());
+    batch.fill(&x, &ids);
+    net.forward(&batch, &mut acts);
+    let together = acts.last().unwrap().clone();
+    for (k, &i) in ids.iter().enumerate() {
+        batch.fill(&x, &[i]);
+        net.forward(&batch, &mut acts);
+        assert_eq!(acts.last().unwrap()[..], together[k * 4..(k + 1) * 4]);
+    }
+    net.forward_rows(&x, &ids, &mut acts);
+    assert_eq!(acts.last().unwrap(), &together, "row by row: the same bits");
+    let reference: Vec<f32> =
+        Vec::try_from(&tch::no_grad(|| model.forward(&dense(&features, &ids))).flatten(0, -1))
+            .unwrap();
+    assert!(max_diff(&together, &reference) < 1e-5, "{}", max_diff(&together, &reference));
+}
+
+#[test]
+fn cross_entropy_and_mi_gradients_match_autograd() {
+    let mut features = images(30);
+    // Forget rows that look unlike the remain rows, so that the MI term matters.
+    for v in &mut features[20 * 12..] {
+        *v = if *v == -0.5 { -0.5 } else { 2.5 };
+    }
+    features[20 * 12..].chunks_exact_mut(12).for_each(|row| row[..5].fill(3.0));
+    let x = SparseRows::new(&features, 12);
+    let model = model();
+    let labels: Vec<i64> = (0..30).map(|i| i % 4).collect();
+    let (remain, forget): (Vec<usize>, Vec<usize>) = ((0..20).collect(), (20..30).collect());
+    let (xr, xf) = (dense(&features, &remain), dense(&features, &forget));
+    let yr = Tensor::from_slice(&labels[..20]);
+    let gamma = 4.0;
+    let z = Tensor::cat(
+        &[
+            Tensor::zeros([30], (Kind::Float, Device::Cpu)),
+            Tensor::ones([20], (Kind::Float, Device::Cpu)),
+        ],
+        0,
+    );
+    let check = |with_mi: bool| {
+        let expected = autograd_grads(&model, |m| {
+            let ce = m.forward(&xr).cross_entropy_for_logits(&yr);
+            if with_mi {
+                ce + mi_reference(&m.forward(&Tensor::cat(&[&xr, &xf, &xr], 0)), &z) * gamma
+            } else {
+                ce
+            }
+        });
+        let mut net = Net::from_mlp(&model, x.background);
+        let ids: Vec<usize> = if with_mi { (0..30).collect() } else { remain.clone() };
+        let (mut batch, mut acts) = (Batch::default(), Vec::new());
+        batch.fill(&x, &ids);
+        net.forward(&batch, &mut acts);
+        let logits = acts.last().unwrap();
+        let mut dlogits = vec![0.0; logits.len()];
+        let ys = (0..20).map(|i| labels[i] as usize);
+        let ce = cross_entropy(&logits[..80], ys, 4, 1.0, &mut dlogits[..80]);
+        let reference_ce =
+            tch::no_grad(|| model.forward(&xr).cross_entropy_for_logits(&yr)).double_value(&[]);
+        assert!((ce - reference_ce).abs() < 1e-6, "{ce} {reference_ce}");
+        if with_mi {
+            let mi = mutual_information(logits, 4, 20, gamma, &mut dlogits);
+            let reference = tch::no_grad(|| {
+                mi_reference(&model.forward(&Tensor::cat(&[&xr, &xf, &xr], 0)), &z)
+            })
+            .double_value(&[]);
+            assert!(mi > 5e-5 && (mi - reference).abs() < 1e-6, "{mi} {reference}");
+        }
+        net.backward(&batch, &acts, dlogits, None, Hook::NONE);
+        let got = grads_out_in(&net);
+        assert!(expected.iter().any(|g| g.abs() > 1e-3));
+        assert!(max_diff(&got, &expected) < 2e-6, "mi {with_mi}: {}", max_diff(&got, &expected));
+    };
+    check(false);
+    check(true);
+}
+
+#[test]
+fn distillation_and_weighted_cross_entropy_gradients_match_autograd() {
+    let features = images(24);
+    let x = SparseRows::new(&features, 12);
+    let (model, teacher) = (model(), {
+        let spec =
+            ClassifierSpec { input: 12, hidden: vec![16, 8], classes: 4, ..Default::default() };
+        Classifier::init(&spec, &mut data::rng::stream(9, "teacher"), Device::Cpu)
+    });
+    let ids: Vec<usize> = (0..24).collect();
+    let labels: Vec<i64> = (0..24).map(|i| (i * 7 % 4) as i64).collect();
+    let (xs, ys) = (dense(&features, &ids), Tensor::from_slice(&labels));
+    let teacher_logits = tch::no_grad(|| teacher.forward(&xs));
+    let (t, alpha, weight) = (4.0, 0.3, -0.7);
+    let expected = autograd_grads(&model, |m| {
+        let logits = m.forward(&xs);
+        logits.cross_entropy_for_logits(&ys) * weight
+            + super::super::autograd::distill_kl(&logits, &teacher_logits, t) * alpha
+    });
+    let mut net = Net::from_mlp(&model, x.background);
+    let (mut batch, mut acts) = (Batch::default(), Vec::new());
+    batch.fill(&x, &ids);
+    net.forward(&batch, &mut acts);
+    let logits = acts.last().unwrap();
+    let mut d = vec![0.0; logits.len()];
+    let ce = cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, weight as f32, &mut d);
+    let target = Vec::<f32>::try_from(&teacher_logits.flatten(0, -1)).unwrap();
+    let kl = distill(logits, &target, 4, t as f32, alpha as f32, &mut d);
+    let reference = tch::no_grad(|| {
+        let logits = model.forward(&xs);
+        super::super::autograd::distill_kl(&logits, &teacher_logits, t).double_value(&[])
+    });
+    assert!(kl > 1e-3 && (kl - reference).abs() < 1e-5 * kl, "{kl} {reference}");
+    assert!(ce > 0.5, "{ce}");
+    net.backward(&batch, &acts, d, None, Hook::NONE);
+    let got = grads_out_in(&net);
+    assert!(expected.iter().any(|g| g.abs() > 1e-3));
+    assert!(max_diff(&got, &expected) < 2e-6, "{}", max_diff(&got, &expected));
+}
+
+#[test]
+fn adam_matches_tch_adam_to_rounding_and_writes_back() {
+    let features = images(16);
+    let x = SparseRows::new(&features, 12);
+    let model = model();
+    let reference = model.duplicate();
+    let ids: Vec<usize> = (0..16).collect();
+    let labels: Vec<i64> = (0..16).map(|i| i % 4).collect();
+    let (xs, ys) = (dense(&features, &ids), Tensor::from_slice(&labels));
+    let mut opt =
+        tch::nn::OptimizerConfig::build(tch::nn::Adam::default(), reference.var_store(), 1e-2)
+            .unwrap();
+    let mut net = Net::from_mlp(&model, x.background);
+    let mut other = net.clone();
+    let new_adam = || Adam { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+    let (mut adam, mut other_adam) = (new_adam(), new_adam());
+    let (mut batch, mut acts) = (Batch::default(), Vec::new());
+    batch.fill(&x, &ids);
+    let dlogits = |net: &Net, acts: &mut Vec<Vec<f32>>| {
+        net.forward(&batch, acts);
+        let logits = acts.last().unwrap();
+        let mut d = vec![0.0; logits.len()];
+        cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, 1.0, &mut d);
+        d
+    };
+    for _ in 0..5 {
+        opt.backward_step(&reference.forward(&xs).cross_entropy_for_logits(&ys));
+        let d = dlogits(&net, &mut acts);
+        net.backward(&batch, &acts, d, None, Hook::NONE);
+        net.adam_step(&mut adam);
+        // The training loop's path: the first layer updated inside the backward pass.
+        let d = dlogits(&other, &mut acts);
+        let step = other_adam.next();
+        other.backward(&batch, &acts, d, Some(step), Hook::NONE);
+        other.update(step, true, Hook::NONE);
+    }
+    for (a, b) in net.layers.iter().zip(&other.layers) {
+        assert_eq!(a.weight.value, b.weight.value, "the same bits either way");
+        assert_eq!(a.bias.value, b.bias.value);
+    }
+    net.write_to(&model);
+    let (a, b) = (model.flat_parameters(), reference.flat_parameters());
+    assert!(max_diff(&a, &b) < 1e-5, "{}", max_diff(&a, &b));
+    assert!(max_diff(&a, &self::model().flat_parameters()) > 1e-3, "the model moved");
+}
+
+/// PyTorch's Adam formula in plain IEEE arithmetic, subnormals and all.
+fn ieee_adam(k: AdamStep, v: &mut f32, g: f32, m: &mut f32, s: &mut f32) {
+    *m += k.weight * (g - *m);
+    *s = *s * k.beta2 + k.one_minus_beta2 * g * g;
+    *v += -k.step_size * (*m / (s.sqrt() / k.bias_correction2_sqrt + k.eps));
+}
+
+#[test]
+fn adam_moments_of_a_dead_weight_never_go_subnormal_and_the_weights_do_not_notice() {
+    let mut adam = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+    // A weight whose gradient stops (a dead unit), one whose gradient shrinks through the
+    // subnormal range, and one whose gradient goes on.
+    let (mut value, mut m, mut s) = ([0.03f32, 0.5, -0.02], [0.0f32; 3], [0.0f32; 3]);
+    let (mut plain_v, mut plain_m, mut plain_s) = (value, m, s);
+    let mut seen_subnormal = false;
+    for t in 0..90_000 {
+        let grad = [if t < 10 { 1e-3 } else { 0.0 }, 1e-3 * 0.5f32.powi(t / 100), 2e-3];
+        let k = adam.next();
+        k.apply(&mut value, &grad, &mut m, &mut s);
+        for i in 0..3 {
+            ieee_adam(k, &mut plain_v[i], grad[i], &mut plain_m[i], &mut plain_s[i]);
+        }
+        seen_subnormal |= plain_m.iter().chain(&plain_s).any(|x| x.is_subnormal());
+        assert!(
+            !m.iter().chain(&s).chain(&value).any(|x| x.is_subnormal()),
+            "step {t}: {m:?} {s:?}"
+        );
+    }
+    assert!(seen_subnormal, "IEEE arithmetic does go subnormal here");
+    assert_eq!((m[0], s[0], m[1], s[1]), (0.0, 0.0, 0.0, 0.0), "flushed");
+    assert_eq!(value, plain_v, "the same weights, bit for bit");
+    assert_eq!((m[2], s[2]), (plain_m[2], plain_s[2]));
+}
+
+#[test]
+fn loss_gradients_of_confident_rows_never_go_subnormal() {
+    // Logits whose gaps make some exp() subnormal (gap > 87) or tiny (gap > 42).
+    let logits = [0.0f32, -50.0, -95.0, -120.0, 3.0, -44.0, 2.0, -100.0];
+    let mut d = vec![0.0f32; 8];
+    let ce = cross_entropy(&logits, [0usize, 2].into_iter(), 4, 1.0, &mut d);
+    assert!(d.iter().all(|x| !x.is_subnormal()), "{d:?}");
+    // exp(-50) / 2 is kept (1e-22, above 2^-80); exp(-95), exp(-120), exp(-100) are not.
+    assert_eq!((d[2], d[3], d[7]), (0.0, 0.0, 0.0), "{d:?}");
+    assert_eq!(d[1], (-50.0f32).exp() / 2.0);
+    assert!(d[0] == 0.0 && d[4] > 0.1 && d[5] > 0.0 && d[6] < 0.0, "{d:?}");
+    // Row 0's loss is about exp(-50); row 1's is ln(1 + e^-1 + e^-47) + 1.
+    let row1 = (1.0f64 + (-1.0f64).exp() + (-47.0f64).exp()).ln() + 1.0;
+    assert!((ce - row1 / 2.0).abs() < 1e-6, "{ce} {row1}");
+    let probs = softmax_rows(&logits, 4);
+    assert!(probs.iter().all(|x| !x.is_subnormal()), "{probs:?}");
+    assert_eq!((probs[2], probs[3], probs[7]), (0.0, 0.0, 0.0));
+    assert_eq!(probs[1], (-50.0f32).exp());
+    let mut d = vec![0.0f32; 8];
+    mutual_information(&logits, 4, 1, 8.0, &mut d);
+    assert!(d.iter().all(|x| !x.is_subnormal()), "{d:?}");
+    assert!(d.iter().any(|&x| x != 0.0), "{d:?}");
+}
