@@ -1,0 +1,188 @@
+//! The figures drawn from CSV files written by the row types the harness writes.
+
+use std::path::Path;
+
+use super::chart::{HISTORY_SIZE, SWEEP_SIZE};
+use super::sweep::Curve;
+use super::*;
+use crate::rows::{AuditRow, EpsilonRow, HistoryRow, RunRow};
+
+/// MI-unlearn at gammas 0, 1, 2 for 3 epochs over 2 seeds, with retrain and finetune,
+/// written by the same row types the harness writes.
+fn fixture(dir: &Path) {
+    let (mut runs, mut history) = (Vec::new(), Vec::new());
+    for seed in 0..2u64 {
+        let s = seed as f64;
+        let run = |method: &str, gamma: Option<f64>, epochs: usize, forget_acc: f64| RunRow {
+            method: method.into(),
+            gamma,
+            epochs,
+            seed,
+            remain_acc: 99.8,
+            forget_acc,
+            test_acc: 97.5,
+            ..RunRow::default()
+        };
+        runs.push(run("retrain", None, 100, 92.0 + s));
+        runs.push(run("finetune", None, 100, 97.5 + s));
+        for gamma in [0.0, 1.0, 2.0] {
+            let forget = |e: f64| 99.0 - gamma * e * 2.0 - s;
+            let mi = |e: f64| 0.048 - gamma * e * 0.001;
+            runs.push(RunRow {
+                mi: Some(mi(3.0)),
+                ..run("mi_unlearn", Some(gamma), 3, forget(3.0))
+            });
+            for epoch in 1..=3 {
+                let e = epoch as f64;
+                history.push(HistoryRow {
+                    method: "mi_unlearn".into(),
+                    gamma: Some(gamma),
+                    epochs: 3,
+                    seed,
+                    epoch,
+                    remain_acc: 99.8,
+                    forget_acc: forget(e),
+                    test_acc: 97.5,
+                    mi: Some(mi(e)),
+                    ..HistoryRow::default()
+                });
+            }
+        }
+    }
+    std::fs::write(dir.join("runs.csv"), crate::rows::to_csv(&runs).unwrap()).unwrap();
+    std::fs::write(dir.join("history.csv"), crate::rows::to_csv(&history).unwrap()).unwrap();
+}
+
+#[test]
+fn draws_the_audit_from_its_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |method: &str, f: Option<f64>, ulira: f64| AuditRow {
+        method: method.into(),
+        epochs: 5,
+        params: "epochs=5".into(),
+        models: 64,
+        examples: 100,
+        forget_quality: f,
+        forget_quality_floor: Some(0.3),
+        ulira_acc: Some(ulira),
+        shadows: 64,
+        ..AuditRow::default()
+    };
+    let rows = [
+        row("original", Some(0.0), 0.8),
+        row("retrain", None, 0.5),
+        row("finetune", Some(0.1), 0.6),
+    ];
+    std::fs::write(dir.path().join("audit.csv"), crate::rows::to_csv(&rows).unwrap()).unwrap();
+    let eps = |method: &str, bucket: f64, examples: usize| EpsilonRow {
+        method: method.into(),
+        params: "epochs=5".into(),
+        seed: 0,
+        bucket,
+        examples,
+    };
+    let epsilons = [
+        eps("original", 50.0, 100),
+        eps("finetune", 0.0, 20),
+        eps("finetune", 2.5, 30),
+        eps("finetune", 4.5, 50),
+    ];
+    std::fs::write(dir.path().join("audit_epsilons.csv"), crate::rows::to_csv(&epsilons).unwrap())
+        .unwrap();
+    let written = plot_audit(dir.path()).unwrap();
+    assert_eq!(written.len(), 2);
+    let svg = std::fs::read_to_string(dir.path().join("audit.svg")).unwrap();
+    for text in ["finetune (epochs=5)", "U-LiRA attack accuracy", "50 (cap): 0", "noise floor"] {
+        assert!(svg.contains(text), "{text}");
+    }
+}
+
+#[test]
+fn draws_well_formed_svg_and_png_with_text() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path());
+    let written = plot_dir(dir.path()).unwrap();
+    let names: Vec<String> =
+        written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(
+        names,
+        [
+            "gamma_sweep.svg",
+            "gamma_sweep.png",
+            "mi_acc_gamma0_epochs3.svg",
+            "mi_acc_gamma0_epochs3.png",
+            "mi_acc_gamma1_epochs3.svg",
+            "mi_acc_gamma1_epochs3.png",
+            "mi_acc_gamma2_epochs3.svg",
+            "mi_acc_gamma2_epochs3.png",
+        ]
+    );
+    for path in &written {
+        if path.extension().unwrap() == "svg" {
+            let svg = std::fs::read_to_string(path).unwrap();
+            assert!(
+                svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+                "{}",
+                path.display()
+            );
+            assert!(svg.contains("accuracy (%)") && svg.contains("<polygon"), "{}", path.display());
+        } else {
+            let img = image::open(path).unwrap().to_rgb8();
+            let expected = if path.to_string_lossy().contains("gamma_sweep") {
+                SWEEP_SIZE
+            } else {
+                HISTORY_SIZE
+            };
+            assert_eq!(img.dimensions(), expected);
+            // The title strip holds rendered text: dark pixels on white.
+            let dark = (0..expected.0)
+                .flat_map(|x| (0..40).map(move |y| (x, y)))
+                .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&c| c < 100))
+                .count();
+            assert!(dark > 500, "{}: {dark} dark pixels in the title", path.display());
+        }
+    }
+    let svg = std::fs::read_to_string(dir.path().join("gamma_sweep.svg")).unwrap();
+    assert!(svg.contains("retrain forget (100 ep.)") && svg.contains("over 2 seeds"));
+    let svg = std::fs::read_to_string(dir.path().join("mi_acc_gamma2_epochs3.svg")).unwrap();
+    assert!(svg.contains("gamma = 2,"));
+    // A figure the runs no longer call for is removed; other files are left alone.
+    std::fs::write(dir.path().join("mi_acc_gamma9_epochs3.png"), b"old").unwrap();
+    std::fs::write(dir.path().join("notes.png"), b"mine").unwrap();
+    assert_eq!(plot_dir(dir.path()).unwrap(), written);
+    assert!(!dir.path().join("mi_acc_gamma9_epochs3.png").exists());
+    assert!(dir.path().join("notes.png").exists());
+    std::fs::remove_file(dir.path().join("notes.png")).unwrap();
+    // No temporary files left behind.
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.starts_with('.').then_some(name)
+        })
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn curves_have_means_and_bands() {
+    let c = Curve::from_groups(vec![(1.0, vec![1.0, 3.0]), (2.0, vec![5.0])]);
+    assert_eq!(c.mean(), vec![(1.0, 2.0), (2.0, 5.0)]);
+    let sd = 2f64.sqrt();
+    assert_eq!(c.band(), vec![(1.0, 2.0 + sd), (2.0, 5.0), (2.0, 5.0), (1.0, 2.0 - sd)]);
+    assert_eq!(c.range(), Some(2.0 - sd..5.0));
+}
+
+#[test]
+fn malformed_csv_names_file_and_row() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("runs.csv"),
+        "method,gamma,epochs,params,seed\nmi_unlearn,1,x,gamma=1 epochs=x,0\n",
+    )
+    .unwrap();
+    let err = format!("{:#}", plot_dir(dir.path()).unwrap_err());
+    assert!(err.contains("runs.csv: malformed row 2"), "{err}");
+    let err = format!("{:#}", plot_dir(&dir.path().join("missing")).unwrap_err());
+    assert!(err.contains("runs.csv"), "{err}");
+}
