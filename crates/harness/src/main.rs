@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::commands::{self, RunArgs};
-use harness::progress::Verbosity;
+use harness::cli::commands::{self, RunArgs};
+use harness::execution::progress::Verbosity;
 
 /// Runs machine-unlearning experiment grids, caching every trained model, and writes CSV
 /// tables and figures.
@@ -116,7 +116,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = harness::interrupt::install() {
+    if let Err(e) = harness::execution::interrupt::install() {
         eprintln!(
             "warning: cannot handle SIGINT and SIGTERM ({e:#}): an interrupted run may leave external commands running"
         );
@@ -149,7 +149,7 @@ fn main() -> ExitCode {
             commands::regenerate(experiments, results, run, verbosity)
         }
     };
-    harness::interrupt::wait_if_interrupted();
+    harness::execution::interrupt::wait_if_interrupted();
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
         // 1 is kept for a failed check; every error (bad input, missing data, I/O) is 2.

@@ -35,12 +35,12 @@ fn trained(stderr: &str) -> usize {
 
 /// Keys of the complete entries of a cache, checked by the cache itself.
 fn complete_entries(cache: &Path) -> Vec<String> {
-    let c = harness::cache::Cache::open(cache).unwrap();
+    let c = harness::execution::cache::Cache::open(cache).unwrap();
     let Ok(dir) = std::fs::read_dir(cache.join("v2/models")) else { return Vec::new() };
     dir.map(|e| e.unwrap().file_name().into_string().unwrap())
         .inspect(|key| {
             assert!(
-                matches!(c.lookup(key).unwrap(), harness::cache::Entry::Found(_)),
+                matches!(c.lookup(key).unwrap(), harness::execution::cache::Entry::Found(_)),
                 "{key} is visible but not complete"
             )
         })

@@ -36,7 +36,8 @@ pub use engine::Engine;
 pub use engine::step::EpochStats;
 pub use eval::{Metrics, Outputs};
 pub use method::{
-    AnyMethod, Context, DynMethod, Failed, Invalid, Method, Registration, canonical_key,
+    AnyMethod, Context, DynMethod, Failed, Invalid, Method, Registration, Role, Swept,
+    canonical_key,
 };
 pub use sparse::SparseRows;
 pub use tensors::{Data, Images};

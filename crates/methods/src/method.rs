@@ -44,6 +44,11 @@ pub trait Method:
     /// Parameters shown in every label (besides `epochs`, always shown, and any parameter off
     /// its default, shown anyway).
     const LABELLED: &'static [&'static str] = &[];
+    /// What it is to the other methods of an experiment.
+    const ROLE: Role = Role::Unlearner;
+    /// The parameter an experiment sweeps to trace the method's trade-off (its figure's
+    /// x axis), if it has one: a float field of the struct.
+    const SWEPT: Option<Swept> = None;
     /// The number of epochs (`on_epoch` is called after each).
     fn epochs(&self) -> usize;
 
@@ -81,6 +86,45 @@ impl Start {
     pub const fn uses_split(self) -> bool {
         !matches!(self, Start::Fresh { uses_split: false })
     }
+}
+
+/// What a method is to the others in an experiment: the harness and the results crate know
+/// methods by their roles, never by their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The model every unlearning method of a seed starts from, trained on the whole training
+    /// set (one per seed, whatever the split).
+    Original,
+    /// The gold standard every gap is measured against: trained without the forget set.
+    Reference,
+    /// The plain alternative the unlearners are drawn against: training on the remain set
+    /// alone, with no mechanism for forgetting.
+    Control,
+    /// A method under study.
+    Unlearner,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Original => "original",
+            Role::Reference => "reference",
+            Role::Control => "control",
+            Role::Unlearner => "unlearner",
+        }
+    }
+}
+
+/// A method's swept parameter ([`Method::SWEPT`]): its name, what it does, and how figures
+/// name the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub parameter: &'static str,
+    /// What the parameter is, for an axis: "weight of the MI penalty".
+    pub about: &'static str,
+    /// The method as figures title it: "MI-unlearn".
+    pub title: &'static str,
 }
 
 /// A run that produced no model (an external command that failed, timed out or wrote a
@@ -185,7 +229,7 @@ impl fmt::Debug for AnyMethod {
 /// [`Method`] as a trait object: what the harness asks of a configured method. Every
 /// [`Method`] implements it.
 pub trait DynMethod: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     fn epochs(&self) -> usize;
     /// The cache-key encoding of its parameters ([`Method::key`]).
     fn key(&self) -> Vec<(String, String)>;
@@ -197,9 +241,13 @@ pub trait DynMethod: Send + Sync {
     /// command) can fail.
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Result<Classifier, Failed>;
 
-    /// MI-unlearn's gamma (the `gamma` column of the CSV files), for any method with one.
-    fn gamma(&self) -> Option<f64> {
-        self.key().into_iter().find(|(k, _)| k == "gamma").and_then(|(_, v)| v.parse().ok())
+    fn role(&self) -> Role {
+        Role::Unlearner
+    }
+
+    /// Its swept parameter ([`Method::SWEPT`]) and this parameter set's value of it.
+    fn swept(&self) -> Option<(Swept, f64)> {
+        None
     }
 
     /// Whether it starts from the original model of the same seed.
@@ -221,7 +269,7 @@ pub trait DynMethod: Send + Sync {
 }
 
 impl<M: Method> DynMethod for M {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         M::NAME
     }
     fn epochs(&self) -> usize {
@@ -252,6 +300,18 @@ impl<M: Method> DynMethod for M {
     }
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Result<Classifier, Failed> {
         Ok(Method::train(self, ctx, on_epoch))
+    }
+    fn role(&self) -> Role {
+        M::ROLE
+    }
+    fn swept(&self) -> Option<(Swept, f64)> {
+        let swept = M::SWEPT?;
+        let fields = Table::try_from(self).expect("a method's parameters serialise to a table");
+        let value = match fields.get(swept.parameter) {
+            Some(Value::Float(x)) => *x,
+            _ => panic!("{}'s swept parameter {} is a float field", M::NAME, swept.parameter),
+        };
+        Some((swept, value))
     }
 }
 
@@ -297,6 +357,7 @@ pub fn canonical_key<M: Serialize>(m: &M) -> Vec<(String, String)> {
 #[derive(Debug, Clone, Copy)]
 pub struct Registration {
     pub name: &'static str,
+    pub role: Role,
     /// Whether a model of it depends on the split (the harness evaluates such runs after
     /// their epochs; it takes `eval_every` in its section).
     pub uses_split: bool,
@@ -317,7 +378,12 @@ pub struct Expanded {
 
 impl Registration {
     pub const fn of<M: Method>() -> Self {
-        Self { name: M::NAME, uses_split: M::START.uses_split(), expand: expand::<M> }
+        Self {
+            name: M::NAME,
+            role: M::ROLE,
+            uses_split: M::START.uses_split(),
+            expand: expand::<M>,
+        }
     }
 }
 
@@ -332,8 +398,50 @@ fn expand<M: Method>(section: &Table) -> Result<Expanded, Invalid> {
         ));
     }
     let zip = matches!(section.get("grid"), Some(Value::String(s)) if s == "zip");
+    let points = grid(section, &order, zip)?;
+    let mut methods = Vec::new();
+    let mut first: Option<M> = None;
+    for table in points {
+        let mut m = M::deserialize(Value::Table(table.clone())).map_err(|e| {
+            // serde does not say which field failed: the first one that fails alone.
+            let alone = |k: &String| {
+                let one = Table::from_iter([(k.clone(), table[k].clone())]);
+                M::deserialize(Value::Table(one)).is_err()
+            };
+            let key = table.keys().find(|k| alone(k)).map_or("", String::as_str);
+            Invalid::new(key, e.message().trim_end().to_owned())
+        })?;
+        m.complete();
+        conventions(&m)?;
+        m.check()?;
+        first.get_or_insert_with(|| m.clone());
+        methods.push(AnyMethod::new(m));
+    }
+    // The section as run: every field, the lists as given (in the field's type).
+    let base = Table::try_from(first.expect("at least one point")).expect("a table");
+    let resolved = base
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match section.get(&k) {
+                Some(Value::Array(list)) => {
+                    Value::Array(list.iter().map(|e| like(e, &v)).collect())
+                }
+                _ => v,
+            };
+            (k, value)
+        })
+        .collect();
+    Ok(Expanded { methods, resolved })
+}
+
+/// Every point of a section's grid: the section with each list-valued key of `order` replaced
+/// by one of its values, over every combination (the first key varying slowest), or element
+/// by element when `zip` (the lists then of one length). A list that is empty or lists a value
+/// twice (numbers compared as numbers), or a zip of lists of different lengths, is an error
+/// naming the key. Built-in methods' sections and external methods' `params` expand here.
+pub fn grid(section: &Table, order: &[String], zip: bool) -> Result<Vec<Table>, Invalid> {
     let mut axes: Vec<(&str, &Vec<Value>)> = Vec::new();
-    for k in &order {
+    for k in order {
         if let Some(Value::Array(values)) = section.get(k) {
             if values.is_empty() {
                 return Err(Invalid::new(k, "is an empty list; give at least one value"));
@@ -381,43 +489,16 @@ fn expand<M: Method>(section: &Table) -> Result<Expanded, Invalid> {
                 .collect()
         })
     };
-    let mut methods = Vec::new();
-    let mut first: Option<M> = None;
-    for point in points {
-        let mut table = section.clone();
-        for (k, v) in point {
-            table.insert(k.to_owned(), v.clone());
-        }
-        let mut m = M::deserialize(Value::Table(table.clone())).map_err(|e| {
-            // serde does not say which field failed: the first one that fails alone.
-            let alone = |k: &String| {
-                let one = Table::from_iter([(k.clone(), table[k].clone())]);
-                M::deserialize(Value::Table(one)).is_err()
-            };
-            let key = table.keys().find(|k| alone(k)).map_or("", String::as_str);
-            Invalid::new(key, e.message().trim_end().to_owned())
-        })?;
-        m.complete();
-        conventions(&m)?;
-        m.check()?;
-        first.get_or_insert_with(|| m.clone());
-        methods.push(AnyMethod::new(m));
-    }
-    // The section as run: every field, the lists as given (in the field's type).
-    let base = Table::try_from(first.expect("at least one point")).expect("a table");
-    let resolved = base
+    Ok(points
         .into_iter()
-        .map(|(k, v)| {
-            let value = match section.get(&k) {
-                Some(Value::Array(list)) => {
-                    Value::Array(list.iter().map(|e| like(e, &v)).collect())
-                }
-                _ => v,
-            };
-            (k, value)
+        .map(|point| {
+            let mut table = section.clone();
+            for (k, v) in point {
+                table.insert(k.to_owned(), v.clone());
+            }
+            table
         })
-        .collect();
-    Ok(Expanded { methods, resolved })
+        .collect())
 }
 
 /// `value` in the TOML type of `like` (an integer where a float is meant becomes a float).

@@ -3,18 +3,25 @@
 //! `avg_gap` (the mean absolute gap to retrain over remain, forget and test accuracy and MIA;
 //! lower is closer to the gold standard), or by `train_gap` (remain and forget only) where the
 //! file says `rank_by = "train_gap"` (a hyper-parameter search, which must not look at the
-//! test set). Retrain is the reference and is listed first, unranked. Written as
+//! test set). The reference (retrain, by its role in `methods.csv`) is listed first, unranked. Written as
 //! `leaderboard.csv` ([`LeaderboardRow`]); the figure is drawn from that file alone
 //! ([`crate::plot::plot_leaderboard`]).
 
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::write_atomic;
-use crate::rows::{LeaderboardRow, Metric, SummaryRow, to_csv};
+use crate::rows::{LeaderboardRow, MethodRow, Metric, Role, SummaryRow, to_csv};
 
 /// Averages each method's summary rows over the cells (`(cell name, summary)`) and ranks them
-/// by `rank_by` (a metric it has a column for, smaller first).
-pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: Metric) -> Vec<LeaderboardRow> {
+/// by `rank_by` (a metric it has a column for, smaller first); the reference (`methods`'
+/// role) first, unranked.
+pub fn build(
+    cells: &[(String, Vec<SummaryRow>)],
+    rank_by: Metric,
+    methods: &[MethodRow],
+) -> Vec<LeaderboardRow> {
+    let reference =
+        |method: &str| methods.iter().any(|m| m.method == method && m.role == Role::Reference);
     let mut entries: Vec<(String, String, Vec<&SummaryRow>)> = Vec::new();
     for (_, rows) in cells {
         for row in rows {
@@ -59,16 +66,16 @@ pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: Metric) -> Vec<Leader
             }
         })
         .collect();
-    // Retrain first, then by the ranking metric (runs without one, e.g. no retrain ran, last),
-    // ties in the order the methods were listed.
+    // The reference first, then by the ranking metric (runs without one, e.g. no reference
+    // ran, last), ties in the order the methods were listed.
     board.sort_by(|a, b| {
         let key =
-            |e: &LeaderboardRow| (e.method != "retrain", e.value(rank_by).unwrap_or(f64::INFINITY));
+            |e: &LeaderboardRow| (!reference(&e.method), e.value(rank_by).unwrap_or(f64::INFINITY));
         key(a).partial_cmp(&key(b)).expect("no NaN in gaps")
     });
     let mut rank = 0;
     for e in &mut board {
-        if e.method != "retrain" && e.value(rank_by).is_some() {
+        if !reference(&e.method) && e.value(rank_by).is_some() {
             rank += 1;
             e.rank = Some(rank);
         }
@@ -76,11 +83,18 @@ pub fn build(cells: &[(String, Vec<SummaryRow>)], rank_by: Metric) -> Vec<Leader
     board
 }
 
-/// Writes `leaderboard.csv` and its figure into `out`; returns the files written.
-pub fn write(out: &Path, board: &[LeaderboardRow]) -> anyhow::Result<Vec<PathBuf>> {
+/// Writes `leaderboard.csv`, the cells' `methods.csv` (their methods' roles, for the figure)
+/// and its figure into `out`; returns the files written.
+pub fn write(
+    out: &Path,
+    board: &[LeaderboardRow],
+    methods: &[MethodRow],
+) -> anyhow::Result<Vec<PathBuf>> {
     let path = out.join("leaderboard.csv");
     write_atomic(&path, &to_csv(board)?)?;
-    let mut files = vec![path];
+    let roles = out.join("methods.csv");
+    write_atomic(&roles, &to_csv(methods)?)?;
+    let mut files = vec![path, roles];
     files.extend(crate::plot::plot_leaderboard(out)?);
     Ok(files)
 }
@@ -141,6 +155,11 @@ mod tests {
     use super::*;
     use crate::rows::Stat;
 
+    /// The reference's role, as its `methods.csv` row says it.
+    fn roles() -> Vec<MethodRow> {
+        vec![MethodRow { method: "retrain".into(), role: Role::Reference, ..Default::default() }]
+    }
+
     fn row(method: &str, avg_gap: Option<f64>, forget: f64) -> SummaryRow {
         let mut row = SummaryRow {
             method: method.into(),
@@ -174,7 +193,7 @@ mod tests {
                 ],
             ),
         ];
-        let board = build(&cells, Metric::AvgGap);
+        let board = build(&cells, Metric::AvgGap, &roles());
         let order: Vec<_> = board.iter().map(|e| (e.rank, e.method.as_str())).collect();
         assert_eq!(order, [(None, "retrain"), (Some(1), "scrub"), (Some(2), "salun")]);
         assert_eq!(board[1].value(Metric::AvgGap), Some(3.0));
@@ -189,7 +208,7 @@ mod tests {
         );
         assert!(text.contains("\n1,avg_gap,scrub,epochs=5,2,3,,70,"), "{text}");
         // Ranked by another column: by forget accuracy, salun (60) comes before scrub (70).
-        let by_forget = build(&cells, Metric::ForgetAcc);
+        let by_forget = build(&cells, Metric::ForgetAcc, &roles());
         assert_eq!(by_forget[1].method, "salun");
     }
 
@@ -198,7 +217,7 @@ mod tests {
         let mut wide = row("neggrad_plus", Some(12.345), 99.5);
         wide.params = "alpha=0.01 epochs=5 lr=0.0001".into();
         let cells = vec![("a".to_owned(), vec![wide, row("retrain", None, 90.0)])];
-        let text = table(&build(&cells, Metric::AvgGap));
+        let text = table(&build(&cells, Metric::AvgGap, &roles()));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         // Every heading ends where its column's values end (numbers are right-aligned).

@@ -336,6 +336,39 @@ pub struct AuditRow {
     pub ulira_skipped: usize,
 }
 
+/// What a method is to the others (`methods.csv`'s `role`): figures and tables know methods by
+/// it, never by their names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The model unlearning starts from.
+    Original,
+    /// The gold standard gaps are measured against (retrain).
+    Reference,
+    /// The plain alternative unlearners are drawn against (fine-tuning on the remain set).
+    Control,
+    #[default]
+    Unlearner,
+}
+
+/// One row of `methods.csv`: a method and parameter set of the folder's runs, its role, and
+/// its swept parameter if it has one (the name, what it is, this set's value, and how
+/// figures title the method). Figures read roles and swept parameters from here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MethodRow {
+    pub method: String,
+    pub params: String,
+    pub role: Role,
+    /// The swept parameter's name (e.g. `gamma`); empty if none.
+    pub swept: String,
+    #[serde(serialize_with = "cell::opt")]
+    pub value: Option<f64>,
+    /// What the swept parameter is, for an axis label.
+    pub about: String,
+    /// The method as a figure titles it.
+    pub title: String,
+}
+
 /// One row of `audit_epsilons.csv`: how many forget examples of a method and parameter set on
 /// one seed have an epsilon in `[bucket, bucket + 0.5)` (the score's buckets; 50 is the cap).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kit::{Group, Objective, Schedule, Term, for_pairs, train};
 use crate::loops::OnEpoch;
-use crate::method::{Context, Invalid, Method, canonical_key};
+use crate::method::{Context, Invalid, Method, Swept, canonical_key};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,6 +50,8 @@ impl Default for MiUnlearn {
 impl Method for MiUnlearn {
     const NAME: &'static str = "mi_unlearn";
     const LABELLED: &'static [&'static str] = &["gamma"];
+    const SWEPT: Option<Swept> =
+        Some(Swept { parameter: "gamma", about: "weight of the MI penalty", title: "MI-unlearn" });
 
     fn epochs(&self) -> usize {
         self.epochs

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kit::{Group, Objective, Schedule, Term, for_batches, train};
 use crate::loops::OnEpoch;
-use crate::method::{Context, Method, Start};
+use crate::method::{Context, Method, Role, Start};
 
 /// One use of `train_model`, [`Use`] saying which.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,27 +27,29 @@ pub type Original = Supervised<OriginalUse>;
 pub type Retrain = Supervised<RetrainUse>;
 pub type Finetune = Supervised<FinetuneUse>;
 
-/// A use of `train_model`: its method's name and where its model starts.
+/// A use of `train_model`: its method's name, role and where its model starts.
 pub trait Use: std::fmt::Debug + Clone + PartialEq + Send + Sync + 'static {
     const NAME: &'static str;
+    const ROLE: Role;
     const START: Start;
 }
 
 macro_rules! uses {
-    ($($marker:ident $name:literal $start:expr;)*) => {$(
+    ($($marker:ident $name:literal $role:expr, $start:expr;)*) => {$(
         #[derive(Debug, Clone, PartialEq)]
         pub struct $marker;
         impl Use for $marker {
             const NAME: &'static str = $name;
+            const ROLE: Role = $role;
             const START: Start = $start;
         }
     )*};
 }
 
 uses! {
-    OriginalUse "original" Start::Fresh { uses_split: false };
-    RetrainUse "retrain" Start::Fresh { uses_split: true };
-    FinetuneUse "finetune" Start::Original;
+    OriginalUse "original" Role::Original, Start::Fresh { uses_split: false };
+    RetrainUse "retrain" Role::Reference, Start::Fresh { uses_split: true };
+    FinetuneUse "finetune" Role::Control, Start::Original;
 }
 
 impl<U: Use> Default for Supervised<U> {
@@ -59,6 +61,7 @@ impl<U: Use> Default for Supervised<U> {
 
 impl<U: Use> Method for Supervised<U> {
     const NAME: &'static str = U::NAME;
+    const ROLE: Role = U::ROLE;
     const START: Start = U::START;
 
     fn epochs(&self) -> usize {

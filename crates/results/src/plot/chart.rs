@@ -122,10 +122,9 @@ pub(super) fn remove_stale_figures(dir: &Path, written: &[PathBuf]) -> anyhow::R
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let ours = (name.starts_with("gamma_sweep")
-            || name.starts_with("mi_acc_gamma")
-            || name.starts_with("audit."))
-            && (name.ends_with(".svg") || name.ends_with(".png"));
+        let ours =
+            (name.contains("_sweep") || name.starts_with("mi_acc_") || name.starts_with("audit."))
+                && (name.ends_with(".svg") || name.ends_with(".png"));
         if ours && !written.contains(&path) {
             std::fs::remove_file(&path)
                 .with_context(|| format!("cannot remove {}", path.display()))?;

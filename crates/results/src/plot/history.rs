@@ -1,4 +1,4 @@
-//! An MI-unlearn parameter set's history: MI and accuracies against epoch.
+//! A swept method's parameter set's history: MI and accuracies against epoch.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -8,7 +8,9 @@ use super::sweep::Curve;
 use crate::rows::HistoryRow;
 
 pub(super) struct History {
-    pub(super) gamma: f64,
+    /// The swept parameter and its value.
+    pub(super) parameter: String,
+    pub(super) value: f64,
     pub(super) epochs: usize,
     pub(super) seeds: usize,
     pub(super) mi: Curve,
@@ -20,7 +22,11 @@ pub(super) struct History {
 impl History {
     /// The curves over the epochs the history holds (every epoch, or every `eval_every`), each
     /// point the mean and spread over the seeds evaluated then. `None` without any row.
-    pub(super) fn new(rows: &[&HistoryRow], gamma: f64, epochs: usize) -> Option<Self> {
+    pub(super) fn new(
+        rows: &[&HistoryRow],
+        (parameter, value): (&str, f64),
+        epochs: usize,
+    ) -> Option<Self> {
         let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
         seeds.sort_unstable();
         seeds.dedup();
@@ -44,7 +50,8 @@ impl History {
             )
         };
         Some(Self {
-            gamma,
+            parameter: parameter.to_owned(),
+            value,
             epochs,
             seeds: seeds.len(),
             mi: curve(&|r| r.mi),
@@ -61,8 +68,8 @@ pub(super) fn draw_history<DB: DrawingBackend>(
 ) -> Drawn<DB> {
     root.fill(&WHITE)?;
     let title = format!(
-        "Mutual information & accuracy vs. epochs (gamma = {}, mean ± 1 std over {} seeds)",
-        h.gamma, h.seeds
+        "Mutual information & accuracy vs. epochs ({} = {}, mean ± 1 std over {} seeds)",
+        h.parameter, h.value, h.seeds
     );
     let root = root.titled(&title, font(26.0))?;
     let (plot, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 60);

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::chart::*;
-use crate::rows::{LeaderboardRow, Metric};
+use crate::rows::{LeaderboardRow, MethodRow, Metric, Role};
 
 pub(super) const BOARD_PANELS: [(Metric, &str); 6] = [
     (Metric::AvgGap, "avg gap to retrain (points)"),
@@ -23,13 +23,17 @@ pub(super) const BOARD_PANELS: [(Metric, &str); 6] = [
 pub fn plot_leaderboard(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let rows: Vec<LeaderboardRow> = read_drawn(&dir.join("leaderboard.csv"))?;
     anyhow::ensure!(!rows.is_empty(), "{}: no rows", dir.join("leaderboard.csv").display());
+    let methods: Vec<MethodRow> = read_drawn(&dir.join("methods.csv"))?;
     let height = 160 + 46 * rows.len() as u32;
-    render!(dir, "leaderboard", (1800, height.max(400)), |root| draw_leaderboard(root, &rows))
+    render!(dir, "leaderboard", (1800, height.max(400)), |root| draw_leaderboard(
+        root, &rows, &methods
+    ))
 }
 
 pub(super) fn draw_leaderboard<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[LeaderboardRow],
+    methods: &[MethodRow],
 ) -> Drawn<DB> {
     root.fill(&WHITE)?;
     let title = if rows.iter().any(|r| r.ranked_by == Some(Metric::TrainGap)) {
@@ -46,7 +50,9 @@ pub(super) fn draw_leaderboard<DB: DrawingBackend>(
         format!("{rank} {} ({})", r.method, r.parameters)
     };
     row_labels(&labels, rows.iter().map(label), n)?;
-    let retrain = rows.iter().find(|r| r.method == "retrain");
+    let retrain = rows
+        .iter()
+        .find(|r| methods.iter().any(|m| m.method == r.method && m.role == Role::Reference));
     for (area, (column, desc)) in areas.iter().zip(BOARD_PANELS) {
         let values: Vec<Option<f64>> = rows.iter().map(|r| r.value(column)).collect();
         let max = values.iter().flatten().copied().fold(0.0f64, f64::max);

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::chart::*;
-use crate::rows::{RunRow, Stat};
+use crate::rows::{MethodRow, Role, RunRow, Stat};
 
 /// Mean and ±1 std of the values at each x.
 #[derive(Debug, Clone)]
@@ -45,59 +45,65 @@ impl Curve {
     }
 }
 
-pub(super) struct Sweep {
+/// A swept method's runs of one epoch count against its swept parameter, with the
+/// reference's and the control's forget accuracy as bands.
+pub(super) struct Sweep<'a> {
+    pub(super) swept: &'a MethodRow,
     pub(super) epochs: usize,
     pub(super) seeds: usize,
     pub(super) forget: Curve,
     pub(super) remain: Curve,
     pub(super) test: Curve,
     pub(super) mi: Curve,
-    pub(super) retrain: Option<(Stat, usize)>,
-    pub(super) finetune: Option<(Stat, usize)>,
+    /// The reference's and the control's name, forget accuracy and epochs.
+    pub(super) reference: Option<(&'a str, Stat, usize)>,
+    pub(super) control: Option<(&'a str, Stat, usize)>,
 }
 
-impl Sweep {
-    pub(super) fn new(runs: &[RunRow], epochs: usize) -> Self {
-        let mi_runs: Vec<&RunRow> =
-            runs.iter().filter(|r| r.method == "mi_unlearn" && r.epochs == epochs).collect();
-        let gammas = distinct(mi_runs.iter().filter_map(|r| r.gamma));
+impl<'a> Sweep<'a> {
+    /// `points`: the swept method's runs with their swept values.
+    pub(super) fn new(
+        swept: &'a MethodRow,
+        points: &[(&RunRow, f64)],
+        runs: &'a [RunRow],
+        methods: &'a [MethodRow],
+        epochs: usize,
+    ) -> Self {
+        let points: Vec<(&RunRow, f64)> =
+            points.iter().filter(|(r, _)| r.epochs == epochs).copied().collect();
+        let values = distinct(points.iter().map(|p| p.1));
         let curve = |f: &dyn Fn(&RunRow) -> Option<f64>| {
             Curve::from_groups(
-                gammas
+                values
                     .iter()
-                    .map(|&g| {
-                        (
-                            g,
-                            mi_runs
-                                .iter()
-                                .filter(|r| r.gamma == Some(g))
-                                .filter_map(|r| f(r))
-                                .collect(),
-                        )
+                    .map(|&v| {
+                        (v, points.iter().filter(|p| p.1 == v).filter_map(|p| f(p.0)).collect())
                     })
                     .collect(),
             )
         };
-        // The reference with the most epochs, if a method ran at several.
-        let reference = |method: &str| {
-            let rows: Vec<&RunRow> = runs.iter().filter(|r| r.method == method).collect();
+        // The method of that role, with the most epochs if it ran at several.
+        let band = |role: Role| {
+            let method = &methods.iter().find(|m| m.role == role)?.method;
+            let rows: Vec<&RunRow> = runs.iter().filter(|r| &r.method == method).collect();
             let epochs = rows.iter().map(|r| r.epochs).max()?;
             let forget: Vec<f64> =
                 rows.iter().filter(|r| r.epochs == epochs).map(|r| r.forget_acc).collect();
-            Some((Stat::of(&forget), epochs))
+            Some((method.as_str(), Stat::of(&forget), epochs))
         };
-        let mut seeds: Vec<u64> = mi_runs.iter().map(|r| r.seed).collect();
+        let mut seeds: Vec<u64> = points.iter().map(|p| p.0.seed).collect();
         seeds.sort_unstable();
         seeds.dedup();
         Self {
+            swept,
             epochs,
             seeds: seeds.len(),
             forget: curve(&|r| Some(r.forget_acc)),
             remain: curve(&|r| Some(r.remain_acc)),
             test: curve(&|r| Some(r.test_acc)),
             mi: curve(&|r| r.mi),
-            retrain: reference("retrain"),
-            finetune: reference("finetune"),
+            reference: band(Role::Reference),
+            control: band(Role::Control),
         }
     }
 }
@@ -175,8 +181,8 @@ pub(super) fn draw_sweep<DB: DrawingBackend>(
 ) -> Drawn<DB> {
     root.fill(&WHITE)?;
     let title = format!(
-        "MI-unlearn against gamma ({} epochs, mean ± 1 std over {} seeds)",
-        s.epochs, s.seeds
+        "{} against {} ({} epochs, mean ± 1 std over {} seeds)",
+        s.swept.title, s.swept.swept, s.epochs, s.seeds
     );
     let root = root.titled(&title, font(28.0))?;
     let (plots, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 100);
@@ -190,9 +196,9 @@ pub(super) fn draw_sweep<DB: DrawingBackend>(
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let x = padded(gmin..gmax, 0.06, 1.0);
     let references: Vec<(Stat, RGBColor)> =
-        [(s.retrain, RETRAIN_COLOUR), (s.finetune, FINETUNE_COLOUR)]
+        [(s.reference, RETRAIN_COLOUR), (s.control, FINETUNE_COLOUR)]
             .into_iter()
-            .filter_map(|(r, c)| Some((r?.0, c)))
+            .filter_map(|(r, c)| Some((r?.1, c)))
             .collect();
     draw_panel(
         &forget_area,
@@ -216,20 +222,21 @@ pub(super) fn draw_sweep<DB: DrawingBackend>(
             decimals: 1,
         },
     )?;
+    let x_desc = format!("{} ({})", s.swept.swept, s.swept.about);
     draw_panel(
         &mi_area,
         x,
         &Panel {
             y_desc: "final MI (nats)",
-            x_desc: Some("gamma (weight of the MI penalty)"),
+            x_desc: Some(&x_desc),
             curves: vec![(&s.mi, MI_COLOUR)],
             references: Vec::new(),
             decimals: 3,
         },
     )?;
 
-    let retrain = s.retrain.map(|(_, e)| format!("retrain forget ({e} ep.)"));
-    let finetune = s.finetune.map(|(_, e)| format!("finetune forget ({e} ep.)"));
+    let retrain = s.reference.map(|(m, _, e)| format!("{m} forget ({e} ep.)"));
+    let finetune = s.control.map(|(m, _, e)| format!("{m} forget ({e} ep.)"));
     let mut entries = vec![
         ("forget", FORGET_COLOUR, Line::Solid),
         ("remain", REMAIN_COLOUR, Line::Solid),

@@ -5,7 +5,12 @@ use std::path::Path;
 use super::chart::{HISTORY_SIZE, SWEEP_SIZE};
 use super::sweep::Curve;
 use super::*;
-use crate::rows::{AuditRow, EpsilonRow, HistoryRow, RunRow};
+use crate::rows::{AuditRow, EpsilonRow, HistoryRow, MethodRow, Role, RunRow};
+
+/// A parameter set's label, as the harness writes it.
+fn params(gamma: Option<f64>, epochs: usize) -> String {
+    gamma.map_or_else(String::new, |g| format!("gamma={g} ")) + &format!("epochs={epochs}")
+}
 
 /// MI-unlearn at gammas 0, 1, 2 for 3 epochs over 2 seeds, with retrain and finetune,
 /// written by the same row types the harness writes.
@@ -17,6 +22,8 @@ fn fixture(dir: &Path) {
             method: method.into(),
             gamma,
             epochs,
+            params: params(gamma, epochs),
+            checkpoint: format!("{method}-{gamma:?}-{seed}"),
             seed,
             remain_acc: 99.8,
             forget_acc,
@@ -38,6 +45,7 @@ fn fixture(dir: &Path) {
                     method: "mi_unlearn".into(),
                     gamma: Some(gamma),
                     epochs: 3,
+                    checkpoint: format!("mi_unlearn-{:?}-{seed}", Some(gamma)),
                     seed,
                     epoch,
                     remain_acc: 99.8,
@@ -49,6 +57,21 @@ fn fixture(dir: &Path) {
             }
         }
     }
+    let method = |method: &str, role: Role, gamma: Option<f64>, epochs| MethodRow {
+        method: method.into(),
+        params: params(gamma, epochs),
+        role,
+        swept: gamma.map_or_else(String::new, |_| "gamma".into()),
+        value: gamma,
+        about: gamma.map_or_else(String::new, |_| "weight of the MI penalty".into()),
+        title: gamma.map_or_else(String::new, |_| "MI-unlearn".into()),
+    };
+    let mut methods = vec![
+        method("retrain", Role::Reference, None, 100),
+        method("finetune", Role::Control, None, 100),
+    ];
+    methods.extend([0.0, 1.0, 2.0].map(|g| method("mi_unlearn", Role::Unlearner, Some(g), 3)));
+    std::fs::write(dir.join("methods.csv"), crate::rows::to_csv(&methods).unwrap()).unwrap();
     std::fs::write(dir.join("runs.csv"), crate::rows::to_csv(&runs).unwrap()).unwrap();
     std::fs::write(dir.join("history.csv"), crate::rows::to_csv(&history).unwrap()).unwrap();
 }

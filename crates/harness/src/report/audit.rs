@@ -26,9 +26,10 @@ use results::forget_score::{epsilon, forget_score};
 use results::rows::{AuditRow, EpsilonRow};
 use results::ulira::{Membership, attack};
 
-use crate::config::Experiment;
-use crate::plan::Job;
-use crate::run::{RunResult, methods_in, reference_retrain};
+use crate::execution::plan::Job;
+use crate::execution::run::RunResult;
+use crate::experiment::Experiment;
+use crate::report::methods::{gamma, methods_in, reference};
 
 /// What the audit found, for the results folder.
 #[derive(Debug, Default)]
@@ -109,7 +110,7 @@ impl Shadows {
     fn attack(
         &self,
         runs: &[&RunResult],
-        settings: crate::config::Audit,
+        settings: crate::experiment::Audit,
         population: usize,
     ) -> anyhow::Result<(results::ulira::Attack, Vec<u8>)> {
         if runs.len() != settings.shadows {
@@ -169,7 +170,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
         ));
     }
     let methods = methods_in(results);
-    let reference = reference_retrain(results).context("an audit needs retrain's runs")?;
+    let reference = reference(results).context("an audit needs retrain's runs")?;
     for &seed in &exp.seeds {
         let split = run_split(labels, &exp.forget, seed, None)?;
         let positions: Vec<usize> = split
@@ -220,7 +221,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                 .push((name, results::npy::to_bytes(&[runs.len(), positions.len()], &flat)));
             let mut row = AuditRow {
                 method: method.name().to_owned(),
-                gamma: method.gamma(),
+                gamma: gamma(method),
                 epochs: method.epochs(),
                 params: method.label(),
                 seed,

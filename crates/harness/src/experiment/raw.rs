@@ -12,7 +12,7 @@ use results::check::CheckSection;
 use results::rows::Metric;
 use serde::{Deserialize, Serialize};
 
-use crate::device::Request;
+use crate::experiment::device::Request;
 
 /// The file as written (and, with every default filled in, as `config.toml` records it).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,34 +2,43 @@
 //! (`methods::catalog::ALL`), which reads its parameters and expands its lists; the harness
 //! adds only what is about recording, not training: `eval_every`.
 
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use methods::{AnyMethod, Invalid, Registration, catalog};
-use toml::{Table, Value};
-
-use crate::external::{DEFAULT_TIMEOUT_S, DataFiles, External, MAX_TIMEOUT_S};
 use methods::method::MAX_COUNT;
+use methods::{AnyMethod, Invalid, Registration, Role, catalog};
+use toml::{Table, Value};
 
 /// The table of external methods under `methods`.
 const EXTERNAL: &str = "external";
 /// What an external method's section may say.
-const EXTERNAL_KEYS: [&str; 4] = ["command", "inputs", "timeout_s", "params"];
+const EXTERNAL_KEYS: [&str; 5] = ["command", "inputs", "timeout_s", "params", "grid"];
+/// What an external command's run may take, unless its section says otherwise (`timeout_s`).
+pub const DEFAULT_TIMEOUT_S: f64 = 3600.0;
+/// The longest `timeout_s` (30 days): more is a typo.
+pub const MAX_TIMEOUT_S: f64 = 30.0 * 24.0 * 3600.0;
 
 /// The methods of an experiment, read.
 #[derive(Debug, Clone)]
 pub struct Sections {
-    /// Every method and parameter set, in the catalog's order, each method's grid in order.
+    /// Every built-in method and parameter set, in the catalog's order, each method's grid in
+    /// order.
     pub methods: Vec<AnyMethod>,
+    /// Every external method's parameter sets, in the file's order.
+    pub external: Vec<ExternalSpec>,
     /// Per method, how many epochs apart its runs are evaluated (always after the last).
-    pub eval_every: Vec<(&'static str, usize)>,
+    pub eval_every: Vec<(String, usize)>,
     /// The sections with every default written out, in the catalog's order.
     pub resolved: Table,
 }
 
 /// Reads the `methods` table of a file; an error is `(key, problem)` with the full key.
-/// External methods (`[methods.external.<name>]`) hand their commands `data`'s files.
-pub fn read(methods: &Table, data: &DataFiles) -> Result<Sections, (String, String)> {
-    let mut out = Sections { methods: Vec::new(), eval_every: Vec::new(), resolved: Table::new() };
+pub fn read(methods: &Table) -> Result<Sections, (String, String)> {
+    let mut out = Sections {
+        methods: Vec::new(),
+        external: Vec::new(),
+        eval_every: Vec::new(),
+        resolved: Table::new(),
+    };
     if let Some(name) = methods.keys().find(|n| *n != EXTERNAL && catalog::find(n).is_none()) {
         let names: Vec<&str> = catalog::ALL.iter().map(|r| r.name).collect();
         return Err((
@@ -59,7 +68,7 @@ pub fn read(methods: &Table, data: &DataFiles) -> Result<Sections, (String, Stri
             .map_err(|Invalid { key: k, problem }| (key(&k), problem))?;
         let mut resolved = expanded.resolved;
         if let Some(every) = eval_every {
-            out.eval_every.push((registration.name, every));
+            out.eval_every.push((registration.name.to_owned(), every));
             resolved.insert("eval_every".into(), Value::Integer(every as i64));
         }
         out.methods.extend(expanded.methods);
@@ -74,13 +83,13 @@ pub fn read(methods: &Table, data: &DataFiles) -> Result<Sections, (String, Stri
         };
         let mut resolved = Table::new();
         for (name, section) in external {
-            let (methods, section) = read_external(name, section, data)?;
-            out.methods.extend(methods);
+            let (specs, section) = read_external(name, section)?;
+            out.external.extend(specs);
             resolved.insert(name.clone(), Value::Table(section));
         }
         out.resolved.insert(EXTERNAL.into(), Value::Table(resolved));
     }
-    if out.methods.is_empty() {
+    if out.methods.is_empty() && out.external.is_empty() {
         let sections: Vec<String> =
             catalog::ALL.iter().map(|r| format!("[methods.{}]", r.name)).collect();
         return Err((
@@ -88,12 +97,15 @@ pub fn read(methods: &Table, data: &DataFiles) -> Result<Sections, (String, Stri
             format!("is empty; add at least one of {}", sections.join(", ")),
         ));
     }
-    if let Some(needs) = out.methods.iter().find(|m| m.needs_original())
-        && !methods.contains_key("original")
+    let needs = out.methods.iter().find(|m| m.needs_original()).map(|m| m.name().to_owned());
+    let needs = needs.or_else(|| out.external.first().map(|e| format!("external.{}", e.name)));
+    if let Some(needs) = needs
+        && !out.methods.iter().any(|m| m.role() == Role::Original)
     {
+        let original = catalog::ALL.iter().find(|r| r.role == Role::Original).expect("one");
         return Err((
-            format!("methods.{}", needs.name()),
-            "starts from the original model; add a [methods.original] section".into(),
+            format!("methods.{needs}"),
+            format!("starts from the original model; add a [methods.{}] section", original.name),
         ));
     }
     Ok(out)
@@ -127,15 +139,29 @@ fn take_eval_every(
     }
 }
 
-/// Reads `[methods.external.<name>]`: its command (resolved to a program now, so that a
-/// missing one fails before any training), its input files (hashed now), its timeout and its
-/// parameters (lists expand into every combination, the first varying slowest). Returns a
-/// method per combination and the section with its defaults written out.
+/// One point of an external method's grid as the file states it (the execution stage finds
+/// its program and hashes its inputs: `execution::external`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalSpec {
+    /// The section's name (`[methods.external.<name>]`), its name in every table.
+    pub name: Arc<str>,
+    /// The command as declared: the program's name or path, then its arguments.
+    pub command: Vec<String>,
+    /// Files whose contents enter the key, as declared.
+    pub inputs: Vec<String>,
+    pub timeout_s: f64,
+    /// This run's parameters, one point of the section's grid, in declaration order.
+    pub params: Vec<(String, Value)>,
+}
+
+/// Reads `[methods.external.<name>]`: its command, its input files, its timeout and its
+/// parameters (lists expand as a built-in method's do: every combination, the first varying
+/// slowest, or element by element with `grid = "zip"`). Returns a spec per point and the
+/// section with its defaults written out.
 fn read_external(
     name: &str,
     section: &Value,
-    data: &DataFiles,
-) -> Result<(Vec<AnyMethod>, Table), (String, String)> {
+) -> Result<(Vec<ExternalSpec>, Table), (String, String)> {
     let key =
         |k: &str| format!("methods.external.{name}{}{k}", if k.is_empty() { "" } else { "." });
     let Value::Table(section) = section else {
@@ -185,17 +211,11 @@ fn read_external(
         }
         Some(v) => strings("command", v)?,
     };
-    let Some(first) = command.first() else {
+    if command.is_empty() {
         return Err((key("command"), "is empty: give the program and its arguments".into()));
-    };
-    let program = program(first).map_err(|problem| (key("command"), problem))?;
-    let mut inputs = Vec::new();
-    for path in section.get("inputs").map(|v| strings("inputs", v)).transpose()?.unwrap_or_default()
-    {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| (key("inputs"), format!("lists {path}, which cannot be read: {e}")))?;
-        inputs.push((path, data::dataset::sha256_hex(&bytes)));
     }
+    let inputs =
+        section.get("inputs").map(|v| strings("inputs", v)).transpose()?.unwrap_or_default();
     let seconds = match section.get("timeout_s") {
         None => Some(DEFAULT_TIMEOUT_S),
         Some(Value::Integer(n)) => Some(*n as f64),
@@ -224,100 +244,31 @@ fn read_external(
             return Err((key("params"), "must be a table: params = { name = value, ... }".into()));
         }
     };
-    let mut points: Vec<Vec<(String, Value)>> = vec![Vec::new()];
-    for (k, v) in &params {
-        let values = match v {
-            Value::Array(list) if list.is_empty() => {
-                return Err((key(&format!("params.{k}")), "is an empty list".into()));
-            }
-            Value::Array(list) => list.clone(),
-            v => vec![v.clone()],
-        };
-        // Two equal values would be one job scheduled twice (as built-in grids say too).
-        let repeated = values
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| values[..i].iter().any(|w| same_value(w, v)).then_some(v));
-        if let Some(v) = repeated {
-            return Err((key(&format!("params.{k}")), format!("lists {v} twice")));
+    let zip = match section.get("grid") {
+        None => false,
+        Some(Value::String(g)) if g == "zip" || g == "product" => g == "zip",
+        Some(other) => {
+            return Err((key("grid"), format!("is {other}; use \"product\" or \"zip\"")));
         }
-        points = points
-            .into_iter()
-            .flat_map(|p| {
-                values.iter().map(move |v| {
-                    let mut p = p.clone();
-                    p.push((k.clone(), v.clone()));
-                    p
-                })
-            })
-            .collect();
-    }
-    // A method's name lives as long as the process (a few bytes per section read).
-    let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    let methods = points
+    };
+    let order: Vec<String> = params.keys().cloned().collect();
+    let points =
+        methods::method::grid(&params, &order, zip).map_err(|Invalid { key: k, problem }| {
+            let k = if k == "grid" { k } else { format!("params.{k}") };
+            (key(&k), problem)
+        })?;
+    let name: Arc<str> = Arc::from(name);
+    let specs = points
         .into_iter()
-        .map(|params| {
-            AnyMethod::from_arc(std::sync::Arc::new(External {
-                name,
-                command: command.clone(),
-                program: program.clone(),
-                inputs: inputs.clone(),
-                timeout_s,
-                params,
-                data: data.clone(),
-            }))
+        .map(|point| ExternalSpec {
+            name: name.clone(),
+            command: command.clone(),
+            inputs: inputs.clone(),
+            timeout_s,
+            params: point.into_iter().collect(),
         })
         .collect();
     let mut resolved = section.clone();
     resolved.insert("timeout_s".into(), Value::Float(timeout_s));
-    Ok((methods, resolved))
-}
-
-/// Whether two values of a parameter list are the same point of the grid: equal, or the
-/// same number written as an integer and as a float (`1` and `1.0`).
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Integer(i), Value::Float(x)) | (Value::Float(x), Value::Integer(i)) => {
-            *i as f64 == *x
-        }
-        _ => a == b,
-    }
-}
-
-/// The program a command's first word names: `python` is the Python `scripts/setup`
-/// installs (with torch, numpy and safetensors), a word with a `/` a file, anything else
-/// looked up on `PATH`.
-fn program(word: &str) -> Result<PathBuf, String> {
-    if word == "python" {
-        // Where scripts/setup puts it: ${UNLEARN_BENCH_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/
-        // unlearn-bench}/torch-2.13.0 (and it writes UNLEARN_BENCH_PYTHON into the cargo
-        // config, for processes cargo starts).
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let setup = var("UNLEARN_BENCH_PYTHON").or_else(|| {
-            let home = var("UNLEARN_BENCH_HOME").or_else(|| {
-                let cache = var("XDG_CACHE_HOME").or_else(|| Some(var("HOME")?.join(".cache")))?;
-                Some(cache.join("unlearn-bench"))
-            })?;
-            Some(home.join("torch-2.13.0/bin/python"))
-        });
-        return match setup {
-            Some(p) if p.is_file() => Ok(p),
-            _ => Err("names python, the Python that scripts/setup installs, which is not there \
-                 (nor is UNLEARN_BENCH_PYTHON set): run scripts/setup, or name another \
-                 interpreter, e.g. python3"
-                .into()),
-        };
-    }
-    if word.contains('/') {
-        let path = Path::new(word);
-        return if path.is_file() {
-            Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
-        } else {
-            Err(format!("names {word}, which is not a file"))
-        };
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(word)).find(|p| p.is_file())
-    });
-    found.ok_or_else(|| format!("names {word}, which is not a program on PATH"))
+    Ok((specs, resolved))
 }

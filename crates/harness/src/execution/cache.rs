@@ -12,7 +12,7 @@
 //! <cache>/v2/tmp/<key>@<host>@<pid>@<n>           entries being written, and by whom
 //! ```
 //!
-//! Keys come from [`crate::plan`]. A model entry is written in full in `tmp/`, fsynced and
+//! Keys come from [`crate::execution::plan`]. A model entry is written in full in `tmp/`, fsynced and
 //! renamed into place, so an entry that exists is complete; evaluations are single files
 //! written the same way. Evaluations are cached apart from models because one original model
 //! is evaluated on every split drawn for its seed.
@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use results::fsutil::{unique_number, write_atomic};
 
-use crate::owner::{self, alive, hostname};
+use crate::execution::owner::{self, alive, hostname};
 
 /// The cache layout version (the folder name); bump to abandon old entries.
 /// v2: records carry the model file's SHA-256; lock files.
@@ -172,7 +172,7 @@ pub struct JobLock {
     stop: Arc<AtomicBool>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
     /// Releases it if the process is interrupted (SIGINT, SIGTERM).
-    _on_interrupt: crate::interrupt::Registered,
+    _on_interrupt: crate::execution::interrupt::Registered,
 }
 
 impl JobLock {
@@ -189,7 +189,8 @@ impl JobLock {
             }
         });
         let (lock, token) = (path.clone(), text.clone());
-        let _on_interrupt = crate::interrupt::registry().cleanup(move || release(&lock, &token));
+        let _on_interrupt =
+            crate::execution::interrupt::registry().cleanup(move || release(&lock, &token));
         Self { path, text, stop, heartbeat: Some(heartbeat), _on_interrupt }
     }
 }
@@ -235,7 +236,7 @@ fn parse_holder(text: &str) -> Option<Holder> {
 /// holder whose lock was taken over cannot remove its successor's. `None` if another process
 /// holds the claim or the lock has changed.
 fn with_claim<T>(path: &Path, text: &[u8], change: impl FnOnce() -> T) -> Option<T> {
-    let id = &crate::plan::sha256_hex_bytes(text)[..16];
+    let id = &crate::execution::plan::sha256_hex_bytes(text)[..16];
     let name = path.file_name()?.to_str()?;
     let claim = path.with_file_name(format!("{name}.{id}.claim"));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
@@ -307,7 +308,7 @@ impl Cache {
         let model = self.model_path(key);
         match std::fs::read(&model) {
             Ok(bytes) => {
-                let actual = crate::plan::sha256_hex_bytes(&bytes);
+                let actual = crate::execution::plan::sha256_hex_bytes(&bytes);
                 if actual != record.model_sha256 {
                     return Ok(Entry::Corrupt(format!(
                         "{} has SHA-256 {actual}, its record says {}",
@@ -477,7 +478,8 @@ impl Cache {
             let model_file = tmp.join("model.safetensors");
             model.save(&model_file)?;
             std::fs::File::open(&model_file)?.sync_all()?;
-            record.model_sha256 = crate::plan::sha256_hex_bytes(&std::fs::read(&model_file)?);
+            record.model_sha256 =
+                crate::execution::plan::sha256_hex_bytes(&std::fs::read(&model_file)?);
             write_atomic(&tmp.join("record.json"), &serde_json::to_vec_pretty(&record)?)?;
             match std::fs::rename(&tmp, &entry) {
                 Ok(()) => results::fsutil::sync_dir(&self.root.join("models")),
@@ -497,7 +499,7 @@ impl Cache {
     }
 
     fn eval_path(&self, model_key: &str, split_key: &str) -> PathBuf {
-        let key = crate::plan::sha256_hex(&format!("{model_key}\n{split_key}\n"));
+        let key = crate::execution::plan::sha256_hex(&format!("{model_key}\n{split_key}\n"));
         self.root.join("evals").join(format!("{key}.json"))
     }
 

@@ -10,12 +10,15 @@
 
 use std::path::Path;
 
+use methods::Role;
+
 use results::fsutil::write_atomic;
 use results::rows::{AuditRow, HistoryRow, Metric, RunRow, Stat, SummaryRow, to_csv};
 
-use crate::audit::Audit;
-use crate::config::Experiment;
-use crate::run::{Outcome, RunResult, methods_in, reference_retrain};
+use crate::execution::run::{Outcome, RunResult};
+use crate::experiment::Experiment;
+use crate::report::audit::Audit;
+use crate::report::methods::{gamma, methods_in, reference};
 
 fn final_stats(r: &RunResult) -> (Option<f64>, Option<f64>) {
     let last = r.record.history.last();
@@ -51,19 +54,20 @@ impl VsRetrain {
     }
 }
 
-/// Each run against retrain on the same seed and replicate (and shadow); `None` for retrain itself (but its speed-up,
-/// 1, is in [`speedups`]) and where no retrain ran.
+/// Each run against the reference (retrain) on the same seed and replicate (and shadow);
+/// `None` for the reference method's runs (but their speed-up, 1, is in [`speedup`]) and
+/// where no reference ran.
 pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
-    let reference = reference_retrain(results);
+    let reference = reference(results);
     let retrains: Vec<&RunResult> =
         results.iter().filter(|r| Some(&r.job.method) == reference).collect();
     results
         .iter()
         .map(|r| {
-            if r.job.method.name() == "retrain" {
+            if r.job.method.role() == Role::Reference {
                 return None;
             }
-            let run = |j: &crate::plan::Job| (j.seed, j.replicate, j.shadow);
+            let run = |j: &crate::execution::plan::Job| (j.seed, j.replicate, j.shadow);
             let reference = retrains.iter().find(|g| run(&g.job) == run(&r.job))?;
             let (a, b) = (&r.accuracy, &reference.accuracy);
             let mia = a.mia.zip(b.mia).map(|(a, b)| a - b);
@@ -80,9 +84,9 @@ pub fn vs_retrain(results: &[RunResult]) -> Vec<Option<VsRetrain>> {
         .collect()
 }
 
-/// Each run's speed-up over retrain on the same seed (1 for that retrain itself).
+/// Each run's speed-up over the reference on the same seed (1 for the reference itself).
 fn speedup(r: &RunResult, vs: Option<&VsRetrain>) -> Option<f64> {
-    if r.job.method.name() == "retrain" { Some(1.0) } else { vs.map(|v| v.speedup) }
+    if r.job.method.role() == Role::Reference { Some(1.0) } else { vs.map(|v| v.speedup) }
 }
 
 /// Groups runs by method and parameters, in plan order; population metrics come from the
@@ -126,7 +130,7 @@ pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow
             };
             let mut row = SummaryRow {
                 method: method.name().to_owned(),
-                gamma: method.gamma(),
+                gamma: gamma(method),
                 epochs: method.epochs(),
                 params: method.label(),
                 n_seeds: distinct(runs.iter().map(|&i| results[i].job.seed)),
@@ -176,13 +180,13 @@ pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
             let (a, m) = (&r.accuracy, &r.job.method);
             RunRow {
                 method: m.name().to_owned(),
-                gamma: m.gamma(),
+                gamma: gamma(m),
                 epochs: m.epochs(),
                 params: m.label(),
                 seed: r.job.seed,
                 replicate: r.job.replicate,
                 shadow: r.job.shadow,
-                device: crate::device::label(r.job.device),
+                device: crate::execution::device::label(r.job.device),
                 remain_acc: a.remain,
                 forget_acc: a.forget,
                 test_acc: a.test,
@@ -216,7 +220,7 @@ pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
                 let m = e.metrics?;
                 Some(HistoryRow {
                     method: r.job.method.name().to_owned(),
-                    gamma: r.job.method.gamma(),
+                    gamma: gamma(&r.job.method),
                     epochs: r.job.method.epochs(),
                     seed: r.job.seed,
                     replicate: r.job.replicate,
@@ -234,7 +238,7 @@ pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
         .collect()
 }
 
-/// Writes `runs.csv`, `history.csv`, `summary.csv` and `config.toml` into `out` (and for an
+/// Writes `runs.csv`, `history.csv`, `summary.csv`, `methods.csv` and `config.toml` into `out` (and for an
 /// audit `audit.csv`, `audit_epsilons.csv` and the arrays under `audit/`), each atomically,
 /// then the figures they call for; returns the summary and how many figure files were
 /// written.
@@ -245,13 +249,15 @@ pub fn write(
 ) -> anyhow::Result<(Vec<SummaryRow>, usize)> {
     let audit = match (exp.audit, &outcome.images) {
         (None, _) => None,
-        (Some(_), Some(images)) => {
-            Some(crate::audit::score(exp, &outcome.results, &images.dataset().train.labels)?)
-        }
+        (Some(_), Some(images)) => Some(crate::report::audit::score(
+            exp,
+            &outcome.results,
+            &images.dataset().train.labels,
+        )?),
         // Everything came from the cache: nothing loaded the dataset yet.
         (Some(_), None) => {
             let dataset = data::dataset::load(&exp.data_dir, &exp.load)?;
-            Some(crate::audit::score(exp, &outcome.results, &dataset.train.labels)?)
+            Some(crate::report::audit::score(exp, &outcome.results, &dataset.train.labels)?)
         }
     };
     // The shadows' runs only feed U-LiRA; their own table is shadows.csv.
@@ -273,6 +279,7 @@ pub fn write(
     write_atomic(&out.join("runs.csv"), &to_csv(&run_rows(&results, audit.as_ref()))?)?;
     write_atomic(&out.join("history.csv"), &to_csv(&history_rows(&results))?)?;
     write_atomic(&out.join("summary.csv"), &to_csv(&summary)?)?;
+    write_atomic(&out.join("methods.csv"), &to_csv(&crate::report::methods::rows(&results))?)?;
     let header = "# The experiment as run, every default written out (written by harness).\n";
     write_atomic(&out.join("config.toml"), format!("{header}{}", exp.resolved).as_bytes())?;
     let figures = results::plot::plot_dir(out)?;

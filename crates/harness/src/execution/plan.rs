@@ -26,11 +26,12 @@
 //! So changing gamma changes only MI-unlearn keys, and changing the forget set leaves the
 //! original models cached.
 
-use methods::AnyMethod;
+use methods::{AnyMethod, Role};
 use sha2::{Digest, Sha256};
 
-use crate::config::Experiment;
-use crate::device::Resolved;
+use crate::execution::device::Resolved;
+use crate::execution::external::{DataFiles, External};
+use crate::experiment::{ConfigError, Experiment};
 
 /// Bump to invalidate every cached model (and say why in the commit).
 pub const SCHEMA: u32 = 1;
@@ -80,8 +81,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The jobs of `exp` on `device` (whose kind enters the keys).
-    pub fn new(exp: &Experiment, data_fingerprint: &str, device: &Resolved) -> Self {
+    /// The jobs of `exp` on `device` (whose kind enters the keys). Its external methods'
+    /// programs are found and their inputs hashed here ([`methods`]).
+    pub fn new(
+        exp: &Experiment,
+        data_fingerprint: &str,
+        device: &Resolved,
+    ) -> Result<Self, ConfigError> {
+        let methods = methods(exp)?;
         let job = |m: &AnyMethod, run: Run, up: Option<String>| {
             job(exp, data_fingerprint, device, m, run, up)
         };
@@ -94,14 +101,11 @@ impl Plan {
                 std::iter::once((None, exp.replicates())).chain((0..shadows).map(|s| (Some(s), 1)));
             for (shadow, replicates) in groups {
                 let run = |replicate| Run { seed, replicate, shadow };
-                let original = exp
-                    .methods
-                    .iter()
-                    .find(|m| m.name() == "original")
-                    .map(|m| job(m, run(0), None));
+                let is_original = |m: &&AnyMethod| m.role() == Role::Original;
+                let original = methods.iter().find(is_original).map(|m| job(m, run(0), None));
                 let upstream = original.as_ref().map(|o| o.key.clone());
                 jobs.extend(original);
-                for m in exp.methods.iter().filter(|m| m.name() != "original") {
+                for m in methods.iter().filter(|m| !is_original(m)) {
                     let up = m
                         .needs_original()
                         .then(|| upstream.clone().expect("validated: original present"));
@@ -111,7 +115,7 @@ impl Plan {
                 }
             }
         }
-        Self { jobs }
+        Ok(Self { jobs })
     }
 
     /// Shard `index` of `count`: the jobs whose position among the plan's keys in sorted order
@@ -134,6 +138,25 @@ impl Plan {
             jobs: self.jobs.iter().filter(|j| needed.contains(&j.key.as_str())).cloned().collect(),
         }
     }
+}
+
+/// Every method and parameter set of `exp`: its built-in ones, then its external ones with
+/// their programs found and their input files hashed (which is why this is the execution
+/// stage's: it reads the file system), an error naming the file and the key.
+pub fn methods(exp: &Experiment) -> Result<Vec<AnyMethod>, ConfigError> {
+    let data = DataFiles { dir: exp.data_dir.clone(), load: exp.load.clone() };
+    let mut methods = exp.methods.clone();
+    for spec in &exp.external {
+        let external =
+            External::resolve(spec, &data).map_err(|(key, problem)| ConfigError::Invalid {
+                path: exp.source.clone(),
+                key: format!("methods.external.{}.{key}", spec.name),
+                problem,
+                line: None,
+            })?;
+        methods.push(AnyMethod::from_arc(std::sync::Arc::new(external)));
+    }
+    Ok(methods)
 }
 
 /// Which run of a method a job is: its seed, replicate and shadow.
@@ -249,6 +272,7 @@ mod tests {
             "mnist test",
             &Resolved::CPU,
         )
+        .unwrap()
     }
 
     fn keys(p: &Plan, name: &str) -> Vec<String> {
@@ -334,7 +358,8 @@ mod tests {
             .unwrap(),
             "mnist test",
             &Resolved::CPU,
-        );
+        )
+        .unwrap();
         assert!(random.jobs[0].description.contains("\nsplit class=all fraction=0.1\n"));
         assert!(whole.jobs[1].description.contains("\nsplit class=3 fraction=1.0\n"));
         // The baselines run on the experiment's engine too: their keys say which.
@@ -346,6 +371,7 @@ mod tests {
                 "mnist test",
                 &Resolved::CPU,
             )
+            .unwrap()
         };
         let (native, autograd) = (scrub(""), scrub("engine = \"autograd\"\n"));
         assert!(native.jobs[0].description.contains("\nengine native\n"));
@@ -362,8 +388,10 @@ mod tests {
         )
         .unwrap();
         let gpu = Resolved { device: tch::Device::Cuda(0), gpus: 1 };
-        let (on_cpu, on_gpu) =
-            (Plan::new(&exp, "mnist test", &Resolved::CPU), Plan::new(&exp, "mnist test", &gpu));
+        let (on_cpu, on_gpu) = (
+            Plan::new(&exp, "mnist test", &Resolved::CPU).unwrap(),
+            Plan::new(&exp, "mnist test", &gpu).unwrap(),
+        );
         assert_ne!(on_cpu.jobs[0].key, on_gpu.jobs[0].key);
         assert!(on_gpu.jobs[0].description.contains("\ndevice cuda\nnondeterministic\nmethod "));
         assert!(

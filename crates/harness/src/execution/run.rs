@@ -10,12 +10,12 @@ use anyhow::Context as _;
 use data::split::run_split;
 use methods::Outputs;
 use methods::engine::{evaluate, outputs};
-use methods::{AnyMethod, Data, Images};
+use methods::{Data, Images};
 
-use crate::cache::{Accuracy, Cache, Entry, EpochRecord, Lock, Record};
-use crate::config::Experiment;
-use crate::plan::{Job, Plan, split_key};
-use crate::progress::{Progress, Verbosity};
+use crate::execution::cache::{Accuracy, Cache, Entry, EpochRecord, Lock, Record};
+use crate::execution::plan::{Job, Plan, split_key};
+use crate::execution::progress::{Progress, Verbosity};
+use crate::experiment::Experiment;
 
 /// How to run (none of it changes the results).
 #[derive(Debug, Clone)]
@@ -28,8 +28,8 @@ pub struct RunOptions {
     pub verbosity: Verbosity,
     /// Run only shard `index` of `count` (see [`Plan::shard`]).
     pub shard: Option<(usize, usize)>,
-    /// The device, resolved against the machine ([`crate::device::resolve`]).
-    pub device: crate::device::Resolved,
+    /// The device, resolved against the machine ([`crate::execution::device::resolve`]).
+    pub device: crate::execution::device::Resolved,
 }
 
 /// One finished run.
@@ -42,24 +42,6 @@ pub struct RunResult {
     pub confidences: Option<Arc<Vec<f32>>>,
     /// Whether this invocation trained it (rather than the cache holding it).
     pub trained: bool,
-}
-
-/// The retrain parameter set every run is compared with: the first with the most epochs.
-pub fn reference_retrain(results: &[RunResult]) -> Option<&AnyMethod> {
-    let retrains = methods_in(results).into_iter().filter(|m| m.name() == "retrain");
-    let most = retrains.clone().map(|m| m.epochs()).max()?;
-    retrains.into_iter().find(|m| m.epochs() == most)
-}
-
-/// The methods and parameter sets of `results`, in plan order.
-pub fn methods_in(results: &[RunResult]) -> Vec<&AnyMethod> {
-    let mut methods: Vec<&AnyMethod> = Vec::new();
-    for r in results {
-        if !methods.contains(&&r.job.method) {
-            methods.push(&r.job.method);
-        }
-    }
-    methods
 }
 
 #[derive(Debug)]
@@ -171,7 +153,7 @@ impl<'a> Shared<'a> {
 /// Runs every job of `exp`.
 pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     let fingerprint = data::dataset::fingerprint(&exp.load);
-    let mut plan = Plan::new(exp, &fingerprint, &opts.device);
+    let mut plan = Plan::new(exp, &fingerprint, &opts.device)?;
     if let Some((index, count)) = opts.shard {
         plan = plan.shard(index, count);
     }
@@ -251,7 +233,7 @@ fn check_splits(exp: &Experiment, plan: &Plan, labels: &[u8]) -> anyhow::Result<
 /// run.
 pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, Vec<Job>)> {
     let fingerprint = data::dataset::fingerprint(&exp.load);
-    let plan = Plan::new(exp, &fingerprint, &opts.device);
+    let plan = Plan::new(exp, &fingerprint, &opts.device)?;
     let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
@@ -517,7 +499,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
                 |epoch: usize| thin.as_ref().is_some_and(|t| t.evaluated_at(epoch));
             let mut history = Vec::new();
             let label = job.label();
-            let _training = crate::interrupt::registry().job(label.clone());
+            let _training = crate::execution::interrupt::registry().job(label.clone());
             let bar = s.progress.job(&label, job.method.epochs());
             let last = job.method.epochs();
             let t0 = Instant::now();
@@ -666,7 +648,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::device::Resolved;
+    use crate::execution::device::Resolved;
 
     /// A one-seed sweep on two GPUs: its jobs run on both (not all on the seed's GPU).
     #[test]
@@ -678,7 +660,7 @@ mod tests {
         )
         .unwrap();
         let gpus = Resolved { device: tch::Device::Cuda(0), gpus: 2 };
-        let plan = Plan::new(&exp, "mnist test", &gpus);
+        let plan = Plan::new(&exp, "mnist test", &gpus).unwrap();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let used = Mutex::new(Vec::new());
         let workers_seen = Mutex::new(Vec::new());

@@ -16,14 +16,11 @@ use model::Classifier;
 use serde_json::json;
 use toml::Value;
 
-use crate::interrupt;
+use crate::execution::interrupt;
+use crate::experiment::sections::ExternalSpec;
 
 /// The version of the files' contract, in `job.json` and the cache key.
 pub const CONTRACT: u32 = 1;
-/// What a command's run may take, unless its section says otherwise (`timeout_s`).
-pub const DEFAULT_TIMEOUT_S: f64 = 3600.0;
-/// The longest `timeout_s` (30 days): more is a typo.
-pub const MAX_TIMEOUT_S: f64 = 30.0 * 24.0 * 3600.0;
 /// The start of a job folder's name, in the temporary directory.
 const JOB_FOLDER: &str = "unlearn-bench-external";
 /// The lines of a failed command's stderr that its error shows.
@@ -36,25 +33,37 @@ pub struct DataFiles {
     pub load: LoadOptions,
 }
 
-/// One parameter set of an external method.
+/// One parameter set of an external method, ready to run: its spec with its program found and
+/// its input files hashed.
 #[derive(Debug, Clone)]
 pub struct External {
-    /// The section's name (`[methods.external.<name>]`), its name in every table.
-    pub name: &'static str,
-    /// The command as declared (its key), and the program that runs it.
-    pub command: Vec<String>,
+    pub spec: ExternalSpec,
+    /// The program that runs the command.
     pub program: PathBuf,
-    /// Each declared input file and its SHA-256 (read when the experiment is read).
+    /// Each declared input file and its SHA-256.
     pub inputs: Vec<(String, String)>,
-    pub timeout_s: f64,
-    /// This run's parameters, one point of the section's grid, in declaration order.
-    pub params: Vec<(String, Value)>,
     pub data: DataFiles,
 }
 
+impl External {
+    /// `spec` with its program found (so that a missing one fails before any training) and
+    /// its inputs hashed; an error is `(key, problem)`, the key within the method's section.
+    pub fn resolve(spec: &ExternalSpec, data: &DataFiles) -> Result<Self, (String, String)> {
+        let program = program(&spec.command[0]).map_err(|p| ("command".to_owned(), p))?;
+        let mut inputs = Vec::new();
+        for path in &spec.inputs {
+            let bytes = std::fs::read(path).map_err(|e| {
+                ("inputs".to_owned(), format!("lists {path}, which cannot be read: {e}"))
+            })?;
+            inputs.push((path.clone(), data::dataset::sha256_hex(&bytes)));
+        }
+        Ok(Self { spec: spec.clone(), program, inputs, data: data.clone() })
+    }
+}
+
 impl DynMethod for External {
-    fn name(&self) -> &'static str {
-        self.name
+    fn name(&self) -> &str {
+        &self.spec.name
     }
 
     fn epochs(&self) -> usize {
@@ -64,18 +73,19 @@ impl DynMethod for External {
     fn key(&self) -> Vec<(String, String)> {
         let mut key = vec![
             ("contract".to_owned(), CONTRACT.to_string()),
-            ("command".to_owned(), serde_json::to_string(&self.command).expect("strings")),
+            ("command".to_owned(), serde_json::to_string(&self.spec.command).expect("strings")),
         ];
         key.extend(self.inputs.iter().map(|(path, sha)| (format!("input {path}"), sha.clone())));
-        key.extend(self.params.iter().map(|(k, v)| (k.clone(), v.to_string())));
+        key.extend(self.spec.params.iter().map(|(k, v)| (k.clone(), v.to_string())));
         key
     }
 
     fn label(&self) -> String {
-        if self.params.is_empty() {
+        if self.spec.params.is_empty() {
             return "external".to_owned();
         }
         let shown: Vec<String> = self
+            .spec
             .params
             .iter()
             .map(|(k, v)| match v {
@@ -109,10 +119,10 @@ impl External {
         let original = ctx.original.expect("an unlearning method gets the original");
         let temp = std::env::temp_dir();
         static SWEPT: std::sync::Once = std::sync::Once::new();
-        SWEPT.call_once(|| crate::owner::sweep(&temp, JOB_FOLDER));
+        SWEPT.call_once(|| crate::execution::owner::sweep(&temp, JOB_FOLDER));
         // Named for its process, so that a sweep can tell when it was left behind.
         let dir = tempfile::Builder::new()
-            .prefix(&crate::owner::temp_name(JOB_FOLDER))
+            .prefix(&crate::execution::owner::temp_name(JOB_FOLDER))
             .tempdir_in(&temp)
             .map_err(|e| format!("cannot make a job folder in {}: {e}", temp.display()))?;
         let path = dir.path().to_owned();
@@ -126,7 +136,7 @@ impl External {
         };
         let mut command = Command::new(&self.program);
         command
-            .args(&self.command[1..])
+            .args(&self.spec.command[1..])
             .arg(&job)
             .env("UNLEARN_BENCH_JOB", &job)
             .stdin(Stdio::null())
@@ -145,11 +155,11 @@ impl External {
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) if t0.elapsed().as_secs_f64() > self.timeout_s => {
+                Ok(None) if t0.elapsed().as_secs_f64() > self.spec.timeout_s => {
                     kill_all(&mut child);
                     return Err(format!(
                         "timed out after {} s (timeout_s) and was killed{}",
-                        self.timeout_s,
+                        self.spec.timeout_s,
                         tail(&stderr)
                     ));
                 }
@@ -203,13 +213,14 @@ impl External {
             shapes.insert(name, json!(size));
         }
         let params: serde_json::Map<String, serde_json::Value> = self
+            .spec
             .params
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("a TOML value is JSON")))
             .collect();
         let job = json!({
             "contract": CONTRACT,
-            "method": self.name,
+            "method": &*self.spec.name,
             "params": params,
             "seed": ctx.seed,
             "replicate": ctx.replicate,
@@ -291,6 +302,44 @@ fn descendants(root: u32) -> Vec<u32> {
         i += 1;
     }
     found.split_off(1)
+}
+
+/// The program a command's first word names: `python` is the Python `scripts/setup`
+/// installs (with torch, numpy and safetensors), a word with a `/` a file, anything else
+/// looked up on `PATH`.
+fn program(word: &str) -> Result<PathBuf, String> {
+    if word == "python" {
+        // Where scripts/setup puts it: ${UNLEARN_BENCH_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/
+        // unlearn-bench}/torch-2.13.0 (and it writes UNLEARN_BENCH_PYTHON into the cargo
+        // config, for processes cargo starts).
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let setup = var("UNLEARN_BENCH_PYTHON").or_else(|| {
+            let home = var("UNLEARN_BENCH_HOME").or_else(|| {
+                let cache = var("XDG_CACHE_HOME").or_else(|| Some(var("HOME")?.join(".cache")))?;
+                Some(cache.join("unlearn-bench"))
+            })?;
+            Some(home.join("torch-2.13.0/bin/python"))
+        });
+        return match setup {
+            Some(p) if p.is_file() => Ok(p),
+            _ => Err("names python, the Python that scripts/setup installs, which is not there \
+                 (nor is UNLEARN_BENCH_PYTHON set): run scripts/setup, or name another \
+                 interpreter, e.g. python3"
+                .into()),
+        };
+    }
+    if word.contains('/') {
+        let path = Path::new(word);
+        return if path.is_file() {
+            Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
+        } else {
+            Err(format!("names {word}, which is not a file"))
+        };
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|d| d.join(word)).find(|p| p.is_file())
+    });
+    found.ok_or_else(|| format!("names {word}, which is not a program on PATH"))
 }
 
 /// `like`'s architecture with the parameters of the safetensors file at `path`, which must

@@ -10,9 +10,9 @@ use clap::Args;
 use results::fsutil::Folder;
 use results::rows::SummaryRow;
 
-use crate::config::{Experiment, Suite};
-use crate::progress::Verbosity;
-use crate::run::{RunOptions, execute};
+use crate::execution::progress::Verbosity;
+use crate::execution::run::{RunOptions, execute};
+use crate::experiment::{ConfigError, Experiment, Suite};
 
 /// How to run: the command line's options shared by `run`, `check` and `regenerate`.
 #[derive(Debug, Clone, Args)]
@@ -33,6 +33,19 @@ pub struct RunArgs {
     pub device: Option<String>,
 }
 
+/// The experiment file at `path`, read and checked, with its external methods' programs found
+/// and inputs hashed (`execution::plan::methods`), so that every problem with it is found
+/// before anything trains.
+pub fn load(path: &Path) -> anyhow::Result<Suite> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+    let suite = Suite::parse(&text, path)?;
+    for cell in &suite.cells {
+        crate::execution::plan::methods(cell)?;
+    }
+    Ok(suite)
+}
+
 /// The most jobs or libtorch threads a run may ask for (each is an OS thread).
 const MAX_WORKERS: usize = 1024;
 
@@ -45,7 +58,7 @@ pub fn run(
     args: &RunArgs,
     verbosity: Verbosity,
 ) -> anyhow::Result<ExitCode> {
-    let suite = Suite::load(path)?;
+    let suite = load(path)?;
     let out = out.map_or_else(|| PathBuf::from("results").join(&suite.name), Path::to_owned);
     match shard {
         Some(shard) => suite.cells.iter().try_for_each(|exp| {
@@ -65,7 +78,7 @@ pub fn report(
     cache: &Path,
     device: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let suite = Suite::load(experiment)?;
+    let suite = load(experiment)?;
     let out = out.map_or_else(|| PathBuf::from("results").join(&suite.name), Path::to_owned);
     let (mut summaries, mut missing) = (Vec::new(), 0);
     for exp in &suite.cells {
@@ -123,7 +136,7 @@ pub fn regenerate(
         // walkdir's message already holds its cause: say it once.
         let entry = entry.map_err(|e| anyhow::anyhow!("cannot list {e}"))?;
         if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "toml") {
-            all.push((entry.path().to_owned(), Suite::load(entry.path())?));
+            all.push((entry.path().to_owned(), load(entry.path())?));
         }
     }
     anyhow::ensure!(
@@ -159,7 +172,7 @@ pub fn check(
     args: &RunArgs,
     verbosity: Verbosity,
 ) -> anyhow::Result<ExitCode> {
-    let exp = Experiment::load(path)?;
+    let exp = Experiment::single(load(path)?, path)?;
     let Some(spec) = &exp.check else {
         anyhow::bail!(
             "{}: no [check] section: add one naming the metrics and tolerances",
@@ -234,7 +247,7 @@ pub fn bench(
     python: Option<PathBuf>,
     sweep: bool,
 ) -> anyhow::Result<ExitCode> {
-    use crate::bench;
+    use crate::cli::bench;
     anyhow::ensure!(epochs >= 1, "--epochs must be at least 1");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if cores > 1 { vec![1, cores] } else { vec![1] };
@@ -344,7 +357,7 @@ fn report_cell(
     path: &Path,
     exp: &Experiment,
     cache: &Path,
-    device: crate::device::Resolved,
+    device: crate::execution::device::Resolved,
     out: &Path,
 ) -> anyhow::Result<(Vec<SummaryRow>, usize)> {
     anyhow::ensure!(
@@ -361,7 +374,7 @@ fn report_cell(
         device,
     };
     results::fsutil::ensure_writable(out, Folder::Results)?;
-    let (outcome, missing) = crate::run::collect(exp, &opts)?;
+    let (outcome, missing) = crate::execution::run::collect(exp, &opts)?;
     anyhow::ensure!(
         !outcome.results.is_empty(),
         "{}: none of its {} runs is in {}; run the experiment (or its shards) first",
@@ -369,8 +382,8 @@ fn report_cell(
         missing.len(),
         cache.display()
     );
-    let (summary, figures) = crate::report::write(out, &outcome, exp)?;
-    print!("{}", crate::report::table(&summary));
+    let (summary, figures) = crate::report::folder::write(out, &outcome, exp)?;
+    print!("{}", crate::report::folder::table(&summary));
     eprintln!(
         "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
         path.display(),
@@ -418,8 +431,19 @@ fn write_leaderboard(
     if suite.is_single() {
         return Ok(());
     }
-    let board = results::leaderboard::build(summaries, suite.cells[0].rank_by);
-    let files = results::leaderboard::write(out, &board)?;
+    // The cells' methods and their roles, each once.
+    let mut methods: Vec<results::rows::MethodRow> = Vec::new();
+    for exp in &suite.cells {
+        let cell: Vec<results::rows::MethodRow> =
+            results::rows::read(&suite.cell_out(out, exp).join("methods.csv"))?;
+        for m in cell {
+            if !methods.iter().any(|o| o.method == m.method && o.params == m.params) {
+                methods.push(m);
+            }
+        }
+    }
+    let board = results::leaderboard::build(summaries, suite.cells[0].rank_by, &methods);
+    let files = results::leaderboard::write(out, &board, &methods)?;
     print!("{}", results::leaderboard::table(&board));
     eprintln!(
         "leaderboard over {} cells: wrote {}",
@@ -468,8 +492,9 @@ fn resolve_device(
     path: &Path,
     exp: &Experiment,
     verbosity: Verbosity,
-) -> anyhow::Result<crate::device::Resolved> {
-    use crate::device::{Available, Request, resolve};
+) -> anyhow::Result<crate::execution::device::Resolved> {
+    use crate::execution::device::{Available, resolve};
+    use crate::experiment::device::Request;
     let (request, asked_by) = match flag {
         Some(text) => (
             Request::parse(text).map_err(|e| anyhow::anyhow!("--device {e}"))?,
@@ -480,7 +505,10 @@ fn resolve_device(
     let resolved = resolve(request, Available::probe())
         .map_err(|e| anyhow::anyhow!("{asked_by} = \"{request}\" {e}"))?;
     if verbosity > Verbosity::Quiet {
-        eprintln!("device: {} (asked for: {request})", crate::device::kind(resolved.device));
+        eprintln!(
+            "device: {} (asked for: {request})",
+            crate::execution::device::kind(resolved.device)
+        );
     }
     Ok(resolved)
 }
@@ -506,8 +534,8 @@ fn run_experiment(
     results::fsutil::ensure_writable(&opts.cache, Folder::Cache)?;
     let t0 = std::time::Instant::now();
     let outcome = execute(exp, opts).with_context(|| format!("running {}", path.display()))?;
-    let (summary, figures) = crate::report::write(out, &outcome, exp)?;
-    print!("{}", crate::report::table(&summary));
+    let (summary, figures) = crate::report::folder::write(out, &outcome, exp)?;
+    print!("{}", crate::report::folder::table(&summary));
     let trained = outcome.trained();
     let from_cache = if trained == 0 {
         " (everything from the cache)".to_owned()
@@ -528,7 +556,7 @@ fn run_experiment(
         t0.elapsed().as_secs_f64(),
         out.display(),
         figures,
-        crate::bench::peak_memory_mib().map_or("unknown".into(), |m| format!("{m:.0} MiB"))
+        crate::cli::bench::peak_memory_mib().map_or("unknown".into(), |m| format!("{m:.0} MiB"))
     );
     Ok(summary)
 }
