@@ -375,11 +375,16 @@ fn keys_name_every_parameter() {
         ]
     );
     assert_eq!(m.key()[0].1, "4.0");
-    assert_eq!((m.label(), m.gamma()), ("gamma=4 epochs=5".to_owned(), Some(4.0)));
+    assert_eq!(m.label(), "gamma=4 epochs=5");
+    let (swept, value) = m.swept().unwrap();
+    assert_eq!((swept.parameter, value, m.role()), ("gamma", 4.0, crate::Role::Unlearner));
     assert!(m.needs_original() && m.uses_split());
     let o = AnyMethod::new(Original::default());
     assert!(!o.needs_original() && !o.uses_split());
-    assert_eq!((o.name(), o.epochs(), o.gamma()), ("original", 100, None));
+    assert_eq!(
+        (o.name(), o.epochs(), o.swept(), o.role()),
+        ("original", 100, None, crate::Role::Original)
+    );
 }
 
 /// The drift guard: what each engine trains from a fixed seed, pinned by the SHA-256 of
