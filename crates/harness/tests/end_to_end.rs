@@ -501,7 +501,7 @@ fn hostile_input_fails_before_loading_anything() {
         ),
         (
             vec![edited("negative.toml", retrain, "[methods.retrain]\nepochs = -3")],
-            "`methods.retrain.epochs` invalid value: integer `-3`, expected usize (line 13)",
+            "`methods.retrain.epochs` is -3; it must be a whole number >= 1 (line 13)",
         ),
         (
             vec![edited("wide.toml", "[forget]", "[model]\nhidden = [100000000]\n[forget]")],

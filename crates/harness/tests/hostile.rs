@@ -103,7 +103,7 @@ fn hostile_inputs_exit_with_their_code_name_the_problem_and_leave_nothing_behind
             edit("epochs = 1\n", "epochs = \"one\"\n"),
             &[],
             &[
-                "`methods.finetune.epochs` invalid type: string \"one\", expected usize",
+                "`methods.finetune.epochs` invalid type: string \"one\", expected a whole number >= 1",
                 "(line 15)",
             ],
         ),

@@ -36,7 +36,7 @@ pub use engine::Engine;
 pub use engine::step::EpochStats;
 pub use eval::{Metrics, Outputs};
 pub use method::{
-    AnyMethod, Context, DynMethod, Failed, Invalid, Method, Registration, Role, Swept,
+    AnyMethod, Context, Count, DynMethod, Failed, Invalid, Method, Rate, Registration, Role, Swept,
     canonical_key,
 };
 pub use sparse::SparseRows;

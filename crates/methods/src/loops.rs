@@ -10,6 +10,7 @@ use model::Classifier;
 
 use crate::engine::step::{EpochStats, Optimizer, Order, Rows, Step};
 use crate::engine::{Engine, stepper};
+use crate::method::{Count, Rate};
 use crate::tensors::Data;
 
 /// Called after each epoch with its number (from 1), the model and the epoch's statistics.
@@ -19,13 +20,13 @@ pub type OnEpoch<'a> = dyn FnMut(usize, &Classifier, &EpochStats) + 'a;
 /// `optimizer`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Schedule<'a> {
-    pub epochs: usize,
+    pub epochs: Count,
     pub optimizer: Optimizer<'a>,
 }
 
 impl Schedule<'_> {
     /// `epochs` epochs of Adam at `lr` over every parameter.
-    pub(crate) fn adam(epochs: usize, lr: f64) -> Self {
+    pub(crate) fn adam(epochs: Count, lr: Rate) -> Self {
         Self { epochs, optimizer: Optimizer::adam(lr) }
     }
 }
@@ -43,7 +44,7 @@ pub(crate) fn train(
     mut one_epoch: impl FnMut(&mut dyn Step) -> usize,
 ) {
     let mut step = stepper(engine, model, data, schedule.optimizer);
-    for epoch in 1..=schedule.epochs {
+    for epoch in 1..=schedule.epochs.get() {
         let steps = one_epoch(step.as_mut());
         step.sync();
         on_epoch(epoch, model, &step.take_totals().mean(steps));
@@ -54,11 +55,12 @@ pub(crate) fn train(
 /// last batch partial); returns how many batches there were.
 pub(crate) fn for_batches(
     pool: &[i64],
-    batch_size: usize,
+    batch_size: Count,
     data: &Data,
     rng: &mut Rng,
     mut step: impl FnMut(Rows<'_>),
 ) -> usize {
+    let batch_size = batch_size.get();
     let order = Order::shuffled(pool, rng, data);
     for start in (0..pool.len()).step_by(batch_size) {
         step(order.rows(start, batch_size.min(pool.len() - start)));
@@ -72,12 +74,13 @@ pub(crate) fn for_batches(
 /// returns that number of steps.
 pub(crate) fn for_pairs(
     data: &Data,
-    remain_batch: usize,
-    forget_batch: usize,
+    remain_batch: Count,
+    forget_batch: Count,
     rng: &mut Rng,
     mut step: impl FnMut(Rows<'_>, Rows<'_>),
 ) -> usize {
     let (remain, forget) = (data.remain(), data.forget());
+    let (remain_batch, forget_batch) = (remain_batch.get(), forget_batch.get());
     let steps = remain.len().div_ceil(remain_batch).min(forget.len().div_ceil(forget_batch));
     let remain_order = Order::shuffled(remain, rng, data);
     let forget_order = Order::shuffled(forget, rng, data);

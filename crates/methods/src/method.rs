@@ -27,12 +27,128 @@ use crate::tensors::Data;
 /// anything is loaded or allocated.
 pub const MAX_COUNT: usize = 1_000_000;
 
+/// An epoch count or a batch size: a whole number from 1 to [`MAX_COUNT`], checked when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(into = "i64")]
+pub struct Count(usize);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Whole;
+        impl serde::de::Visitor<'_> for Whole {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number >= 1")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Count, E> {
+                Count::try_from(n).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Count, E> {
+                Count::try_from(i64::try_from(n).unwrap_or(i64::MAX)).map_err(E::custom)
+            }
+        }
+        d.deserialize_i64(Whole)
+    }
+}
+
+impl Count {
+    /// `n`, which must be 1 to [`MAX_COUNT`] (a method's default).
+    pub const fn new(n: usize) -> Self {
+        assert!(n >= 1 && n <= MAX_COUNT, "a count is 1 to MAX_COUNT");
+        Self(n)
+    }
+
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Count {
+    type Error = String;
+
+    fn try_from(n: i64) -> Result<Self, String> {
+        match usize::try_from(n) {
+            Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(Self(n)),
+            _ if n < 1 => Err(format!("is {n}; it must be a whole number >= 1")),
+            _ => Err(format!("is {n}; it must be at most {MAX_COUNT}")),
+        }
+    }
+}
+
+impl From<Count> for i64 {
+    fn from(c: Count) -> i64 {
+        c.0 as i64
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A learning rate: a positive, finite number, checked when read.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[serde(into = "f64")]
+pub struct Rate(f64);
+
+impl<'de> serde::Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Positive;
+        impl serde::de::Visitor<'_> for Positive {
+            type Value = Rate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a positive number")
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<Rate, E> {
+                Rate::try_from(x).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Rate, E> {
+                Rate::try_from(n as f64).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Rate, E> {
+                Rate::try_from(n as f64).map_err(E::custom)
+            }
+        }
+        d.deserialize_f64(Positive)
+    }
+}
+
+impl Rate {
+    /// `lr`, which must be positive and finite (a method's default).
+    pub const fn new(lr: f64) -> Self {
+        assert!(lr > 0.0 && lr.is_finite(), "a learning rate is positive");
+        Self(lr)
+    }
+
+    pub const fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Rate {
+    type Error = String;
+
+    fn try_from(lr: f64) -> Result<Self, String> {
+        if lr > 0.0 && lr.is_finite() {
+            Ok(Self(lr))
+        } else {
+            Err(format!("is {lr}; a learning rate must be positive"))
+        }
+    }
+}
+
+impl From<Rate> for f64 {
+    fn from(r: Rate) -> f64 {
+        r.0
+    }
+}
+
 /// A method: its parameters (the struct itself) and how it trains.
 ///
-/// Conventions the derived parts rely on: an `epochs` field (the number of epochs, each ending
-/// with a call to `on_epoch`); counts are named `epochs` or `*batch_size` (checked to be 1 to
-/// [`MAX_COUNT`]); a learning rate is named `lr` (checked positive); every float is checked
-/// finite. [`Method::check`] adds the method's own rules.
+/// Its schedule is typed: epoch counts and batch sizes are [`Count`]s, learning rates
+/// [`Rate`]s, each checked when read; every other float is checked finite. [`Method::check`]
+/// adds the method's own rules.
 pub trait Method:
     Serialize + DeserializeOwned + Default + Clone + fmt::Debug + Send + Sync + 'static
 {
@@ -517,27 +633,13 @@ fn duplicate<T: fmt::Display>(values: impl Iterator<Item = T>) -> Option<String>
     normal.iter().enumerate().find(|(i, v)| normal[..*i].contains(v)).map(|(i, _)| shown[i].clone())
 }
 
-/// The naming conventions of [`Method`]: counts, learning rates, finite floats.
+/// Every float parameter is finite (counts and rates are checked by their types).
 fn conventions<M: Method>(m: &M) -> Result<(), Invalid> {
     for (k, v) in Table::try_from(m).expect("a table") {
-        match v {
-            Value::Integer(n) if k == "epochs" || k.ends_with("batch_size") => match n {
-                ..=0 => return Err(Invalid::new(&k, format!("is {n}; it must be at least 1"))),
-                n if n as u64 > MAX_COUNT as u64 => {
-                    return Err(Invalid::new(
-                        &k,
-                        format!("is {n}; it must be at most {MAX_COUNT}"),
-                    ));
-                }
-                _ => {}
-            },
-            Value::Float(x) if k == "lr" && !(x.is_finite() && x > 0.0) => {
-                return Err(Invalid::new(&k, format!("is {x}; a learning rate must be positive")));
-            }
-            Value::Float(x) if !x.is_finite() => {
-                return Err(Invalid::new(&k, format!("is {x}; it must be a finite number")));
-            }
-            _ => {}
+        if let Value::Float(x) = v
+            && !x.is_finite()
+        {
+            return Err(Invalid::new(&k, format!("is {x}; it must be a finite number")));
         }
     }
     Ok(())

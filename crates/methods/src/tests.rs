@@ -15,6 +15,7 @@ use crate::catalog::supervised::Original;
 use crate::catalog::supervised::Retrain;
 use crate::engine::{self, Engine};
 use crate::method::{AnyMethod, Context};
+use crate::method::{Count, Rate};
 use crate::tensors::{Data, Images};
 use crate::testutil::{fixture, original, train};
 
@@ -23,10 +24,10 @@ fn small_mi_unlearn() -> AnyMethod {
     AnyMethod::new(MiUnlearn {
         gamma: 4.0,
         grid: Grid::Product,
-        epochs: 2,
-        remain_batch_size: 32,
-        forget_batch_size: 8,
-        lr: 1e-2,
+        epochs: Count::new(2),
+        remain_batch_size: Count::new(32),
+        forget_batch_size: Count::new(8),
+        lr: Rate::new(1e-2),
     })
 }
 
@@ -48,7 +49,12 @@ fn runs_are_reproducible_per_seed() {
     let b = train(&original(2), &data, &spec, None).0;
     assert_eq!(a.flat_parameters(), b.flat_parameters());
     let r = train(
-        &AnyMethod::new(Retrain { epochs: 2, batch_size: 16, lr: 1e-2, ..Default::default() }),
+        &AnyMethod::new(Retrain {
+            epochs: Count::new(2),
+            batch_size: Count::new(16),
+            lr: Rate::new(1e-2),
+            ..Default::default()
+        }),
         &data,
         &spec,
         None,
@@ -66,17 +72,23 @@ fn mi_unlearn_steps_follow_the_shorter_stream() {
     let mi = |remain_batch_size, forget_batch_size| MiUnlearn {
         gamma: 4.0,
         grid: Grid::Product,
-        epochs: 2,
+        epochs: Count::new(2),
         remain_batch_size,
         forget_batch_size,
-        lr: 1e-3,
+        lr: Rate::new(1e-3),
     };
     // Forget stream shorter: ceil(75 / 16) = 5 steps (last forget batch 11), remain cut short.
-    let (_, h) = train(&AnyMethod::new(mi(64 / 4, 16)), &data, &spec, Some(&original));
+    let (_, h) = train(
+        &AnyMethod::new(mi(Count::new(64 / 4), Count::new(16))),
+        &data,
+        &spec,
+        Some(&original),
+    );
     assert_eq!(h.iter().map(|s| s.steps).collect::<Vec<_>>(), vec![5, 5]);
     assert!(h.iter().all(|s| s.mi.unwrap() >= 0.0 && s.mi.unwrap() < std::f64::consts::LN_2));
     // Remain stream shorter: ceil(225 / 64) = 4 steps.
-    let (_, h) = train(&AnyMethod::new(mi(64, 2)), &data, &spec, Some(&original));
+    let (_, h) =
+        train(&AnyMethod::new(mi(Count::new(64), Count::new(2))), &data, &spec, Some(&original));
     assert_eq!(h[0].steps, 4);
 }
 
@@ -87,10 +99,10 @@ fn mi_unlearn_with_gamma_zero_is_finetuning_on_remain_batches() {
     let cfg = MiUnlearn {
         gamma: 0.0,
         grid: Grid::Product,
-        epochs: 1,
-        remain_batch_size: 16,
-        forget_batch_size: 16,
-        lr: 1e-3,
+        epochs: Count::new(1),
+        remain_batch_size: Count::new(16),
+        forget_batch_size: Count::new(16),
+        lr: Rate::new(1e-3),
     };
     let (model, h) = train(&AnyMethod::new(cfg), &data, &spec, Some(&original));
     assert!((h[0].loss - h[0].ce).abs() < 1e-12, "gamma 0: loss is the CE alone");
@@ -106,10 +118,10 @@ fn strong_mi_penalty_lowers_forget_accuracy() {
     let cfg = MiUnlearn {
         gamma: 50.0,
         grid: Grid::Product,
-        epochs: 30,
-        remain_batch_size: 32,
-        forget_batch_size: 8,
-        lr: 1e-2,
+        epochs: Count::new(30),
+        remain_batch_size: Count::new(32),
+        forget_batch_size: Count::new(8),
+        lr: Rate::new(1e-2),
     };
     let (model, h) = train(&AnyMethod::new(cfg), &data, &spec, Some(&original));
     let after = engine::evaluate(&model, &data, Engine::default());
@@ -124,25 +136,38 @@ fn strong_mi_penalty_lowers_forget_accuracy() {
 /// method's direction is what `every_baseline_forgets...` tests).
 fn baselines() -> Vec<AnyMethod> {
     vec![
-        AnyMethod::new(GradAscent { epochs: 10, batch_size: 16, lr: 1e-2 }),
+        AnyMethod::new(GradAscent {
+            epochs: Count::new(10),
+            batch_size: Count::new(16),
+            lr: Rate::new(1e-2),
+        }),
         AnyMethod::new(NegGradPlus {
             alpha: 0.5,
-            epochs: 5,
-            remain_batch_size: 32,
-            forget_batch_size: 8,
-            lr: 1e-2,
+            epochs: Count::new(5),
+            remain_batch_size: Count::new(32),
+            forget_batch_size: Count::new(8),
+            lr: Rate::new(1e-2),
         }),
-        AnyMethod::new(RandomLabel { epochs: 10, batch_size: 16, lr: 1e-2 }),
+        AnyMethod::new(RandomLabel {
+            epochs: Count::new(10),
+            batch_size: Count::new(16),
+            lr: Rate::new(1e-2),
+        }),
         AnyMethod::new(Scrub {
             alpha: 0.001,
             temperature: 4.0,
-            epochs: 10,
+            epochs: Count::new(10),
             max_epochs: Some(3),
-            remain_batch_size: 32,
-            forget_batch_size: 8,
-            lr: 1e-2,
+            remain_batch_size: Count::new(32),
+            forget_batch_size: Count::new(8),
+            lr: Rate::new(1e-2),
         }),
-        AnyMethod::new(Salun { sparsity: 0.5, epochs: 10, batch_size: 16, lr: 1e-2 }),
+        AnyMethod::new(Salun {
+            sparsity: 0.5,
+            epochs: Count::new(10),
+            batch_size: Count::new(16),
+            lr: Rate::new(1e-2),
+        }),
     ]
 }
 
@@ -150,11 +175,16 @@ fn baselines() -> Vec<AnyMethod> {
 /// Bad Teacher.
 fn every_baseline() -> Vec<AnyMethod> {
     let mut methods = baselines();
-    methods.push(AnyMethod::new(L1Sparse { lambda: 1e-2, epochs: 3, batch_size: 16, lr: 1e-2 }));
+    methods.push(AnyMethod::new(L1Sparse {
+        lambda: 1e-2,
+        epochs: Count::new(3),
+        batch_size: Count::new(16),
+        lr: Rate::new(1e-2),
+    }));
     methods.push(AnyMethod::new(crate::catalog::bad_teacher::BadTeacher {
-        epochs: 3,
-        lr: 1e-2,
-        batch_size: 32,
+        epochs: Count::new(3),
+        lr: Rate::new(1e-2),
+        batch_size: Count::new(32),
         ..Default::default()
     }));
     methods
@@ -181,7 +211,12 @@ fn every_baseline_forgets_keeps_the_rest_and_is_reproducible() {
     }
     // L1-sparse is fine-tuning on the remain set: it keeps the model and shrinks weights.
     let l1 = |lambda| {
-        let cfg = L1Sparse { lambda, epochs: 5, batch_size: 16, lr: 1e-2 };
+        let cfg = L1Sparse {
+            lambda,
+            epochs: Count::new(5),
+            batch_size: Count::new(16),
+            lr: Rate::new(1e-2),
+        };
         train(&AnyMethod::new(cfg), &data, &spec, Some(&original)).0
     };
     let norm = |m: &Classifier| m.flat_parameters().iter().map(|p| p.abs()).sum::<f32>();
@@ -194,7 +229,12 @@ fn every_baseline_forgets_keeps_the_rest_and_is_reproducible() {
 fn salun_changes_only_the_salient_weights() {
     let (data, spec) = fixture(300, 0.75);
     let (original, _) = train(&original(5), &data, &spec, None);
-    let cfg = Salun { sparsity: 0.2, epochs: 2, batch_size: 16, lr: 1e-2 };
+    let cfg = Salun {
+        sparsity: 0.2,
+        epochs: Count::new(2),
+        batch_size: Count::new(16),
+        lr: Rate::new(1e-2),
+    };
     let (model, _) = train(&AnyMethod::new(cfg), &data, &spec, Some(&original));
     let (a, b) = (original.flat_parameters(), model.flat_parameters());
     let changed = a.iter().zip(&b).filter(|(p, q)| p != q).count();
@@ -226,10 +266,10 @@ fn engines_agree_to_float_rounding() {
     let mi = AnyMethod::new(MiUnlearn {
         gamma: 4.0,
         grid: Grid::Product,
-        epochs: 2,
-        remain_batch_size: 32,
-        forget_batch_size: 8,
-        lr: 1e-3,
+        epochs: Count::new(2),
+        remain_batch_size: Count::new(32),
+        forget_batch_size: Count::new(8),
+        lr: Rate::new(1e-3),
     });
     let (a, ha) = run_with(Engine::Autograd, &original_3, None);
     let (am, hm) = run_with(Engine::Autograd, &mi, Some(&a));
@@ -271,11 +311,11 @@ fn baselines_agree_across_engines() {
     methods[3] = AnyMethod::new(Scrub {
         alpha: 0.001,
         temperature: 4.0,
-        epochs: 5,
+        epochs: Count::new(5),
         max_epochs: Some(0),
-        remain_batch_size: 32,
-        forget_batch_size: 8,
-        lr: 1e-2,
+        remain_batch_size: Count::new(32),
+        forget_batch_size: Count::new(8),
+        lr: Rate::new(1e-2),
     });
     let (data, spec, device) = (&data, &spec, Device::Cpu);
     let engine = Engine::Autograd;
@@ -563,8 +603,12 @@ const GOLDEN: [(&str, &str, [&str; 2]); 2] = [
 fn replicates_draw_their_own_streams() {
     let (data, spec) = fixture(300, 0.75);
     use rand::Rng as _;
-    let retrain =
-        AnyMethod::new(Retrain { epochs: 1, batch_size: 16, lr: 1e-2, ..Default::default() });
+    let retrain = AnyMethod::new(Retrain {
+        epochs: Count::new(1),
+        batch_size: Count::new(16),
+        lr: Rate::new(1e-2),
+        ..Default::default()
+    });
     let run = |replicate| {
         let (data, spec) = (&data, &spec);
         let engine = Engine::default();

@@ -10,7 +10,7 @@ use tch::{Device, Tensor};
 use crate::EpochStats;
 use crate::catalog::supervised::Original;
 use crate::engine::Engine;
-use crate::method::{AnyMethod, Context};
+use crate::method::{AnyMethod, Context, Count, Rate};
 use crate::tensors::{Data, Images};
 
 /// The autograd gradients of `loss(model)`, flattened layer by layer (weight `[out][in]`, then
@@ -95,5 +95,10 @@ pub(crate) fn train(
 
 /// The original model's method, `epochs` epochs at a rate for the small fixtures.
 pub(crate) fn original(epochs: usize) -> AnyMethod {
-    AnyMethod::new(Original { epochs, batch_size: 16, lr: 1e-2, ..Default::default() })
+    AnyMethod::new(Original {
+        epochs: Count::new(epochs),
+        batch_size: Count::new(16),
+        lr: Rate::new(1e-2),
+        ..Default::default()
+    })
 }

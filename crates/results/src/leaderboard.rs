@@ -40,30 +40,18 @@ pub fn build(
                     rows.iter().filter_map(|r| r.metric(c).map(|s| s.mean)).collect();
                 (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
             };
-            LeaderboardRow {
+            let mut row = LeaderboardRow {
                 rank: None,
                 ranked_by: Some(rank_by),
                 method,
                 parameters,
                 cells: rows.len(),
-                avg_gap: mean(Metric::AvgGap),
-                train_gap: mean(Metric::TrainGap),
-                forget_acc: mean(Metric::ForgetAcc),
-                remain_acc: mean(Metric::RemainAcc),
-                test_acc: mean(Metric::TestAcc),
-                ua: mean(Metric::Ua),
-                mia: mean(Metric::Mia),
-                rte: mean(Metric::Rte),
-                rte_speedup: mean(Metric::RteSpeedup),
-                tow: mean(Metric::Tow),
-                forget_quality: mean(Metric::ForgetQuality),
-                forget_quality_floor: mean(Metric::ForgetQualityFloor),
-                final_score: mean(Metric::FinalScore),
-                eps_median: mean(Metric::EpsMedian),
-                eps_p90: mean(Metric::EpsP90),
-                ulira_acc: mean(Metric::UliraAcc),
-                ulira_auc: mean(Metric::UliraAuc),
+                ..LeaderboardRow::default()
+            };
+            for &m in LeaderboardRow::METRICS {
+                row.set(m, mean(m));
             }
+            row
         })
         .collect();
     // The reference first, then by the ranking metric (runs without one, e.g. no reference

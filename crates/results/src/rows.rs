@@ -45,69 +45,136 @@ mod cell {
     }
 }
 
-/// One row of `runs.csv` (columns added later read as empty from older files). Accuracies are
-/// in %; `ua` is 100 - forget accuracy; `mia` the % of
-/// forget samples the membership-inference attack calls non-members and `mia_attack_acc`
-/// that attack's held-out accuracy; `ce` and `mi` the final epoch's mean training values;
-/// gaps are the run's value minus retrain's on the same seed, in points, `avg_gap` the mean
-/// of the four absolute gaps; `rte` the training's wall seconds and `rte_speedup` retrain's
-/// over it; `checkpoint` the model's cache key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunRow {
-    pub method: String,
-    #[serde(serialize_with = "cell::opt")]
-    pub gamma: Option<f64>,
-    pub epochs: usize,
-    pub params: String,
-    pub seed: u64,
-    /// Which of the seed's replicate runs (`[audit] replicates`); files written before
-    /// replicates existed have no such column and read as 0.
-    #[serde(default)]
-    pub replicate: usize,
-    /// The U-LiRA shadow it belongs to (`shadows.csv` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<usize>,
-    pub device: String,
-    #[serde(serialize_with = "cell::num")]
-    pub remain_acc: f64,
-    #[serde(serialize_with = "cell::num")]
-    pub forget_acc: f64,
-    #[serde(serialize_with = "cell::num")]
-    pub test_acc: f64,
-    #[serde(serialize_with = "cell::num")]
-    pub ua: f64,
-    #[serde(serialize_with = "cell::opt")]
-    pub mia: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub mia_attack_acc: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub ce: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub mi: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub remain_gap: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub forget_gap: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub test_gap: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub mia_gap: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub avg_gap: Option<f64>,
-    /// Tug-of-War: the product over remain, forget and test of `1 - |acc - retrain's| / 100`.
-    #[serde(default, serialize_with = "cell::opt")]
-    pub tow: Option<f64>,
-    /// The two-sample Kolmogorov-Smirnov statistic and p-value between the forget examples'
-    /// confidences under this model and retrain's (audits only).
-    #[serde(default, serialize_with = "cell::opt")]
-    pub ks: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub ks_p: Option<f64>,
-    #[serde(serialize_with = "cell::two")]
-    pub rte: f64,
-    #[serde(serialize_with = "cell::opt_two")]
-    pub rte_speedup: Option<f64>,
-    pub checkpoint: String,
+/// A row type whose metric columns are tied to [`Metric`]: each field marked `=> Variant` is
+/// that metric's column (a test checks that its name is the metric's), and the row gets
+/// `METRICS` (its metrics in column order), `value(metric)` and `set(metric, value)` from
+/// those marks, so that no code restates which field holds which metric.
+macro_rules! metric_row {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty $(=> $metric:ident)?,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The metrics it has a column for, in column order.
+            pub const METRICS: &'static [Metric] = &[$($(Metric::$metric,)?)*];
+
+            /// Its value of `metric`, where it has a column for it.
+            pub fn value(&self, metric: Metric) -> Option<f64> {
+                match metric {
+                    $($(Metric::$metric => MetricCell::get(&self.$field),)?)*
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+
+            /// Sets its column of `metric` (no column: nothing).
+            pub fn set(&mut self, metric: Metric, value: Option<f64>) {
+                match metric {
+                    $($(Metric::$metric => MetricCell::put(&mut self.$field, value),)?)*
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                }
+            }
+        }
+    };
+}
+
+/// A metric's cell: always present (`f64`; set to NaN if given none) or optional.
+trait MetricCell {
+    fn get(&self) -> Option<f64>;
+    fn put(&mut self, value: Option<f64>);
+}
+
+impl MetricCell for f64 {
+    fn get(&self) -> Option<f64> {
+        Some(*self)
+    }
+    fn put(&mut self, value: Option<f64>) {
+        *self = value.unwrap_or(f64::NAN);
+    }
+}
+
+impl MetricCell for Option<f64> {
+    fn get(&self) -> Option<f64> {
+        *self
+    }
+    fn put(&mut self, value: Option<f64>) {
+        *self = value;
+    }
+}
+
+metric_row! {
+    /// One row of `runs.csv` (columns added later read as empty from older files). Accuracies are
+    /// in %; `ua` is 100 - forget accuracy; `mia` the % of
+    /// forget samples the membership-inference attack calls non-members and `mia_attack_acc`
+    /// that attack's held-out accuracy; `ce` and `mi` the final epoch's mean training values;
+    /// gaps are the run's value minus retrain's on the same seed, in points, `avg_gap` the mean
+    /// of the four absolute gaps; `rte` the training's wall seconds and `rte_speedup` retrain's
+    /// over it; `checkpoint` the model's cache key.
+    pub struct RunRow {
+        pub method: String,
+        #[serde(serialize_with = "cell::opt")]
+        pub gamma: Option<f64>,
+        pub epochs: usize,
+        pub params: String,
+        pub seed: u64,
+        /// Which of the seed's replicate runs (`[audit] replicates`); files written before
+        /// replicates existed have no such column and read as 0.
+        #[serde(default)]
+        pub replicate: usize,
+        /// The U-LiRA shadow it belongs to (`shadows.csv` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub shadow: Option<usize>,
+        pub device: String,
+        #[serde(serialize_with = "cell::num")]
+        pub remain_acc: f64 => RemainAcc,
+        #[serde(serialize_with = "cell::num")]
+        pub forget_acc: f64 => ForgetAcc,
+        #[serde(serialize_with = "cell::num")]
+        pub test_acc: f64 => TestAcc,
+        #[serde(serialize_with = "cell::num")]
+        pub ua: f64 => Ua,
+        #[serde(serialize_with = "cell::opt")]
+        pub mia: Option<f64> => Mia,
+        #[serde(serialize_with = "cell::opt")]
+        pub mia_attack_acc: Option<f64> => MiaAttackAcc,
+        #[serde(serialize_with = "cell::opt")]
+        pub ce: Option<f64>,
+        #[serde(serialize_with = "cell::opt")]
+        pub mi: Option<f64> => Mi,
+        #[serde(serialize_with = "cell::opt")]
+        pub remain_gap: Option<f64> => RemainGap,
+        #[serde(serialize_with = "cell::opt")]
+        pub forget_gap: Option<f64> => ForgetGap,
+        #[serde(serialize_with = "cell::opt")]
+        pub test_gap: Option<f64> => TestGap,
+        #[serde(serialize_with = "cell::opt")]
+        pub mia_gap: Option<f64> => MiaGap,
+        #[serde(serialize_with = "cell::opt")]
+        pub avg_gap: Option<f64> => AvgGap,
+        /// Tug-of-War: the product over remain, forget and test of `1 - |acc - retrain's| / 100`.
+        #[serde(default, serialize_with = "cell::opt")]
+        pub tow: Option<f64> => Tow,
+        /// The two-sample Kolmogorov-Smirnov statistic and p-value between the forget examples'
+        /// confidences under this model and retrain's (audits only).
+        #[serde(default, serialize_with = "cell::opt")]
+        pub ks: Option<f64> => Ks,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub ks_p: Option<f64> => Ksp,
+        #[serde(serialize_with = "cell::two")]
+        pub rte: f64 => Rte,
+        #[serde(serialize_with = "cell::opt_two")]
+        pub rte_speedup: Option<f64> => RteSpeedup,
+        pub checkpoint: String,
+    }
 }
 
 /// One row of `history.csv`: a run's accuracies after `epoch` and that epoch's mean training
@@ -295,45 +362,46 @@ impl std::fmt::Display for Metric {
     }
 }
 
-/// One row of `audit.csv`: a method and parameter set on one seed, scored on its population
-/// of replicates (forgetting quality) and of shadows (U-LiRA). Empty where the audit has no
-/// such population (or for retrain, the reference: its F columns hold only the floor).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AuditRow {
-    pub method: String,
-    #[serde(serialize_with = "cell::opt")]
-    pub gamma: Option<f64>,
-    pub epochs: usize,
-    pub params: String,
-    pub seed: u64,
-    /// Models per population (replicates; the identity's one model counts as that many).
-    pub models: usize,
-    /// Forget examples scored.
-    pub examples: usize,
-    #[serde(serialize_with = "cell::opt")]
-    pub forget_quality: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub forget_quality_floor: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub final_score: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub eps_median: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub eps_p90: Option<f64>,
-    /// Shadows in U-LiRA's population.
-    pub shadows: usize,
-    #[serde(serialize_with = "cell::opt")]
-    pub ulira_acc: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub ulira_auc: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub ulira_tpr1: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub ulira_tpr5: Option<f64>,
-    /// Attack decisions made (targets' forget and never-seen examples), and examples
-    /// skipped for having fewer than `min_members` IN or OUT shadows.
-    pub ulira_scored: usize,
-    pub ulira_skipped: usize,
+metric_row! {
+    /// One row of `audit.csv`: a method and parameter set on one seed, scored on its population
+    /// of replicates (forgetting quality) and of shadows (U-LiRA). Empty where the audit has no
+    /// such population (or for retrain, the reference: its F columns hold only the floor).
+    pub struct AuditRow {
+        pub method: String,
+        #[serde(serialize_with = "cell::opt")]
+        pub gamma: Option<f64>,
+        pub epochs: usize,
+        pub params: String,
+        pub seed: u64,
+        /// Models per population (replicates; the identity's one model counts as that many).
+        pub models: usize,
+        /// Forget examples scored.
+        pub examples: usize,
+        #[serde(serialize_with = "cell::opt")]
+        pub forget_quality: Option<f64> => ForgetQuality,
+        #[serde(serialize_with = "cell::opt")]
+        pub forget_quality_floor: Option<f64> => ForgetQualityFloor,
+        #[serde(serialize_with = "cell::opt")]
+        pub final_score: Option<f64> => FinalScore,
+        #[serde(serialize_with = "cell::opt")]
+        pub eps_median: Option<f64> => EpsMedian,
+        #[serde(serialize_with = "cell::opt")]
+        pub eps_p90: Option<f64> => EpsP90,
+        /// Shadows in U-LiRA's population.
+        pub shadows: usize,
+        #[serde(serialize_with = "cell::opt")]
+        pub ulira_acc: Option<f64> => UliraAcc,
+        #[serde(serialize_with = "cell::opt")]
+        pub ulira_auc: Option<f64> => UliraAuc,
+        #[serde(serialize_with = "cell::opt")]
+        pub ulira_tpr1: Option<f64> => UliraTpr1,
+        #[serde(serialize_with = "cell::opt")]
+        pub ulira_tpr5: Option<f64> => UliraTpr5,
+        /// Attack decisions made (targets' forget and never-seen examples), and examples
+        /// skipped for having fewer than `min_members` IN or OUT shadows.
+        pub ulira_scored: usize,
+        pub ulira_skipped: usize,
+    }
 }
 
 /// What a method is to the others (`methods.csv`'s `role`): figures and tables know methods by
@@ -381,74 +449,52 @@ pub struct EpsilonRow {
     pub examples: usize,
 }
 
-/// One row of `leaderboard.csv`: a method and parameter set, its summary metrics averaged
-/// over the cells it ran in.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LeaderboardRow {
-    /// 1 for the best; empty for retrain (the reference) and for runs without the metric.
-    pub rank: Option<usize>,
-    /// The metric ranked by (`avg_gap` or `train_gap`).
-    pub ranked_by: Option<Metric>,
-    pub method: String,
-    pub parameters: String,
-    pub cells: usize,
-    #[serde(serialize_with = "cell::opt")]
-    pub avg_gap: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub train_gap: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub forget_acc: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub remain_acc: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub test_acc: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub ua: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub mia: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub rte: Option<f64>,
-    #[serde(serialize_with = "cell::opt")]
-    pub rte_speedup: Option<f64>,
-    /// The audit's metrics, where the cells had an `[audit]` (see [`Metric`]).
-    #[serde(default, serialize_with = "cell::opt")]
-    pub tow: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub forget_quality: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub forget_quality_floor: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub final_score: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub eps_median: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub eps_p90: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub ulira_acc: Option<f64>,
-    #[serde(default, serialize_with = "cell::opt")]
-    pub ulira_auc: Option<f64>,
-}
-
-impl AuditRow {
-    /// Its value of a population metric ([`Metric::of_population`]); `None` for the others.
-    pub fn value(&self, metric: Metric) -> Option<f64> {
-        self.field(metric).copied().flatten()
-    }
-
-    /// Its column for `metric`, if it has one.
-    fn field(&self, metric: Metric) -> Option<&Option<f64>> {
-        Some(match metric {
-            Metric::ForgetQuality => &self.forget_quality,
-            Metric::ForgetQualityFloor => &self.forget_quality_floor,
-            Metric::FinalScore => &self.final_score,
-            Metric::EpsMedian => &self.eps_median,
-            Metric::EpsP90 => &self.eps_p90,
-            Metric::UliraAcc => &self.ulira_acc,
-            Metric::UliraAuc => &self.ulira_auc,
-            Metric::UliraTpr1 => &self.ulira_tpr1,
-            Metric::UliraTpr5 => &self.ulira_tpr5,
-            _ => return None,
-        })
+metric_row! {
+    /// One row of `leaderboard.csv`: a method and parameter set, its summary metrics averaged
+    /// over the cells it ran in.
+    pub struct LeaderboardRow {
+        /// 1 for the best; empty for retrain (the reference) and for runs without the metric.
+        pub rank: Option<usize>,
+        /// The metric ranked by (`avg_gap` or `train_gap`).
+        pub ranked_by: Option<Metric>,
+        pub method: String,
+        pub parameters: String,
+        pub cells: usize,
+        #[serde(serialize_with = "cell::opt")]
+        pub avg_gap: Option<f64> => AvgGap,
+        #[serde(serialize_with = "cell::opt")]
+        pub train_gap: Option<f64> => TrainGap,
+        #[serde(serialize_with = "cell::opt")]
+        pub forget_acc: Option<f64> => ForgetAcc,
+        #[serde(serialize_with = "cell::opt")]
+        pub remain_acc: Option<f64> => RemainAcc,
+        #[serde(serialize_with = "cell::opt")]
+        pub test_acc: Option<f64> => TestAcc,
+        #[serde(serialize_with = "cell::opt")]
+        pub ua: Option<f64> => Ua,
+        #[serde(serialize_with = "cell::opt")]
+        pub mia: Option<f64> => Mia,
+        #[serde(serialize_with = "cell::opt")]
+        pub rte: Option<f64> => Rte,
+        #[serde(serialize_with = "cell::opt")]
+        pub rte_speedup: Option<f64> => RteSpeedup,
+        /// The audit's metrics, where the cells had an `[audit]` (see [`Metric`]).
+        #[serde(default, serialize_with = "cell::opt")]
+        pub tow: Option<f64> => Tow,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub forget_quality: Option<f64> => ForgetQuality,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub forget_quality_floor: Option<f64> => ForgetQualityFloor,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub final_score: Option<f64> => FinalScore,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub eps_median: Option<f64> => EpsMedian,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub eps_p90: Option<f64> => EpsP90,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub ulira_acc: Option<f64> => UliraAcc,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub ulira_auc: Option<f64> => UliraAuc,
     }
 }
 
@@ -473,7 +519,7 @@ impl Metric {
     /// Whether it is a property of a population of runs (an audit's, per seed: `audit.csv`)
     /// rather than of each run: whether `audit.csv` has a column for it.
     pub fn of_population(self) -> bool {
-        AuditRow::default().field(self).is_some()
+        AuditRow::METRICS.contains(&self)
     }
 
     /// What an experiment needs for this metric to have a value.
@@ -489,32 +535,6 @@ impl Metric {
             ForgetQualityFloor => Needs::Replicates(4),
             UliraAcc | UliraAuc | UliraTpr1 | UliraTpr5 => Needs::Shadows,
             Mi => Needs::MiEstimate,
-        }
-    }
-}
-
-impl LeaderboardRow {
-    /// The cell mean of `metric`, for the metrics it has a column for (`None` otherwise).
-    pub fn value(&self, metric: Metric) -> Option<f64> {
-        match metric {
-            Metric::AvgGap => self.avg_gap,
-            Metric::TrainGap => self.train_gap,
-            Metric::ForgetAcc => self.forget_acc,
-            Metric::RemainAcc => self.remain_acc,
-            Metric::TestAcc => self.test_acc,
-            Metric::Ua => self.ua,
-            Metric::Mia => self.mia,
-            Metric::Rte => self.rte,
-            Metric::RteSpeedup => self.rte_speedup,
-            Metric::Tow => self.tow,
-            Metric::ForgetQuality => self.forget_quality,
-            Metric::ForgetQualityFloor => self.forget_quality_floor,
-            Metric::FinalScore => self.final_score,
-            Metric::EpsMedian => self.eps_median,
-            Metric::EpsP90 => self.eps_p90,
-            Metric::UliraAcc => self.ulira_acc,
-            Metric::UliraAuc => self.ulira_auc,
-            _ => None,
         }
     }
 }
@@ -571,4 +591,34 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
         .enumerate()
         .map(|(i, row)| row.with_context(|| format!("{}: malformed row {}", path.display(), i + 2)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every column a row type marks as a metric's is named like that metric, and holds what
+    /// `set` puts there.
+    #[test]
+    fn metric_columns_are_named_for_their_metrics() {
+        fn check<T: Serialize + Default>(
+            metrics: &[Metric],
+            set: fn(&mut T, Metric, Option<f64>),
+            value: fn(&T, Metric) -> Option<f64>,
+        ) {
+            let header = header::<T>();
+            for (i, &m) in metrics.iter().enumerate() {
+                assert!(header.contains(&m.name().to_owned()), "{m} is not a column: {header:?}");
+                let mut row = T::default();
+                set(&mut row, m, Some(i as f64 + 0.5));
+                assert_eq!(value(&row, m), Some(i as f64 + 0.5), "{m}");
+            }
+        }
+        check(RunRow::METRICS, RunRow::set, RunRow::value);
+        check(AuditRow::METRICS, AuditRow::set, AuditRow::value);
+        check(LeaderboardRow::METRICS, LeaderboardRow::set, LeaderboardRow::value);
+        assert_eq!(RunRow::METRICS.len(), 17);
+        assert!(Metric::ForgetQuality.of_population() && !Metric::ForgetAcc.of_population());
+        assert_eq!(RunRow::default().value(Metric::TrainGap), None, "no column: no value");
+    }
 }

@@ -85,7 +85,8 @@ pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Meas
             let (data, spec, device) = (&data, &mlp, tch::Device::Cpu);
             let mut ctx =
                 Context { data, spec, seed: 0, replicate: 0, device, engine, original: None };
-            let epochs = opts.epochs + 1;
+            let epochs = methods::Count::try_from(opts.epochs as i64 + 1)
+                .map_err(|e| anyhow::anyhow!("--epochs {e}"))?;
             let train = AnyMethod::new(Original { epochs, ..Original::default() });
             let (train_s, original) = epoch_times(&train, &ctx);
             ctx.original = Some(&original);

@@ -41,6 +41,8 @@ use serde::{Deserialize, Serialize};
 
 use results::fsutil::{unique_number, write_atomic};
 
+use data::dataset::sha256_hex;
+
 use crate::execution::owner::{self, alive, hostname};
 
 /// The cache layout version (the folder name); bump to abandon old entries.
@@ -236,7 +238,7 @@ fn parse_holder(text: &str) -> Option<Holder> {
 /// holder whose lock was taken over cannot remove its successor's. `None` if another process
 /// holds the claim or the lock has changed.
 fn with_claim<T>(path: &Path, text: &[u8], change: impl FnOnce() -> T) -> Option<T> {
-    let id = &crate::execution::plan::sha256_hex_bytes(text)[..16];
+    let id = &sha256_hex(text)[..16];
     let name = path.file_name()?.to_str()?;
     let claim = path.with_file_name(format!("{name}.{id}.claim"));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
@@ -308,7 +310,7 @@ impl Cache {
         let model = self.model_path(key);
         match std::fs::read(&model) {
             Ok(bytes) => {
-                let actual = crate::execution::plan::sha256_hex_bytes(&bytes);
+                let actual = sha256_hex(&bytes);
                 if actual != record.model_sha256 {
                     return Ok(Entry::Corrupt(format!(
                         "{} has SHA-256 {actual}, its record says {}",
@@ -478,8 +480,7 @@ impl Cache {
             let model_file = tmp.join("model.safetensors");
             model.save(&model_file)?;
             std::fs::File::open(&model_file)?.sync_all()?;
-            record.model_sha256 =
-                crate::execution::plan::sha256_hex_bytes(&std::fs::read(&model_file)?);
+            record.model_sha256 = sha256_hex(&std::fs::read(&model_file)?);
             write_atomic(&tmp.join("record.json"), &serde_json::to_vec_pretty(&record)?)?;
             match std::fs::rename(&tmp, &entry) {
                 Ok(()) => results::fsutil::sync_dir(&self.root.join("models")),
@@ -499,7 +500,7 @@ impl Cache {
     }
 
     fn eval_path(&self, model_key: &str, split_key: &str) -> PathBuf {
-        let key = crate::execution::plan::sha256_hex(&format!("{model_key}\n{split_key}\n"));
+        let key = sha256_hex(format!("{model_key}\n{split_key}\n").as_bytes());
         self.root.join("evals").join(format!("{key}.json"))
     }
 

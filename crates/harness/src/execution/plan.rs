@@ -26,8 +26,8 @@
 //! So changing gamma changes only MI-unlearn keys, and changing the forget set leaves the
 //! original models cached.
 
+use data::dataset::sha256_hex;
 use methods::{AnyMethod, Role};
-use sha2::{Digest, Sha256};
 
 use crate::execution::device::Resolved;
 use crate::execution::external::{DataFiles, External};
@@ -171,11 +171,12 @@ struct Run {
 /// evaluations.
 pub fn split_key(exp: &Experiment, data_fingerprint: &str, job: &Job) -> String {
     let shadow = job.shadow.map_or_else(String::new, |s| format!("shadow {s}\n"));
-    sha256_hex(&format!(
+    let text = format!(
         "schema {SCHEMA}\ndata {data_fingerprint}\nsplit {}\nseed {}\n{shadow}",
         split_line(exp),
         job.seed
-    ))
+    );
+    sha256_hex(text.as_bytes())
 }
 
 /// `class=3 fraction=0.75`, or `class=all fraction=0.1` for a random subset across classes.
@@ -231,21 +232,13 @@ fn job(
         seed,
         replicate,
         shadow,
-        key: sha256_hex(&d),
+        key: sha256_hex(d.as_bytes()),
         upstream,
         description: d,
         engine,
         // The first device; the runner moves each job to its worker's GPU.
         device: device.device,
     }
-}
-
-pub fn sha256_hex(text: &str) -> String {
-    sha256_hex_bytes(text.as_bytes())
-}
-
-pub fn sha256_hex_bytes(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -324,7 +317,7 @@ mod tests {
         let autograd = plan_with("engine = \"autograd\"\n", "[1, 4]", "0.75");
         assert_eq!(keys(&autograd, "original")[0], PINNED_AUTOGRAD_KEY);
         assert_eq!(keys(&base, "original")[0], PINNED_NATIVE_KEY);
-        assert_eq!(keys(&base, "original")[0], sha256_hex(&base.jobs[0].description));
+        assert_eq!(keys(&base, "original")[0], sha256_hex(base.jobs[0].description.as_bytes()));
         assert!(
             base.jobs[0]
                 .description

@@ -140,7 +140,9 @@ fn rejects_unknown_keys_and_wrong_types_with_line_and_file() {
     );
     check_err(
         &MINIMAL.replace("epochs = 5", "epochs = \"5\""),
-        &["`methods.mi_unlearn.epochs` invalid type: string \"5\", expected usize (line 14)"],
+        &[
+            "`methods.mi_unlearn.epochs` invalid type: string \"5\", expected a whole number >= 1 (line 14)",
+        ],
     );
     check_err(
         &format!("{MINIMAL}\n[methods.sisa]\nshards = 4\n"),
@@ -229,7 +231,7 @@ fn baselines_take_their_papers_defaults_and_reject_keys_they_do_not_have() {
         "in the catalog's order"
     );
     let scrub = exp.methods.iter().find(|m| m.name() == "scrub").unwrap();
-    let four = Scrub { epochs: 4, max_epochs: Some(2), ..Default::default() };
+    let four = Scrub { epochs: methods::Count::new(4), max_epochs: Some(2), ..Default::default() };
     assert_eq!(scrub, &AnyMethod::new(four));
     let salun = exp.methods.iter().find(|m| m.name() == "salun").unwrap();
     assert_eq!(salun, &AnyMethod::new(Salun { sparsity: 0.3, ..Default::default() }));

@@ -89,6 +89,42 @@ fn speedup(r: &RunResult, vs: Option<&VsRetrain>) -> Option<f64> {
     if r.job.method.role() == Role::Reference { Some(1.0) } else { vs.map(|v| v.speedup) }
 }
 
+/// A run's value of a per-run metric (`None` for a population metric, which comes from the
+/// audit's rows: `Metric::of_population`), given how it compares with the reference.
+fn run_metric(
+    r: &RunResult,
+    vs: Option<&VsRetrain>,
+    audit: Option<&Audit>,
+    m: Metric,
+) -> Option<f64> {
+    let gap = |k: usize| vs.and_then(|v| v.gaps[k]);
+    match m {
+        Metric::RemainAcc => Some(r.accuracy.remain),
+        Metric::ForgetAcc => Some(r.accuracy.forget),
+        Metric::TestAcc => Some(r.accuracy.test),
+        Metric::Ua => Some(100.0 - r.accuracy.forget),
+        Metric::Mia => r.accuracy.mia,
+        Metric::MiaAttackAcc => r.accuracy.mia_attack_acc,
+        Metric::Mi => final_stats(r).1,
+        Metric::RemainGap => gap(0),
+        Metric::ForgetGap => gap(1),
+        Metric::TestGap => gap(2),
+        Metric::MiaGap => gap(3),
+        Metric::RemainAbsGap => gap(0).map(f64::abs),
+        Metric::ForgetAbsGap => gap(1).map(f64::abs),
+        Metric::TestAbsGap => gap(2).map(f64::abs),
+        Metric::MiaAbsGap => gap(3).map(f64::abs),
+        Metric::AvgGap => vs.and_then(VsRetrain::avg_gap),
+        Metric::Tow => vs.and_then(VsRetrain::tow),
+        Metric::Ks => audit.and_then(|a| a.ks(&r.job)).map(|k| k.0),
+        Metric::Ksp => audit.and_then(|a| a.ks(&r.job)).map(|k| k.1),
+        Metric::TrainGap => vs.and_then(VsRetrain::train_gap),
+        Metric::Rte => Some(r.record.seconds),
+        Metric::RteSpeedup => speedup(r, vs),
+        _ => None,
+    }
+}
+
 /// Groups runs by method and parameters, in plan order; population metrics come from the
 /// audit's rows (one per seed), the others from the runs.
 pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow> {
@@ -98,36 +134,6 @@ pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow
         .map(|method| {
             let runs: Vec<usize> =
                 (0..results.len()).filter(|&i| &results[i].job.method == method).collect();
-            let value = |metric: Metric, i: usize| -> Option<f64> {
-                let (r, vs) = (&results[i], vs[i].as_ref());
-                let gap = |k: usize| vs.and_then(|v| v.gaps[k]);
-                match metric {
-                    Metric::RemainAcc => Some(r.accuracy.remain),
-                    Metric::ForgetAcc => Some(r.accuracy.forget),
-                    Metric::TestAcc => Some(r.accuracy.test),
-                    Metric::Ua => Some(100.0 - r.accuracy.forget),
-                    Metric::Mia => r.accuracy.mia,
-                    Metric::MiaAttackAcc => r.accuracy.mia_attack_acc,
-                    Metric::Mi => final_stats(r).1,
-                    Metric::RemainGap => gap(0),
-                    Metric::ForgetGap => gap(1),
-                    Metric::TestGap => gap(2),
-                    Metric::MiaGap => gap(3),
-                    Metric::RemainAbsGap => gap(0).map(f64::abs),
-                    Metric::ForgetAbsGap => gap(1).map(f64::abs),
-                    Metric::TestAbsGap => gap(2).map(f64::abs),
-                    Metric::MiaAbsGap => gap(3).map(f64::abs),
-                    Metric::AvgGap => vs.and_then(VsRetrain::avg_gap),
-                    Metric::Tow => vs.and_then(VsRetrain::tow),
-                    Metric::Ks => audit.and_then(|a| a.ks(&r.job)).map(|k| k.0),
-                    Metric::Ksp => audit.and_then(|a| a.ks(&r.job)).map(|k| k.1),
-                    Metric::TrainGap => vs.and_then(VsRetrain::train_gap),
-                    Metric::Rte => Some(r.record.seconds),
-                    Metric::RteSpeedup => speedup(r, vs),
-                    // Population metrics: from the audit's rows (`Metric::of_population`).
-                    _ => None,
-                }
-            };
             let mut row = SummaryRow {
                 method: method.name().to_owned(),
                 gamma: gamma(method),
@@ -154,7 +160,9 @@ pub fn summarize(results: &[RunResult], audit: Option<&Audit>) -> Vec<SummaryRow
                 let values: Option<Vec<f64>> = if m.of_population() {
                     audit_rows.iter().map(|a| a.value(m)).collect()
                 } else {
-                    runs.iter().map(|&i| value(m, i)).collect()
+                    runs.iter()
+                        .map(|&i| run_metric(&results[i], vs[i].as_ref(), audit, m))
+                        .collect()
                 };
                 row.set(m, values.filter(|v| !v.is_empty()).map(|v| Stat::of(&v)));
             }
@@ -174,11 +182,8 @@ pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
         .iter()
         .zip(vs_retrain(results))
         .map(|(r, vs)| {
-            let ks = audit.and_then(|a| a.ks(&r.job));
-            let (ce, mi) = final_stats(r);
-            let gap = |k: usize| vs.as_ref().and_then(|v| v.gaps[k]);
-            let (a, m) = (&r.accuracy, &r.job.method);
-            RunRow {
+            let m = &r.job.method;
+            let mut row = RunRow {
                 method: m.name().to_owned(),
                 gamma: gamma(m),
                 epochs: m.epochs(),
@@ -187,26 +192,14 @@ pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
                 replicate: r.job.replicate,
                 shadow: r.job.shadow,
                 device: crate::execution::device::label(r.job.device),
-                remain_acc: a.remain,
-                forget_acc: a.forget,
-                test_acc: a.test,
-                ua: 100.0 - a.forget,
-                mia: a.mia,
-                mia_attack_acc: a.mia_attack_acc,
-                ce,
-                mi,
-                remain_gap: gap(0),
-                forget_gap: gap(1),
-                test_gap: gap(2),
-                mia_gap: gap(3),
-                avg_gap: vs.as_ref().and_then(VsRetrain::avg_gap),
-                tow: vs.as_ref().and_then(VsRetrain::tow),
-                ks: ks.map(|k| k.0),
-                ks_p: ks.map(|k| k.1),
-                rte: r.record.seconds,
-                rte_speedup: speedup(r, vs.as_ref()),
+                ce: final_stats(r).0,
                 checkpoint: r.job.key.clone(),
+                ..RunRow::default()
+            };
+            for &metric in RunRow::METRICS {
+                row.set(metric, run_metric(r, vs.as_ref(), audit, metric));
             }
+            row
         })
         .collect()
 }

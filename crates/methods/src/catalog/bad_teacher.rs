@@ -9,14 +9,14 @@ use model::Classifier;
 use serde::{Deserialize, Serialize};
 use crate::kit::{Group, Objective, Schedule, Teacher, Term, for_batches, train};
 use crate::loops::OnEpoch;
-use crate::method::{Context, Invalid, Method};
+use crate::method::{Count, Rate, Context, Invalid, Method};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BadTeacher {
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
+    pub epochs: Count,
+    pub lr: Rate,
+    pub batch_size: Count,
     /// The part of the remain set distilled from the competent teacher (drawn once per run).
     pub remain_fraction: f64,
     pub temperature: f64,
@@ -26,7 +26,7 @@ impl Default for BadTeacher {
     /// The paper's code: one epoch at lr 1e-4 (Adam), batches of 256, 30% of the remain set,
     /// temperature 1.
     fn default() -> Self {
-        Self { epochs: 1, lr: 1e-4, batch_size: 256, remain_fraction: 0.3, temperature: 1.0 }
+        Self { epochs: Count::new(1), lr: Rate::new(1e-4), batch_size: Count::new(256), remain_fraction: 0.3, temperature: 1.0 }
     }
 }
 
@@ -34,7 +34,7 @@ impl Method for BadTeacher {
     const NAME: &'static str = "bad_teacher";
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn check(&self) -> Result<(), Invalid> {
@@ -78,6 +78,7 @@ impl Method for BadTeacher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::method::{Count, Rate};
     use crate::engine::{Engine, evaluate};
     use crate::method::AnyMethod;
     use crate::testutil::{fixture, original, train};
@@ -87,7 +88,7 @@ mod tests {
         let (data, spec) = fixture(600, 0.75);
         let (first, _) = train(&original(10), &data, &spec, None);
         let before = evaluate(&first, &data, Engine::default());
-        let method = BadTeacher { epochs: 5, lr: 1e-2, batch_size: 32, ..Default::default() };
+        let method = BadTeacher { epochs: Count::new(5), lr: Rate::new(1e-2), batch_size: Count::new(32), ..Default::default() };
         let method = AnyMethod::new(method);
         let (model, history) = train(&method, &data, &spec, Some(&first));
         let after = evaluate(&model, &data, Engine::default());

@@ -5,23 +5,23 @@ use model::Classifier;
 use serde::{Deserialize, Serialize};
 
 use crate::loops::OnEpoch;
-use crate::method::{Context, Method};
+use crate::method::{Count, Rate, Context, Method};
 
 use crate::kit::{Group, Objective, Schedule, Term, for_batches, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GradAscent {
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
+    pub epochs: Count,
+    pub lr: Rate,
+    pub batch_size: Count,
 }
 
 impl Default for GradAscent {
     /// One pass over the forget set at a small rate (ascent has no floor: more drives the
     /// model to predict no digit at all); the rate from experiments/benchmark_search.toml.
     fn default() -> Self {
-        Self { epochs: 1, batch_size: 64, lr: 3e-5 }
+        Self { epochs: Count::new(1), batch_size: Count::new(64), lr: Rate::new(3e-5) }
     }
 }
 
@@ -29,7 +29,7 @@ impl Method for GradAscent {
     const NAME: &'static str = "grad_ascent";
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {

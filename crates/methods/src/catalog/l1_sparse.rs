@@ -7,22 +7,22 @@ use model::Classifier;
 use serde::{Deserialize, Serialize};
 
 use crate::loops::OnEpoch;
-use crate::method::{Context, Invalid, Method, canonical_key, non_negative};
+use crate::method::{Count, Rate, Context, Invalid, Method, canonical_key, non_negative};
 
 use crate::kit::{Group, Objective, Schedule, Term, for_batches, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct L1Sparse {
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
+    pub epochs: Count,
+    pub lr: Rate,
+    pub batch_size: Count,
     pub lambda: f64,
 }
 
 impl Default for L1Sparse {
     fn default() -> Self {
-        Self { lambda: 5e-5, epochs: 5, batch_size: 64, lr: 1e-3 }
+        Self { lambda: 5e-5, epochs: Count::new(5), batch_size: Count::new(64), lr: Rate::new(1e-3) }
     }
 }
 
@@ -30,7 +30,7 @@ impl Method for L1Sparse {
     const NAME: &'static str = "l1_sparse";
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn check(&self) -> Result<(), Invalid> {
@@ -51,7 +51,7 @@ impl Method for L1Sparse {
         let mut epoch = 0;
         train(&model, data, ctx.engine, Schedule::adam(self.epochs, self.lr), on_epoch, |step| {
             epoch += 1;
-            let lambda = self.lambda * (1.0 - (epoch - 1) as f64 / self.epochs as f64);
+            let lambda = self.lambda * (1.0 - (epoch - 1) as f64 / self.epochs.get() as f64);
             for_batches(data.remain(), self.batch_size, data, rng, |rows| {
                 let groups = [Group { rows, terms: &terms }];
                 step.step(&Objective { groups: &groups, l1: Some(lambda), record: true })

@@ -10,18 +10,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::kit::{Group, Objective, Schedule, Term, for_pairs, train};
 use crate::loops::OnEpoch;
-use crate::method::{Context, Invalid, Method, Swept, canonical_key};
+use crate::method::{Count, Rate, Context, Invalid, Method, Swept, canonical_key};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MiUnlearn {
     pub gamma: f64,
-    pub epochs: usize,
+    pub epochs: Count,
     /// How lists of `gamma` and `epochs` combine: every pair, or element by element.
     pub grid: Grid,
-    pub remain_batch_size: usize,
-    pub forget_batch_size: usize,
-    pub lr: f64,
+    pub remain_batch_size: Count,
+    pub forget_batch_size: Count,
+    pub lr: Rate,
 }
 
 /// How a section's lists combine (read by `Registration::expand`; not in the cache key).
@@ -38,11 +38,11 @@ impl Default for MiUnlearn {
     fn default() -> Self {
         Self {
             gamma: 4.0,
-            epochs: 5,
+            epochs: Count::new(5),
             grid: Grid::Product,
-            remain_batch_size: 64,
-            forget_batch_size: 16,
-            lr: 1e-3,
+            remain_batch_size: Count::new(64),
+            forget_batch_size: Count::new(16),
+            lr: Rate::new(1e-3),
         }
     }
 }
@@ -54,7 +54,7 @@ impl Method for MiUnlearn {
         Some(Swept { parameter: "gamma", about: "weight of the MI penalty", title: "MI-unlearn" });
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn check(&self) -> Result<(), Invalid> {

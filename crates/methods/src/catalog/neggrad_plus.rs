@@ -6,17 +6,17 @@ use model::Classifier;
 use serde::{Deserialize, Serialize};
 
 use crate::loops::OnEpoch;
-use crate::method::{Context, Invalid, Method, non_negative};
+use crate::method::{Count, Rate, Context, Invalid, Method, non_negative};
 
 use crate::kit::{Group, Objective, Schedule, Term, for_pairs, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NegGradPlus {
-    pub epochs: usize,
-    pub lr: f64,
-    pub remain_batch_size: usize,
-    pub forget_batch_size: usize,
+    pub epochs: Count,
+    pub lr: Rate,
+    pub remain_batch_size: Count,
+    pub forget_batch_size: Count,
     pub alpha: f64,
 }
 
@@ -24,7 +24,7 @@ impl Default for NegGradPlus {
     /// MI-unlearn's batches and epochs; alpha from experiments/benchmark_search.toml (larger
     /// values wipe out the remain accuracy on this MLP).
     fn default() -> Self {
-        Self { alpha: 0.01, epochs: 5, remain_batch_size: 64, forget_batch_size: 16, lr: 1e-4 }
+        Self { alpha: 0.01, epochs: Count::new(5), remain_batch_size: Count::new(64), forget_batch_size: Count::new(16), lr: Rate::new(1e-4) }
     }
 }
 
@@ -32,7 +32,7 @@ impl Method for NegGradPlus {
     const NAME: &'static str = "neggrad_plus";
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn check(&self) -> Result<(), Invalid> {

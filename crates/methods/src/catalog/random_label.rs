@@ -6,21 +6,21 @@ use model::Classifier;
 use serde::{Deserialize, Serialize};
 
 use crate::loops::OnEpoch;
-use crate::method::{Context, Method};
+use crate::method::{Count, Rate, Context, Method};
 
 use crate::kit::{Group, Labels, Objective, Schedule, Term, for_batches, random_wrong_labels, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RandomLabel {
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
+    pub epochs: Count,
+    pub lr: Rate,
+    pub batch_size: Count,
 }
 
 impl Default for RandomLabel {
     fn default() -> Self {
-        Self { epochs: 2, batch_size: 64, lr: 1e-4 }
+        Self { epochs: Count::new(2), batch_size: Count::new(64), lr: Rate::new(1e-4) }
     }
 }
 
@@ -28,7 +28,7 @@ impl Method for RandomLabel {
     const NAME: &'static str = "random_label";
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {

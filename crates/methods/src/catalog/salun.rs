@@ -12,14 +12,14 @@ use crate::kit::{
     train,
 };
 use crate::loops::OnEpoch;
-use crate::method::{Context, Invalid, Method};
+use crate::method::{Count, Rate, Context, Invalid, Method};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Salun {
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
+    pub epochs: Count,
+    pub lr: Rate,
+    pub batch_size: Count,
     /// The fraction of weights that may change.
     pub sparsity: f64,
 }
@@ -27,7 +27,7 @@ pub struct Salun {
 impl Default for Salun {
     /// The paper's 50% mask with random-label unlearning as in [`super::random_label`].
     fn default() -> Self {
-        Self { sparsity: 0.5, epochs: 2, batch_size: 64, lr: 1e-4 }
+        Self { sparsity: 0.5, epochs: Count::new(2), batch_size: Count::new(64), lr: Rate::new(1e-4) }
     }
 }
 
@@ -35,7 +35,7 @@ impl Method for Salun {
     const NAME: &'static str = "salun";
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn check(&self) -> Result<(), Invalid> {
@@ -53,7 +53,7 @@ impl Method for Salun {
         let terms = [Term::CrossEntropy { weight: 1.0, labels: Labels::Table(&labels) }];
         let pool = data.all_train();
         let salient = Saliency { pool: data.forget(), sparsity: self.sparsity };
-        let optimizer = Optimizer { lr: self.lr, salient: Some(salient) };
+        let optimizer = Optimizer { lr: self.lr.get(), salient: Some(salient) };
         let schedule = Schedule { epochs: self.epochs, optimizer };
         train(&model, data, ctx.engine, schedule, on_epoch, |step| {
             for_batches(&pool, self.batch_size, data, rng, |rows| {

@@ -10,15 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::kit::{Group, Objective, Schedule, Teacher, Term, for_batches, train};
 use crate::loops::OnEpoch;
-use crate::method::{Context, Invalid, Method, non_negative};
+use crate::method::{Count, Rate, Context, Invalid, Method, non_negative};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scrub {
-    pub epochs: usize,
-    pub lr: f64,
-    pub remain_batch_size: usize,
-    pub forget_batch_size: usize,
+    pub epochs: Count,
+    pub lr: Rate,
+    pub remain_batch_size: Count,
+    pub forget_batch_size: Count,
     pub alpha: f64,
     pub temperature: f64,
     /// Epochs that start with a max-step pass over the forget set (default: 2, at most
@@ -35,11 +35,11 @@ impl Default for Scrub {
         Self {
             alpha: 0.001,
             temperature: 4.0,
-            epochs: 3,
+            epochs: Count::new(3),
             max_epochs: None,
-            remain_batch_size: 64,
-            forget_batch_size: 16,
-            lr: 1e-5,
+            remain_batch_size: Count::new(64),
+            forget_batch_size: Count::new(16),
+            lr: Rate::new(1e-5),
         }
     }
 }
@@ -48,11 +48,11 @@ impl Method for Scrub {
     const NAME: &'static str = "scrub";
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn complete(&mut self) {
-        self.max_epochs.get_or_insert(self.epochs.min(2));
+        self.max_epochs.get_or_insert(self.epochs.get().min(2));
     }
 
     fn check(&self) -> Result<(), Invalid> {
@@ -64,7 +64,7 @@ impl Method for Scrub {
             ));
         }
         match self.max_epochs {
-            Some(m) if m > self.epochs => Err(Invalid::new(
+            Some(m) if m > self.epochs.get() => Err(Invalid::new(
                 "max_epochs",
                 format!("is {m}, more than the {} epochs", self.epochs),
             )),

@@ -10,15 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::kit::{Group, Objective, Schedule, Term, for_batches, train};
 use crate::loops::OnEpoch;
-use crate::method::{Context, Method, Role, Start};
+use crate::method::{Count, Rate, Context, Method, Role, Start};
 
 /// One use of `train_model`, [`Use`] saying which.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, bound = "")]
 pub struct Supervised<U: Use> {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
+    pub epochs: Count,
+    pub batch_size: Count,
+    pub lr: Rate,
     #[serde(skip)]
     pub of: PhantomData<U>,
 }
@@ -55,7 +55,7 @@ uses! {
 impl<U: Use> Default for Supervised<U> {
     /// The notebook's: 100 epochs, batch 64, Adam with lr 1e-3.
     fn default() -> Self {
-        Self { epochs: 100, batch_size: 64, lr: 1e-3, of: PhantomData }
+        Self { epochs: Count::new(100), batch_size: Count::new(64), lr: Rate::new(1e-3), of: PhantomData }
     }
 }
 
@@ -65,7 +65,7 @@ impl<U: Use> Method for Supervised<U> {
     const START: Start = U::START;
 
     fn epochs(&self) -> usize {
-        self.epochs
+        self.epochs.get()
     }
 
     fn train(&self, ctx: &Context<'_>, on_epoch: &mut OnEpoch<'_>) -> Classifier {

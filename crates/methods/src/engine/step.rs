@@ -12,6 +12,7 @@ use data::rng::{Rng, permutation};
 use model::Classifier;
 use tch::Tensor;
 
+use crate::method::Rate;
 use crate::tensors::Data;
 
 /// One epoch's means over its steps (the notebook prints the same).
@@ -131,8 +132,8 @@ pub(crate) struct Optimizer<'a> {
 
 impl Optimizer<'_> {
     /// Adam at `lr` over every parameter.
-    pub(crate) fn adam(lr: f64) -> Self {
-        Self { lr, salient: None }
+    pub(crate) fn adam(lr: Rate) -> Self {
+        Self { lr: lr.get(), salient: None }
     }
 }
 
