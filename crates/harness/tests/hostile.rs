@@ -548,7 +548,7 @@ fn sleeper(dir: &Path) -> PathBuf {
 fn is_alive(pid: u32) -> bool {
     // A zombie (exited, not yet reaped by whoever inherited it) is not running.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    harness::execution::owner::alive(pid)
+    results::owner::alive(pid)
         && !stat.rsplit_once(')').is_some_and(|(_, s)| s.trim_start().starts_with('Z'))
 }
 
@@ -647,7 +647,7 @@ fn job_folders_of_dead_processes_are_swept_and_live_ones_kept() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let tmpdir = tmp.path().join("tmp");
-    let host = harness::execution::owner::hostname();
+    let host = results::owner::hostname();
     let dead = format!("unlearn-bench-external@{host}@{}@7abc", i32::MAX - 7);
     let live = format!("unlearn-bench-external@{host}@{}@7abc", std::process::id());
     for name in [&dead, &live] {

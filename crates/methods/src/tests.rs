@@ -448,7 +448,7 @@ fn golden_checkpoints_pin_what_each_engine_trains() {
         let digest = sha2::Sha256::digest(std::fs::read(&path).unwrap());
         digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
-    let class = cpu_class();
+    let class = crate::engine::cpu_class();
     for engine in Engine::ALL {
         let got = from_golden_original(&data, &spec, engine, |first, ctx| {
             let unlearned = small_mi_unlearn().train(ctx, &mut |_, _, _| {}).unwrap();
@@ -483,7 +483,7 @@ fn golden_baselines_pin_what_each_engine_trains() {
     use sha2::Digest as _;
     let (data, spec) = fixture(300, 0.75);
     let methods = every_baseline();
-    let class = cpu_class();
+    let class = crate::engine::cpu_class();
     let hash = |m: &Classifier| {
         let bits: Vec<u8> = m.flat_parameters().iter().flat_map(|p| p.to_le_bytes()).collect();
         let digest = sha2::Sha256::digest(bits);
@@ -557,24 +557,6 @@ fn from_golden_original<R>(
     let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
     ctx.original = Some(&first);
     then(&first, &ctx)
-}
-
-/// What decides the libtorch engines' bits: the CPU's vendor and whether it has AVX-512.
-fn cpu_class() -> String {
-    let vendor = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("vendor_id")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into());
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx512 = false;
-    format!("{} {vendor}{}", std::env::consts::ARCH, if avx512 { " avx512" } else { "" })
 }
 
 /// (engine, CPU class (ignored for native), [original, MI-unlearn] checkpoint SHA-256).

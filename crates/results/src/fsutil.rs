@@ -6,10 +6,20 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// A name for a temporary sibling of `path`, unique to this process and call.
+/// The start of every temporary sibling's name.
+const TEMP: &str = ".tmp.";
+
+/// A name for a temporary sibling of `path`, unique to this process and call, naming its
+/// host and process so that [`sweep_temporaries`] can tell when its writer is gone.
 pub fn temp_sibling(path: &Path) -> PathBuf {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    path.with_file_name(format!(".{name}.tmp-{}-{}", std::process::id(), unique_number()))
+    path.with_file_name(crate::owner::temp_name(&format!("{TEMP}{name}")))
+}
+
+/// Removes from `dir` the temporary siblings ([`temp_sibling`]) that killed processes of this
+/// host left there (and any a day old).
+pub fn sweep_temporaries(dir: &Path) {
+    crate::owner::sweep(dir, TEMP);
 }
 
 /// A number no earlier call in this process returned: with the process id, it makes
@@ -109,4 +119,28 @@ pub fn ensure_writable(dir: &Path, what: Folder) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot write the {name}; {fix}", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_name_their_writer_and_those_of_dead_writers_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("runs.csv");
+        let mine = temp_sibling(&target);
+        let name = mine.file_name().unwrap().to_str().unwrap().to_owned();
+        let host = crate::owner::hostname();
+        assert!(name.starts_with(&format!(".tmp.runs.csv@{host}@{}@", std::process::id())));
+        let dead = dir.path().join(format!(".tmp.runs.csv@{host}@{}@3", i32::MAX - 7));
+        for p in [&mine, &dead, &target] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        sweep_temporaries(dir.path());
+        assert!(mine.exists() && target.exists(), "a live writer's and the file itself stay");
+        assert!(!dead.exists(), "a dead writer's temporary is swept");
+        write_atomic(&target, b"whole").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"whole");
+    }
 }

@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod ks;
 pub mod leaderboard;
 pub mod npy;
+pub mod owner;
 pub mod plot;
 pub mod rows;
 pub mod ulira;

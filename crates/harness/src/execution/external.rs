@@ -119,10 +119,10 @@ impl External {
         let original = ctx.original.expect("an unlearning method gets the original");
         let temp = std::env::temp_dir();
         static SWEPT: std::sync::Once = std::sync::Once::new();
-        SWEPT.call_once(|| crate::execution::owner::sweep(&temp, JOB_FOLDER));
+        SWEPT.call_once(|| results::owner::sweep(&temp, JOB_FOLDER));
         // Named for its process, so that a sweep can tell when it was left behind.
         let dir = tempfile::Builder::new()
-            .prefix(&crate::execution::owner::temp_name(JOB_FOLDER))
+            .prefix(&results::owner::temp_name(JOB_FOLDER))
             .tempdir_in(&temp)
             .map_err(|e| format!("cannot make a job folder in {}: {e}", temp.display()))?;
         let path = dir.path().to_owned();

@@ -15,6 +15,7 @@
 //! | `device`   | the kind of device it is trained on: `cpu`, `cuda`, `mps`    | every job              |
 //! | `nondeterministic` | present when that device does not reproduce runs bit for bit (GPUs) | GPU jobs |
 //! | `engine`   | how steps are computed, unless the reference `autograd`      | every job              |
+//! | `cpu`      | the CPU's class (`methods::engine::cpu_class`), whose kernels decide autograd's bits | autograd jobs on the CPU |
 //! | `method`   | method name                                                  | every job              |
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
@@ -210,6 +211,10 @@ fn job(
     };
     if engine != methods::Engine::Autograd {
         d += &format!("engine {}\n", engine.name());
+    } else if device.device == tch::Device::Cpu {
+        // libtorch's CPU kernels give other bits on another class of CPU: a cache shared by
+        // such machines keeps their models apart.
+        d += &format!("cpu {}\n", methods::engine::cpu_class());
     }
     for (name, value) in method.key() {
         d += &format!("param {name}={value}\n");
@@ -315,7 +320,12 @@ mod tests {
         // Pinned: if these change, every cache entry is orphaned. Change them only together
         // with SCHEMA, on purpose.
         let autograd = plan_with("engine = \"autograd\"\n", "[1, 4]", "0.75");
-        assert_eq!(keys(&autograd, "original")[0], PINNED_AUTOGRAD_KEY);
+        // Its `cpu` line is the machine's; without it, the key of before CPU classes.
+        let class = format!("cpu {}\n", methods::engine::cpu_class());
+        let description = &autograd.jobs[0].description;
+        assert!(description.contains(&class), "{description}");
+        let classless = description.replace(&class, "");
+        assert_eq!(sha256_hex(classless.as_bytes()), PINNED_AUTOGRAD_KEY);
         assert_eq!(keys(&base, "original")[0], PINNED_NATIVE_KEY);
         assert_eq!(keys(&base, "original")[0], sha256_hex(base.jobs[0].description.as_bytes()));
         assert!(

@@ -240,6 +240,10 @@ pub fn write(
     outcome: &Outcome,
     exp: &Experiment,
 ) -> anyhow::Result<(Vec<SummaryRow>, usize)> {
+    // What killed writers of this folder left (the files they wrote are whole: atomic).
+    for dir in [out.to_owned(), out.join("arrays"), out.join("arrays/shadows")] {
+        results::fsutil::sweep_temporaries(&dir);
+    }
     let audit = match (exp.audit, &outcome.images) {
         (None, _) => None,
         (Some(_), Some(images)) => Some(crate::report::audit::score(

@@ -38,6 +38,34 @@ impl Engine {
     }
 }
 
+/// What decides the autograd engine's bits on a CPU: libtorch's kernels (MKL) take other code
+/// paths, with other float sums, on another vendor's CPUs and with or without AVX-512 or
+/// AVX2; `x86_64 AuthenticAMD avx512`, `x86_64 GenuineIntel avx2`, `aarch64 unknown`. The
+/// native engine's bits are the same on every CPU (fixed summation orders, no fused
+/// multiply-adds, no library kernels), so only autograd's keys carry it.
+pub fn cpu_class() -> String {
+    let vendor = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("vendor_id")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    #[cfg(target_arch = "x86_64")]
+    let isa = if std::arch::is_x86_feature_detected!("avx512f") {
+        " avx512"
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        " avx2"
+    } else {
+        ""
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let isa = "";
+    format!("{} {vendor}{isa}", std::env::consts::ARCH)
+}
+
 /// A fresh `optimizer` over `model` for `engine`.
 pub(crate) fn stepper<'a>(
     engine: Engine,

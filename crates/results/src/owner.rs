@@ -1,12 +1,12 @@
 //! Who owns a temporary thing: this host's name and process id, written into the names of
 //! temporary files and folders (`<stem>@<host>@<pid>@<n>`), so that a later process can tell
-//! when their writer is gone and sweep them. The cache's `tmp/` and external methods' job
-//! folders are named and swept this way.
+//! when their writer is gone and sweep them. Every temporary is named and swept this way: the
+//! atomic writes' siblings (`fsutil`), the model cache's `tmp/`, external methods' job folders.
 
 use std::path::Path;
 use std::time::Duration;
 
-use results::fsutil::unique_number;
+use crate::fsutil::unique_number;
 
 /// What is older than this is swept whoever wrote it (a writer on another host cannot be
 /// asked; a live one finishes an entry in seconds and a job in far less).
