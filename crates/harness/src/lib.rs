@@ -18,8 +18,8 @@
 //!     device: harness::execution::device::Resolved::CPU };
 //! let outcome = harness::execution::run::execute(&exp, &opts)?;
 //! let (summary, _figures) =
-//!     harness::report::folder::folder::write("results/paper_table".as_ref(), &outcome, &exp)?;
-//! print!("{}", harness::report::folder::folder::table(&summary));
+//!     harness::report::folder::write("results/paper_table".as_ref(), &outcome, &exp)?;
+//! print!("{}", harness::report::folder::table(&summary));
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 

@@ -130,12 +130,19 @@ fn main() -> ExitCode {
         None => {
             let path = cli.experiment.as_ref().expect("clap requires it without a subcommand");
             let var = |name: &str| std::env::var(name).ok();
-            commands::shard(cli.shard.as_deref(), cli.shard_count, var).and_then(|shard| {
-                commands::run(path, cli.out.as_deref(), shard, &cli.run, verbosity)
-            })
+            harness::cli::shard::shard(cli.shard.as_deref(), cli.shard_count, var).and_then(
+                |shard| commands::run(path, cli.out.as_deref(), shard, &cli.run, verbosity),
+            )
         }
         Some(Command::Check { experiment, baseline, update_baseline, out, run }) => {
-            commands::check(experiment, baseline, *update_baseline, out.as_deref(), run, verbosity)
+            harness::cli::check::check(
+                experiment,
+                baseline,
+                *update_baseline,
+                out.as_deref(),
+                run,
+                verbosity,
+            )
         }
         Some(Command::Report { experiment, out, cache, device }) => {
             commands::report(experiment, out.as_deref(), cache, device.as_deref())
@@ -143,7 +150,7 @@ fn main() -> ExitCode {
         Some(Command::Plot { dir }) => commands::plot(dir),
         Some(Command::Bench { data, epochs, python, no_pytorch, no_sweep }) => {
             let python = if *no_pytorch { None } else { python.clone() };
-            commands::bench(data, *epochs, python, !no_sweep)
+            harness::cli::bench::command(data, *epochs, python, !no_sweep)
         }
         Some(Command::Regenerate { experiments, results, run }) => {
             commands::regenerate(experiments, results, run, verbosity)

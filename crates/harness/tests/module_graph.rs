@@ -228,6 +228,31 @@ fn the_module_graphs_have_no_circles() {
     }
 }
 
+/// The harness's stages, lowest first: each may import only the stages before it.
+const STAGES: [&str; 4] = ["experiment", "execution", "report", "cli"];
+
+/// An edge from a stage to a stage above it, if there is one.
+fn upward(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<(String, String)> {
+    let stage = |m: &str| STAGES.iter().position(|s| m.split("::").next() == Some(*s));
+    edges.iter().find_map(|(from, to)| {
+        let level = stage(from)?;
+        to.iter().find(|t| stage(t).is_some_and(|l| l > level)).map(|t| (from.clone(), t.clone()))
+    })
+}
+
+#[test]
+fn each_harness_stage_imports_only_the_stages_below_it() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let edges = graph(&here);
+    for stage in STAGES {
+        assert!(edges.contains_key(stage), "the harness has no {stage} folder");
+    }
+    assert_eq!(upward(&edges), None, "a stage imports one above it");
+    let mut wrong = edges.clone();
+    wrong.entry("experiment::raw".into()).or_default().insert("execution::plan".into());
+    assert_eq!(upward(&wrong), Some(("experiment::raw".into(), "execution::plan".into())));
+}
+
 #[test]
 fn a_circle_is_found() {
     let edges: BTreeMap<String, BTreeSet<String>> =

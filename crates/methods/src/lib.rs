@@ -25,6 +25,8 @@ pub mod loops;
 pub mod method;
 pub mod mi;
 pub mod mia;
+pub mod params;
+pub mod section;
 pub mod sparse;
 pub mod tensors;
 #[cfg(test)]
@@ -36,8 +38,8 @@ pub use engine::Engine;
 pub use engine::step::EpochStats;
 pub use eval::{Metrics, Outputs};
 pub use method::{
-    AnyMethod, Context, Count, DynMethod, Failed, Invalid, Method, Rate, Registration, Role, Swept,
-    canonical_key,
+    AnyMethod, Context, Count, DynMethod, Failed, Invalid, Method, Rate, Role, Swept, canonical_key,
 };
+pub use section::Registration;
 pub use sparse::SparseRows;
 pub use tensors::{Data, Images};

@@ -10,7 +10,7 @@ use model::Classifier;
 
 use crate::engine::step::{EpochStats, Optimizer, Order, Rows, Step};
 use crate::engine::{Engine, stepper};
-use crate::method::{Count, Rate};
+use crate::params::{Count, Rate};
 use crate::tensors::Data;
 
 /// Called after each epoch with its number (from 1), the model and the epoch's statistics.

@@ -429,7 +429,7 @@ fn keys_name_every_parameter() {
 
 /// The drift guard: what each engine trains from a fixed seed, pinned by the SHA-256 of
 /// the checkpoint file the cache would store. A change that alters these bits alters every
-/// cached model of that engine, so it must also bump `harness::plan::SCHEMA` (which
+/// cached model of that engine, so it must also bump `harness::execution::plan::SCHEMA` (which
 /// retires the old entries); then update these hashes in the same commit.
 ///
 /// The native engine is plain Rust and computes the same bits on every x86-64 Linux
@@ -461,7 +461,7 @@ fn golden_checkpoints_pin_what_each_engine_trains() {
             Some((_, _, hashes)) => assert_eq!(
                 got.each_ref().map(String::as_str),
                 *hashes,
-                "{engine:?} ({class}): training output changed: bump harness::plan::SCHEMA \
+                "{engine:?} ({class}): training output changed: bump harness::execution::plan::SCHEMA \
                  and update GOLDEN together"
             ),
             None => eprintln!(
@@ -500,7 +500,7 @@ fn golden_baselines_pin_what_each_engine_trains() {
             Some((_, _, hashes)) => assert_eq!(
                 got,
                 hashes.to_vec(),
-                "{engine:?} ({class}): a baseline trains differently: bump harness::plan::SCHEMA \
+                "{engine:?} ({class}): a baseline trains differently: bump harness::execution::plan::SCHEMA \
                  and update GOLDEN_BASELINES together"
             ),
             None => eprintln!(

@@ -22,14 +22,6 @@ pub fn sweep_temporaries(dir: &Path) {
     crate::owner::sweep(dir, TEMP);
 }
 
-/// A number no earlier call in this process returned: with the process id, it makes
-/// temporary names and lock tokens unique.
-pub fn unique_number() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    COUNTER.fetch_add(1, Ordering::Relaxed)
-}
-
 /// Replaces `path` with `bytes` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -6,8 +6,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::fsutil::unique_number;
-
 /// What is older than this is swept whoever wrote it (a writer on another host cannot be
 /// asked; a live one finishes an entry in seconds and a job in far less).
 const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -39,6 +37,14 @@ pub fn alive(pid: u32) -> bool {
 #[cfg(not(unix))]
 pub fn alive(_pid: u32) -> bool {
     true
+}
+
+/// A number no earlier call in this process returned: with the process id, it makes
+/// temporary names and lock tokens unique.
+pub fn unique_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
 /// A new name for something this process writes: `<stem>@<host>@<pid>@<n>`.

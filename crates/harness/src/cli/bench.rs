@@ -4,7 +4,7 @@
 //! wall time and peak memory of a small sweep with one job at a time and one job per core.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -270,6 +270,52 @@ pub fn sgemm_gflops() -> f64 {
     }
     let seconds = t0.elapsed().as_secs_f64() / reps as f64;
     2.0 * 64.0 * 784.0 * 128.0 / seconds / 1e9
+}
+
+/// Measures speed (see `harness bench --help`), printing what it finds.
+pub fn command(
+    data: &Path,
+    epochs: usize,
+    python: Option<PathBuf>,
+    with_sweep: bool,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(epochs >= 1, "--epochs must be at least 1");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if cores > 1 { vec![1, cores] } else { vec![1] };
+    if python.is_none() {
+        eprintln!(
+            "no PyTorch comparison: pass --python or set UNLEARN_BENCH_PYTHON (scripts/setup does)"
+        );
+    }
+    let opts = BenchOptions {
+        data_dir: data.to_owned(),
+        epochs,
+        threads,
+        python,
+        pytorch_script: PathBuf::from("scripts/bench_pytorch.py"),
+    };
+    let measures = micro(&opts, &|m| eprintln!("{m}"))?;
+    print!("{}", table(&measures));
+    if with_sweep {
+        let binary = std::env::current_exe().context("cannot find the harness binary")?;
+        for engine in methods::Engine::ALL {
+            eprintln!("timing a 12-job sweep with the {} engine...", engine.name());
+            let one = sweep(&binary, data, engine, 1)?;
+            let all = sweep(&binary, data, engine, cores)?;
+            let mib = |r: &SweepRun| r.peak_mib.map_or("?".into(), |m| format!("{m:.0} MiB"));
+            println!(
+                "sweep of 12 jobs, {} engine: --jobs 1 {:.1} s (peak {}), --jobs {cores} {:.1} s (peak {}): {:.2}x the time, {} numbers",
+                engine.name(),
+                one.seconds,
+                mib(&one),
+                all.seconds,
+                mib(&all),
+                all.seconds / one.seconds,
+                if one.numbers == all.numbers { "identical" } else { "DIFFERENT" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

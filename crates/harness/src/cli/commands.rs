@@ -163,176 +163,6 @@ pub fn regenerate(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs an experiment and compares its `[check]` metrics with `baseline` (or rewrites it).
-pub fn check(
-    path: &Path,
-    baseline: &Path,
-    update: bool,
-    out: Option<&Path>,
-    args: &RunArgs,
-    verbosity: Verbosity,
-) -> anyhow::Result<ExitCode> {
-    let exp = Experiment::single(load(path)?, path)?;
-    let Some(spec) = &exp.check else {
-        anyhow::bail!(
-            "{}: no [check] section: add one naming the metrics and tolerances",
-            path.display()
-        );
-    };
-    // Read the baseline (or see that it can be written) before the (possibly long) run, so a
-    // bad one fails at once.
-    let base = if update {
-        anyhow::ensure!(
-            !baseline.is_dir(),
-            "--baseline {}: is a folder; give the path of a CSV file to write",
-            baseline.display()
-        );
-        let folder = baseline.parent().filter(|p| !p.as_os_str().is_empty());
-        results::fsutil::ensure_writable(folder.unwrap_or(Path::new(".")), Folder::Baseline)
-            .with_context(|| format!("--baseline {}", baseline.display()))?;
-        None
-    } else {
-        Some(results::check::read_baseline(baseline)?)
-    };
-    let out = out.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
-    let summary = run_experiment(path, &exp, &options(args, verbosity, path, &exp)?, &out)?;
-    let now = results::check::current(&summary, spec);
-    if let Some((metric, _)) =
-        spec.metrics.iter().find(|(m, _)| !now.iter().any(|r| r.metric == *m))
-    {
-        anyhow::bail!(
-            "{}: `check.metrics` lists {metric}, but no run of this experiment has a value for \
-             it{}; take it out of check.metrics, or add a method that computes it",
-            path.display(),
-            match metric.needs() {
-                results::rows::Needs::MiEstimate =>
-                    " (only a method that reports an MI estimate has)",
-                _ => "",
-            }
-        );
-    }
-    match base {
-        None => {
-            results::fsutil::write_atomic(baseline, &results::check::baseline_csv(&now)?)
-                .with_context(|| format!("--baseline {}", baseline.display()))?;
-            eprintln!("wrote {} ({} rows)", baseline.display(), now.len());
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(base) => {
-            let verdicts = results::check::compare(&now, &base, spec, baseline)?;
-            print!("{}", results::check::table(&verdicts));
-            let failed = verdicts.iter().filter(|v| !v.pass()).count();
-            if failed == 0 {
-                eprintln!(
-                    "check passed: {} metrics within tolerance of {}",
-                    verdicts.len(),
-                    baseline.display()
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "check FAILED: {failed} of {} metrics moved beyond tolerance",
-                    verdicts.len()
-                );
-                Ok(ExitCode::from(1))
-            }
-        }
-    }
-}
-
-/// Measures speed (see `harness bench --help`).
-pub fn bench(
-    data: &Path,
-    epochs: usize,
-    python: Option<PathBuf>,
-    sweep: bool,
-) -> anyhow::Result<ExitCode> {
-    use crate::cli::bench;
-    anyhow::ensure!(epochs >= 1, "--epochs must be at least 1");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if cores > 1 { vec![1, cores] } else { vec![1] };
-    if python.is_none() {
-        eprintln!(
-            "no PyTorch comparison: pass --python or set UNLEARN_BENCH_PYTHON (scripts/setup does)"
-        );
-    }
-    let opts = bench::BenchOptions {
-        data_dir: data.to_owned(),
-        epochs,
-        threads,
-        python,
-        pytorch_script: PathBuf::from("scripts/bench_pytorch.py"),
-    };
-    let measures = bench::micro(&opts, &|m| eprintln!("{m}"))?;
-    print!("{}", bench::table(&measures));
-    if sweep {
-        let binary = std::env::current_exe().context("cannot find the harness binary")?;
-        for engine in methods::Engine::ALL {
-            eprintln!("timing a 12-job sweep with the {} engine...", engine.name());
-            let one = bench::sweep(&binary, data, engine, 1)?;
-            let all = bench::sweep(&binary, data, engine, cores)?;
-            let mib =
-                |r: &bench::SweepRun| r.peak_mib.map_or("?".into(), |m| format!("{m:.0} MiB"));
-            println!(
-                "sweep of 12 jobs, {} engine: --jobs 1 {:.1} s (peak {}), --jobs {cores} {:.1} s (peak {}): {:.2}x the time, {} numbers",
-                engine.name(),
-                one.seconds,
-                mib(&one),
-                all.seconds,
-                mib(&all),
-                all.seconds / one.seconds,
-                if one.numbers == all.numbers { "identical" } else { "DIFFERENT" }
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The shard to run: `--shard I/N`, else the array index of a Slurm or Kubernetes job, read
-/// through `var` (the process's environment: `|name| std::env::var(name).ok()`).
-pub fn shard(
-    flag: Option<&str>,
-    count: Option<usize>,
-    var: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<Option<(usize, usize)>> {
-    let env = |name: &str| var(name).filter(|v| !v.is_empty());
-    let number = |what: &str, v: &str| -> anyhow::Result<usize> {
-        v.trim().parse().with_context(|| format!("{what} is {v:?}; expected a whole number"))
-    };
-    let (index, count, source) = if let Some(flag) = flag {
-        let (i, n) = flag
-            .split_once('/')
-            .with_context(|| format!("--shard is {flag:?}; write it as I/N, e.g. 0/4"))?;
-        let n = number("--shard's N", n)?;
-        if let Some(count) = count.filter(|&c| c != n) {
-            anyhow::bail!(
-                "--shard {flag} says {n} shards but --shard-count (or UNLEARN_BENCH_SHARD_COUNT) \
-                 says {count}; give one of them"
-            );
-        }
-        (number("--shard's I", i)?, n, "--shard")
-    } else if let (Some(id), Some(n)) = (env("SLURM_ARRAY_TASK_ID"), env("SLURM_ARRAY_TASK_COUNT"))
-    {
-        let min =
-            env("SLURM_ARRAY_TASK_MIN").map_or(Ok(0), |m| number("SLURM_ARRAY_TASK_MIN", &m))?;
-        let id = number("SLURM_ARRAY_TASK_ID", &id)?;
-        anyhow::ensure!(id >= min, "SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}");
-        (id - min, number("SLURM_ARRAY_TASK_COUNT", &n)?, "SLURM_ARRAY_TASK_ID")
-    } else if let Some(i) = env("JOB_COMPLETION_INDEX") {
-        let n = count.with_context(|| {
-            "JOB_COMPLETION_INDEX is set but the number of shards is not: pass --shard-count N or set UNLEARN_BENCH_SHARD_COUNT"
-        })?;
-        (number("JOB_COMPLETION_INDEX", &i)?, n, "JOB_COMPLETION_INDEX")
-    } else {
-        return Ok(None);
-    };
-    anyhow::ensure!(
-        count >= 1 && index < count,
-        "{source}: shard {index} of {count} does not exist; shards are numbered 0 to N-1"
-    );
-    Ok(Some((index, count)))
-}
-
 fn run_shard(
     path: &Path,
     exp: &Experiment,
@@ -456,7 +286,7 @@ fn write_leaderboard(
 /// How to run `exp`: the command line's settings, its device resolved against the machine
 /// (`--device` over the file's `device`), and as many jobs at once as asked, or else one per
 /// GPU, or one per core divided by `--threads`.
-fn options(
+pub(crate) fn options(
     args: &RunArgs,
     verbosity: Verbosity,
     path: &Path,
@@ -513,7 +343,7 @@ fn resolve_device(
     Ok(resolved)
 }
 
-fn run_experiment(
+pub(crate) fn run_experiment(
     path: &Path,
     exp: &Experiment,
     opts: &RunOptions,
@@ -559,42 +389,4 @@ fn run_experiment(
         crate::cli::bench::peak_memory_mib().map_or("unknown".into(), |m| format!("{m:.0} MiB"))
     );
     Ok(summary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An environment of `vars` only.
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
-
-    #[test]
-    fn the_shard_comes_from_the_flag_then_slurm_then_kubernetes() {
-        assert_eq!(shard(Some("1/4"), None, env(&[])).unwrap(), Some((1, 4)));
-        assert_eq!(shard(None, None, env(&[])).unwrap(), None);
-        let slurm = [
-            ("SLURM_ARRAY_TASK_ID", "7"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-            ("SLURM_ARRAY_TASK_MIN", "5"),
-        ];
-        assert_eq!(shard(None, None, env(&slurm)).unwrap(), Some((2, 4)));
-        assert_eq!(shard(Some("0/2"), None, env(&slurm)).unwrap(), Some((0, 2)), "the flag wins");
-        let k8s = [("JOB_COMPLETION_INDEX", "2")];
-        assert_eq!(shard(None, Some(3), env(&k8s)).unwrap(), Some((2, 3)));
-        let err = |flag, count, vars: &[(&str, &str)]| {
-            format!("{:#}", shard(flag, count, env(vars)).unwrap_err())
-        };
-        assert!(err(Some("4/4"), None, &[]).contains("shard 4 of 4 does not exist"));
-        assert!(err(Some("a/4"), None, &[]).contains("--shard's I is \"a\""));
-        assert!(err(Some("1-4"), None, &[]).contains("write it as I/N"));
-        assert!(err(None, None, &k8s).contains("pass --shard-count N"));
-        assert!(err(Some("1/2"), Some(3), &[]).contains("says 2 shards but --shard-count"));
-        assert_eq!(shard(Some("1/3"), Some(3), env(&[])).unwrap(), Some((1, 3)), "they agree");
-        let below = [("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "4"), slurm[2]];
-        assert!(err(None, None, &below).contains("below SLURM_ARRAY_TASK_MIN 5"));
-    }
 }

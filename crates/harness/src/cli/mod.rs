@@ -2,4 +2,6 @@
 //! code; `main.rs` only parses the command line) and the speed measurements ([`bench`]).
 
 pub mod bench;
+pub mod check;
 pub mod commands;
+pub mod shard;

@@ -39,7 +39,6 @@ use results::owner;
 /// v2: records carry the model file's SHA-256; lock files.
 const LAYOUT: &str = "v2";
 
-
 /// One epoch of a run's training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -321,10 +320,6 @@ mod tests {
     use super::*;
     use results::owner::hostname;
 
-
-
-
-
     #[test]
     fn lookup_reports_missing_found_and_corrupt_entries() {
         let dir = tempfile::tempdir().unwrap();
@@ -354,9 +349,6 @@ mod tests {
         cache.discard("k").unwrap();
         assert!(matches!(cache.lookup("k").unwrap(), Entry::Missing));
     }
-
-
-
 
     #[test]
     fn opening_the_cache_sweeps_what_dead_processes_of_this_host_were_writing() {

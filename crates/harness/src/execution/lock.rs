@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use data::dataset::sha256_hex;
-use results::fsutil::unique_number;
+use results::owner::unique_number;
 
 use crate::execution::cache::Cache;
 use results::owner::{alive, hostname};

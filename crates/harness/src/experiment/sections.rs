@@ -253,7 +253,7 @@ fn read_external(
     };
     let order: Vec<String> = params.keys().cloned().collect();
     let points =
-        methods::method::grid(&params, &order, zip).map_err(|Invalid { key: k, problem }| {
+        methods::section::grid(&params, &order, zip).map_err(|Invalid { key: k, problem }| {
             let k = if k == "grid" { k } else { format!("params.{k}") };
             (key(&k), problem)
         })?;

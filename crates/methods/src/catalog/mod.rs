@@ -11,7 +11,7 @@
 //! involved): grad_ascent's lr 3e-5, neggrad_plus's alpha 0.01, scrub's lr 1e-5; random_label,
 //! l1_sparse and salun kept their starting values, which ranked first among their grids.
 
-use crate::method::Registration;
+use crate::section::Registration;
 
 /// Declares each file's module and registers its methods in [`ALL`], in the order given.
 macro_rules! catalog {

@@ -12,7 +12,7 @@ use data::rng::{Rng, permutation};
 use model::Classifier;
 use tch::Tensor;
 
-use crate::method::Rate;
+use crate::params::Rate;
 use crate::tensors::Data;
 
 /// One epoch's means over its steps (the notebook prints the same).

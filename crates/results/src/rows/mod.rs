@@ -1,0 +1,23 @@
+//! The CSV files of a results folder as types: every writer serialises these rows and every
+//! reader deserialises them, so a renamed or reordered column is a compile error, not a
+//! silently wrong figure. Numbers are written in Rust's shortest round-trip form (`4`, not
+//! `4.0`; `0.00003`, not `3e-5`), times with two decimals, optional values of magnitude below
+//! 1e-6 (p-values) in scientific notation (`6.04e-40`), absent values as empty cells.
+//! The files: [`RunRow`], [`HistoryRow`], [`SummaryRow`] (over every [`Metric`]),
+//! [`AuditRow`] and [`EpsilonRow`] (audits), [`LeaderboardRow`] and [`BaselineRow`]
+//! (`harness check`).
+
+mod audit;
+mod board;
+mod cell;
+mod io;
+pub(crate) mod metric;
+mod run;
+#[cfg(test)]
+mod tests;
+
+pub use audit::{AuditRow, EpsilonRow};
+pub use board::{BaselineRow, LeaderboardRow};
+pub use io::{header, read, to_csv};
+pub use metric::{Metric, Needs, Stat, SummaryRow};
+pub use run::{HistoryRow, MethodRow, Role, RunRow};
