@@ -215,7 +215,7 @@ fn report_cell(
     let (summary, figures) = crate::report::folder::write(out, &outcome, exp)?;
     print!("{}", crate::report::folder::table(&summary));
     eprintln!(
-        "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary}}.csv, config.toml and {} figure files",
+        "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary,methods}}.csv, config.toml and {} figure files",
         path.display(),
         outcome.results.len(),
         outcome.plan.jobs.len(),
@@ -381,7 +381,7 @@ pub(crate) fn run_experiment(
         None => "",
     };
     eprintln!(
-        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary}}.csv{audit}, config.toml and {} figure files; peak memory {}",
+        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary,methods}}.csv{audit}, config.toml and {} figure files; peak memory {}",
         outcome.results.len(),
         t0.elapsed().as_secs_f64(),
         out.display(),
