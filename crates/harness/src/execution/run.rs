@@ -13,7 +13,7 @@ use methods::engine::{evaluate, outputs};
 use methods::{Data, Images};
 
 use crate::execution::cache::{Accuracy, Cache, Entry, EpochRecord, Record};
-use crate::execution::lock::Lock;
+use crate::execution::lock::{JobLock, Lock};
 use crate::execution::plan::{Job, Plan, split_key};
 use crate::execution::progress::{Progress, Verbosity};
 use crate::execution::schedule::{JobFailed, schedule};
@@ -304,161 +304,188 @@ const RETRAIN: &str = "retraining it";
 
 fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
     let exp = s.exp;
-    // A cached entry whose history lacks evaluations this experiment asks for is retrained
-    // (the same model: training is deterministic) recording them, and replaces the entry.
-    let mut thin: Option<Record> = None;
-    let usable = |found: Option<Record>, thin: &mut Option<Record>| match found {
-        Some(r) if !has_history(exp, job, &r) => {
-            if thin.is_none() {
-                s.progress.log(format_args!(
-                    "{}: its cached history lacks evaluations this experiment asks for \
-                     (`eval_every`); retraining it to record them",
-                    job.label()
-                ));
-            }
-            *thin = Some(r);
-            None
-        }
-        found => found,
-    };
-    let mut record = usable(cached(job, s, RETRAIN)?, &mut thin);
-    if let Some(record) = &record
+    let mut claim = Claim::look(job, s)?;
+    if let Some(record) = &claim.found
         && let Some((accuracy, confidences)) = s.evaluation(job)
     {
         finish(s, job, "cached", &accuracy);
-        return Ok(RunResult {
-            job: job.clone(),
-            record: as_asked(exp, job, record.clone()),
-            accuracy,
-            confidences,
-            trained: false,
-        });
+        let record = as_asked(exp, job, record.clone());
+        return Ok(RunResult { job: job.clone(), record, accuracy, confidences, trained: false });
     }
-    // Not in the cache: train it, unless another process is training it, in which case wait
-    // for its entry (or take over its lock if it dies).
-    let mut lock = None;
-    let mut waiting = false;
-    while record.is_none() {
-        match s.cache.lock(&job.key)? {
-            Lock::Acquired(l) => {
-                // It may have been stored between the lookup and the lock.
-                record = usable(cached(job, s, RETRAIN)?, &mut thin);
-                lock = Some(l);
-                break;
-            }
-            Lock::Busy(holder) => {
-                if !waiting {
-                    s.progress.log(format_args!(
-                        "{}: {holder} is training it; waiting for its cache entry",
-                        job.label()
-                    ));
-                    waiting = true;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(250));
-                record = usable(cached(job, s, RETRAIN)?, &mut thin);
-            }
-        }
+    if claim.found.is_none() {
+        claim.lock_or_wait(job, s)?;
     }
-
     let data = s.data(job)?;
-    let mut final_outputs = None;
-    let (model, record, trained) = match record {
-        Some(record) => (s.cache.load_model(&job.key, &exp.model, job.device)?, record, false),
+    let (model, record, outputs, trained) = match claim.found.take() {
+        Some(record) => {
+            (s.cache.load_model(&job.key, &exp.model, job.device)?, record, None, false)
+        }
         None => {
-            let original = match &job.upstream {
-                Some(key) => {
-                    Some(s.cache.load_model(key, &exp.model, job.device).with_context(|| {
-                        format!("loading the original model for {}", job.label())
-                    })?)
-                }
-                None => None,
-            };
-            let ctx = methods::Context {
-                data: &data,
-                spec: &exp.model,
-                seed: job.seed,
-                replicate: job.replicate,
-                device: job.device,
-                engine: job.engine,
-                original: original.as_ref(),
-            };
-            // Unlearning runs are evaluated after every epoch, or every `eval_every` (their
-            // trajectory is the point). The original is not: its key leaves out the split, so
-            // its record must too.
-            // Besides what this experiment asks for, the evaluations of the entry it replaces.
-            let evaluated_before =
-                |epoch: usize| thin.as_ref().is_some_and(|t| t.evaluated_at(epoch));
-            let mut history = Vec::new();
-            let label = job.label();
-            let _training = crate::execution::interrupt::registry().job(label.clone());
-            let bar = s.progress.job(&label, job.method.epochs());
-            let last = job.method.epochs();
-            let t0 = Instant::now();
-            let mut non_finite_loss: Option<(usize, f64)> = None;
-            let model = job.method.train(&ctx, &mut |epoch, m, stats| {
-                // An external method's losses are unknown (NaN), not diverged.
-                if !stats.loss.is_finite() && stats.steps > 0 && non_finite_loss.is_none() {
-                    non_finite_loss = Some((epoch, stats.loss));
-                }
-                let wanted = exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch);
-                let metrics = match wanted {
-                    false => None,
-                    // The last epoch's model is the final one: one pass serves both.
-                    true if epoch == last => {
-                        let all = outputs(m, &data, job.engine, exp.audit.is_some());
-                        let metrics = all.metrics(&data);
-                        final_outputs = Some(all);
-                        Some(metrics.into())
-                    }
-                    true => Some(evaluate(m, &data, job.engine).into()),
-                };
-                let record =
-                    EpochRecord { epoch, loss: stats.loss, ce: stats.ce, mi: stats.mi, metrics };
-                s.progress.detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));
-                history.push(record);
-                bar.epoch_done();
-            });
-            drop(bar);
-            let model = model.and_then(|m| diverged(&m, non_finite_loss).map_or(Ok(m), Err));
-            let model = model.map_err(|why| {
-                s.progress.warn(format_args!("{}: failed: {why}", job.label()));
-                JobFailed { label: job.label(), why }
-            })?;
-            let record = Record {
-                key: job.key.clone(),
-                label,
-                description: job.description.clone(),
-                model_sha256: String::new(),
-                seconds: t0.elapsed().as_secs_f64(),
-                history,
-            };
-            let record = match &thin {
-                None => s.cache.store(&model, record)?,
-                Some(old) => {
-                    let record = s.cache.replace(&model, record)?;
-                    if record.model_sha256 != old.model_sha256 {
-                        s.progress.warn(format_args!(
-                            "{}: retrained to record its history, it came out different from \
-                             the cached model (SHA-256 {} instead of {}): training is not \
-                             deterministic here",
-                            job.label(),
-                            record.model_sha256,
-                            old.model_sha256
-                        ));
-                    }
-                    record
-                }
-            };
-            (model, record, true)
+            let (model, record, outputs) = train(job, s, &data, claim.thin.as_ref())?;
+            (model, record, outputs, true)
         }
     };
-    drop(lock);
-    let (accuracy, confidences) = s.evaluate_and_store(&model, &data, job, final_outputs)?;
+    drop(claim);
+    let (accuracy, confidences) = s.evaluate_and_store(&model, &data, job, outputs)?;
     let how =
         if trained { format!("trained in {:.1}s", record.seconds) } else { "evaluated".to_owned() };
     finish(s, job, &how, &accuracy);
     let record = as_asked(exp, job, record);
     Ok(RunResult { job: job.clone(), record, accuracy, confidences, trained })
+}
+
+/// What the cache holds for a job and this process's right to train it: a usable record, or
+/// the record it replaces (one whose history lacks evaluations this experiment asks for: the
+/// same model, retrained to record them), and the job's lock while it is held.
+struct Claim {
+    found: Option<Record>,
+    thin: Option<Record>,
+    lock: Option<JobLock>,
+}
+
+impl Claim {
+    /// The job's entry, as found now.
+    fn look(job: &Job, s: &Shared<'_>) -> anyhow::Result<Self> {
+        let mut claim = Self { found: None, thin: None, lock: None };
+        claim.found = claim.usable(cached(job, s, RETRAIN)?, job, s);
+        Ok(claim)
+    }
+
+    /// `found` if its history holds what the experiment asks for; else it becomes `thin`.
+    fn usable(&mut self, found: Option<Record>, job: &Job, s: &Shared<'_>) -> Option<Record> {
+        match found {
+            Some(r) if !has_history(s.exp, job, &r) => {
+                if self.thin.is_none() {
+                    s.progress.log(format_args!(
+                        "{}: its cached history lacks evaluations this experiment asks for \
+                         (`eval_every`); retraining it to record them",
+                        job.label()
+                    ));
+                }
+                self.thin = Some(r);
+                None
+            }
+            found => found,
+        }
+    }
+
+    /// Takes the job's lock to train it, unless another process is training it: then waits
+    /// for its entry (or takes over its lock if it dies).
+    fn lock_or_wait(&mut self, job: &Job, s: &Shared<'_>) -> anyhow::Result<()> {
+        let mut waiting = false;
+        while self.found.is_none() {
+            match s.cache.lock(&job.key)? {
+                Lock::Acquired(lock) => {
+                    self.lock = Some(lock);
+                    // It may have been stored between the lookup and the lock.
+                    self.found = self.usable(cached(job, s, RETRAIN)?, job, s);
+                    return Ok(());
+                }
+                Lock::Busy(holder) => {
+                    if !waiting {
+                        s.progress.log(format_args!(
+                            "{}: {holder} is training it; waiting for its cache entry",
+                            job.label()
+                        ));
+                        waiting = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    self.found = self.usable(cached(job, s, RETRAIN)?, job, s);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Trains `job` (holding its lock), records its history, checks that it did not diverge and
+/// stores it, replacing `thin`; returns the model, its record and its last epoch's outputs.
+fn train(
+    job: &Job,
+    s: &Shared<'_>,
+    data: &Data,
+    thin: Option<&Record>,
+) -> anyhow::Result<(model::Classifier, Record, Option<Outputs>)> {
+    let exp = s.exp;
+    let original = match &job.upstream {
+        Some(key) => Some(
+            s.cache
+                .load_model(key, &exp.model, job.device)
+                .with_context(|| format!("loading the original model for {}", job.label()))?,
+        ),
+        None => None,
+    };
+    let ctx = methods::Context {
+        data,
+        spec: &exp.model,
+        seed: job.seed,
+        replicate: job.replicate,
+        device: job.device,
+        engine: job.engine,
+        original: original.as_ref(),
+    };
+    // Unlearning runs are evaluated after every epoch, or every `eval_every` (their trajectory
+    // is the point); the original is not (its key leaves out the split, so its record must
+    // too). Besides what this experiment asks for, the evaluations of the entry it replaces.
+    let evaluated_before = |epoch: usize| thin.is_some_and(|t| t.evaluated_at(epoch));
+    let (label, last) = (job.label(), job.method.epochs());
+    let _training = crate::execution::interrupt::registry().job(label.clone());
+    let bar = s.progress.job(&label, last);
+    let (mut history, mut final_outputs, mut non_finite_loss) = (Vec::new(), None, None);
+    let t0 = Instant::now();
+    let model = job.method.train(&ctx, &mut |epoch, m, stats| {
+        // An external method's losses are unknown (NaN), not diverged.
+        if !stats.loss.is_finite() && stats.steps > 0 && non_finite_loss.is_none() {
+            non_finite_loss = Some((epoch, stats.loss));
+        }
+        let metrics = match exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch) {
+            false => None,
+            // The last epoch's model is the final one: one pass serves both.
+            true if epoch == last => {
+                let all = outputs(m, data, job.engine, exp.audit.is_some());
+                let metrics = all.metrics(data);
+                final_outputs = Some(all);
+                Some(metrics.into())
+            }
+            true => Some(evaluate(m, data, job.engine).into()),
+        };
+        let record = EpochRecord { epoch, loss: stats.loss, ce: stats.ce, mi: stats.mi, metrics };
+        s.progress.detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));
+        history.push(record);
+        bar.epoch_done();
+    });
+    drop(bar);
+    let model =
+        model.and_then(|m| diverged(&m, non_finite_loss).map_or(Ok(m), Err)).map_err(|why| {
+            s.progress.warn(format_args!("{}: failed: {why}", job.label()));
+            JobFailed { label: job.label(), why }
+        })?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let record = Record {
+        key: job.key.clone(),
+        label,
+        description: job.description.clone(),
+        model_sha256: String::new(),
+        seconds,
+        history,
+    };
+    let record = match thin {
+        None => s.cache.store(&model, record)?,
+        Some(old) => {
+            let record = s.cache.replace(&model, record)?;
+            if record.model_sha256 != old.model_sha256 {
+                s.progress.warn(format_args!(
+                    "{}: retrained to record its history, it came out different from the cached \
+                     model (SHA-256 {} instead of {}): training is not deterministic here",
+                    job.label(),
+                    record.model_sha256,
+                    old.model_sha256
+                ));
+            }
+            record
+        }
+    };
+    Ok((model, record, final_outputs))
 }
 
 /// Why a trained model must not be cached or reported, if it holds NaN or infinite weights
