@@ -83,6 +83,12 @@ enum Command {
         /// Skip the sweep comparison.
         #[arg(long)]
         no_sweep: bool,
+        /// Time only this engine (`autograd` or `native`) [default: both].
+        #[arg(long, value_parser = ["autograd", "native"])]
+        engine: Option<String>,
+        /// Time only with this many threads [default: 1, then every core].
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Write an experiment's CSV files and figures from whatever runs the cache holds,
     /// training nothing (after sharded runs); lists the runs that are missing and then exits
@@ -148,9 +154,13 @@ fn main() -> ExitCode {
             commands::report(experiment, out.as_deref(), cache, device.as_deref())
         }
         Some(Command::Plot { dir }) => commands::plot(dir),
-        Some(Command::Bench { data, epochs, python, no_pytorch, no_sweep }) => {
+        Some(Command::Bench { data, epochs, python, no_pytorch, no_sweep, engine, threads }) => {
             let python = if *no_pytorch { None } else { python.clone() };
-            harness::cli::bench::command(data, *epochs, python, !no_sweep)
+            let engines = methods::Engine::ALL
+                .into_iter()
+                .filter(|e| engine.as_deref().is_none_or(|n| n == e.name()))
+                .collect();
+            harness::cli::bench::command(data, *epochs, python, !no_sweep, engines, *threads)
         }
         Some(Command::Regenerate { experiments, results, run }) => {
             commands::regenerate(experiments, results, run, verbosity)

@@ -9,8 +9,8 @@ pub struct SparseRows {
     pub(crate) dim: usize,
     pub(crate) background: f32,
     offsets: Vec<usize>,
-    pixels: Vec<u32>,
-    deltas: Vec<f32>,
+    /// `(delta, pixel)` of each stored entry, row after row, pixels ascending.
+    terms: Vec<(f32, u32)>,
 }
 
 impl SparseRows {
@@ -32,18 +32,17 @@ impl SparseRows {
     pub(crate) fn with_background(features: &[f32], dim: usize, background: f32) -> Self {
         let rows = features.len().checked_div(dim).unwrap_or(0);
         let mut offsets = Vec::with_capacity(rows + 1);
-        let (mut pixels, mut deltas) = (Vec::new(), Vec::new());
+        let mut terms = Vec::new();
         offsets.push(0);
         for row in features.chunks_exact(dim.max(1)) {
             for (p, &v) in row.iter().enumerate() {
                 if v != background {
-                    pixels.push(p as u32);
-                    deltas.push(v - background);
+                    terms.push((v - background, p as u32));
                 }
             }
-            offsets.push(pixels.len());
+            offsets.push(terms.len());
         }
-        Self { dim, background, offsets, pixels, deltas }
+        Self { dim, background, offsets, terms }
     }
 
     pub fn len(&self) -> usize {
@@ -61,11 +60,11 @@ impl SparseRows {
 
     /// Stored entries per row, on average.
     pub fn mean_nonzero(&self) -> f64 {
-        self.pixels.len() as f64 / self.len().max(1) as f64
+        self.terms.len() as f64 / self.len().max(1) as f64
     }
 
-    pub(crate) fn row(&self, i: usize) -> (&[u32], &[f32]) {
-        let (a, b) = (self.offsets[i], self.offsets[i + 1]);
-        (&self.pixels[a..b], &self.deltas[a..b])
+    /// Row `i`'s `(delta, pixel)` entries, pixels ascending.
+    pub(crate) fn row(&self, i: usize) -> &[(f32, u32)] {
+        &self.terms[self.offsets[i]..self.offsets[i + 1]]
     }
 }

@@ -22,6 +22,7 @@ pub struct BenchOptions {
     /// Timed epochs per measurement (after one warm-up epoch).
     pub epochs: usize,
     pub threads: Vec<usize>,
+    pub engines: Vec<Engine>,
     /// Python with torch 2.13 for the PyTorch side; `None` skips it.
     pub python: Option<PathBuf>,
     pub pytorch_script: PathBuf,
@@ -80,7 +81,7 @@ pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Meas
             None => None,
         };
         let py = |key: &str| pytorch.as_ref().and_then(|p| p[key].as_f64());
-        for engine in Engine::ALL {
+        for &engine in &opts.engines {
             log(&format!("timing the {} engine with {threads} thread(s)...", engine.name()));
             let (data, spec, device) = (&data, &mlp, tch::Device::Cpu);
             let mut ctx =
@@ -278,10 +279,17 @@ pub fn command(
     epochs: usize,
     python: Option<PathBuf>,
     with_sweep: bool,
+    engines: Vec<Engine>,
+    only_threads: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(epochs >= 1, "--epochs must be at least 1");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if cores > 1 { vec![1, cores] } else { vec![1] };
+    let threads = match only_threads {
+        Some(n) if (1..=1024).contains(&n) => vec![n],
+        Some(n) => anyhow::bail!("--threads is {n}; it must be between 1 and 1024"),
+        None if cores > 1 => vec![1, cores],
+        None => vec![1],
+    };
     if python.is_none() {
         eprintln!(
             "no PyTorch comparison: pass --python or set UNLEARN_BENCH_PYTHON (scripts/setup does)"
@@ -291,6 +299,7 @@ pub fn command(
         data_dir: data.to_owned(),
         epochs,
         threads,
+        engines: engines.clone(),
         python,
         pytorch_script: PathBuf::from("scripts/bench_pytorch.py"),
     };
@@ -298,7 +307,7 @@ pub fn command(
     print!("{}", table(&measures));
     if with_sweep {
         let binary = std::env::current_exe().context("cannot find the harness binary")?;
-        for engine in methods::Engine::ALL {
+        for engine in engines {
             eprintln!("timing a 12-job sweep with the {} engine...", engine.name());
             let one = sweep(&binary, data, engine, 1)?;
             let all = sweep(&binary, data, engine, cores)?;

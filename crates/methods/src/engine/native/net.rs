@@ -6,7 +6,7 @@ use model::Classifier;
 #[cfg(test)]
 use super::adam::Adam;
 use super::adam::AdamStep;
-use super::batch::{Batch, Input, combine, nonzeros, nonzeros_of, scatter};
+use super::batch::{Batch, combine, nonzeros, nonzeros_of};
 use crate::sparse::SparseRows;
 
 /// A parameter tensor with its gradient and Adam's two moments, all flat.
@@ -60,6 +60,9 @@ pub(crate) struct Net {
     /// `background * sum_p W1[:, p]`: the first layer's output for an all-background image,
     /// before the bias; refreshed with the weights.
     pub(super) base: Vec<f32>,
+    /// `sum_p W1[:, p]`, summed as the backward pass's Adam updates the rows (in row order,
+    /// as [`Net::refresh_base`] would), so that the update need not read the weights again.
+    colsum: Vec<f32>,
     pub(super) background: f32,
 }
 
@@ -85,7 +88,7 @@ impl Net {
                 }
             })
             .collect();
-        let mut net = Self { layers, base: Vec::new(), background };
+        let mut net = Self { layers, base: Vec::new(), colsum: Vec::new(), background };
         net.refresh_base();
         net
     }
@@ -139,58 +142,31 @@ impl Net {
         lanes.iter().sum()
     }
 
-    /// Runs a batch through the network: `acts[l]` receives layer `l`'s output for every row
-    /// (ReLU applied but for the last layer, whose output is the logits).
-    pub(super) fn forward(&self, batch: &Batch, acts: &mut Vec<Vec<f32>>) {
-        self.forward_input(Input::Grouped(batch), acts);
-    }
-
-    /// [`Net::forward`] for rows `ids` of `x` without regrouping them by pixel (for
-    /// evaluation, where nothing else needs the grouping): the same sums in the same order,
-    /// so the same bits.
-    pub(super) fn forward_rows(&self, x: &SparseRows, ids: &[usize], acts: &mut Vec<Vec<f32>>) {
-        self.forward_input(Input::Rows(x, ids), acts);
-    }
-
-    pub(super) fn forward_input(&self, input: Input<'_>, acts: &mut Vec<Vec<f32>>) {
-        let n = match input {
-            Input::Grouped(batch) => batch.len,
-            Input::Rows(_, ids) => ids.len(),
-        };
+    /// Runs rows `ids` of `x` through the network: `acts[l]` receives layer `l`'s output for
+    /// every row (ReLU applied but for the last layer, whose output is the logits). A row's
+    /// first layer sums its nonzero pixels' weight rows in pixel order ([`combine`]), so its
+    /// logits are the same bits in any batch.
+    pub(super) fn forward(&self, x: &SparseRows, ids: &[usize], acts: &mut Vec<Vec<f32>>) {
+        let n = ids.len();
         acts.resize_with(self.layers.len(), Vec::new);
         let last = self.layers.len() - 1;
-        let (mut coefs, mut positions) = (Vec::new(), Vec::new());
+        let mut terms = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
             let (before, after) = acts.split_at_mut(l);
             let out = &mut after[0];
             out.clear();
             out.resize(n * layer.fan_out, 0.0);
             let w = &layer.weight.value;
-            if l == 0 {
-                match input {
-                    Input::Grouped(batch) => {
-                        for (p, wrow) in w.chunks_exact(layer.fan_out).enumerate() {
-                            let (deltas, rows) = batch.pixel(p);
-                            scatter(deltas, rows, wrow, out);
-                        }
-                    }
-                    Input::Rows(x, ids) => {
-                        for (o, &i) in out.chunks_exact_mut(layer.fan_out).zip(ids) {
-                            let (pixels, deltas) = x.row(i);
-                            combine(deltas, pixels, w, o);
-                        }
-                    }
-                }
-            }
             for (i, o) in out.chunks_exact_mut(layer.fan_out).enumerate() {
                 if l == 0 {
+                    combine(x.row(ids[i]), w, o);
                     for (o, base) in o.iter_mut().zip(&self.base) {
                         *o += base;
                     }
                 } else {
                     let input = &before[l - 1][i * layer.fan_in..(i + 1) * layer.fan_in];
-                    nonzeros(input, &mut coefs, &mut positions);
-                    combine(&coefs, &positions, w, o);
+                    nonzeros(input, &mut terms);
+                    combine(&terms, w, o);
                 }
                 for (o, b) in o.iter_mut().zip(&layer.bias.value) {
                     *o += b;
@@ -226,7 +202,7 @@ impl Net {
     ) {
         let mut g = dlogits;
         let background = self.background;
-        let (mut coefs, mut positions) = (Vec::new(), Vec::new());
+        let mut terms = Vec::new();
         for l in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[l];
             let (fan_in, width) = (layer.fan_in, layer.fan_out);
@@ -240,9 +216,10 @@ impl Net {
             if l == 0 {
                 // dW[p] = sum_i delta_ip g_i + background * sum_i g_i.
                 let Param { value, grad, exp_avg, exp_avg_sq } = &mut layer.weight;
+                self.colsum.clear();
+                self.colsum.resize(width, 0.0);
                 for (p, row) in grad.chunks_exact_mut(width).enumerate() {
-                    let (deltas, rows) = batch.pixel(p);
-                    combine(deltas, rows, &g, row);
+                    combine(batch.pixel(p), &g, row);
                     for (d, s) in row.iter_mut().zip(db.iter()) {
                         *d += background * s;
                     }
@@ -253,8 +230,11 @@ impl Net {
                             &mut value[r.clone()],
                             row,
                             &mut exp_avg[r.clone()],
-                            &mut exp_avg_sq[r],
+                            &mut exp_avg_sq[r.clone()],
                         );
+                        for (s, v) in self.colsum.iter_mut().zip(&value[r]) {
+                            *s += v;
+                        }
                     }
                 }
                 break;
@@ -265,8 +245,8 @@ impl Net {
             let n = input.len() / fan_in;
             for (k, row) in dw.chunks_exact_mut(width).enumerate() {
                 let column = input[k..].iter().step_by(fan_in).copied();
-                nonzeros_of(column, n, &mut coefs, &mut positions);
-                combine(&coefs, &positions, &g, row);
+                nonzeros_of(column, n, &mut terms);
+                combine(&terms, &g, row);
             }
             // The gradient of the layer's input, through the ReLU below it (which passes
             // gradient where its output is positive: torch's threshold_backward).
@@ -276,8 +256,8 @@ impl Net {
                 .zip(input.chunks_exact(fan_in))
                 .zip(below.chunks_exact_mut(fan_in))
             {
-                nonzeros(gi, &mut coefs, &mut positions);
-                combine(&coefs, &positions, &layer.weight_out_in, bi);
+                nonzeros(gi, &mut terms);
+                combine(&terms, &layer.weight_out_in, bi);
                 for (b, &a) in bi.iter_mut().zip(ai) {
                     // torch's threshold_backward: zero where a <= 0 (a NaN passes).
                     if a <= 0.0 {
@@ -322,7 +302,11 @@ impl Net {
                 layer.refresh();
             }
         }
-        self.refresh_base();
+        if first_weight_done {
+            self.base = self.colsum.iter().map(|s| self.background * s).collect();
+        } else {
+            self.refresh_base();
+        }
     }
 }
 

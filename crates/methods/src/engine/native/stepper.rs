@@ -66,7 +66,7 @@ impl<'a> Native<'a> {
             self.rows.clear();
             self.rows.extend(chunk.iter().map(|&i| i as usize));
             self.batch.fill(x, &self.rows);
-            self.net.forward(&self.batch, &mut self.acts);
+            self.net.forward(x, &self.rows, &mut self.acts);
             let logits = self.acts.last().expect("a forward pass");
             let mut dlogits = vec![0.0f32; logits.len()];
             let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
@@ -140,7 +140,7 @@ pub(super) fn teacher_logits<'t>(teacher: &'t Teacher, data: &Data) -> &'t [f32]
             let (mut acts, mut logits) = (Vec::new(), Vec::with_capacity(x.len() * net.classes()));
             let rows: Vec<usize> = (0..x.len()).collect();
             for block in rows.chunks(EVAL_BLOCK) {
-                net.forward_rows(x, block, &mut acts);
+                net.forward(x, block, &mut acts);
                 logits.extend_from_slice(acts.last().expect("a forward pass"));
             }
             logits
@@ -170,7 +170,7 @@ impl Step for Native<'_> {
             }
         }
         self.batch.fill(x, &self.rows);
-        self.net.forward(&self.batch, &mut self.acts);
+        self.net.forward(x, &self.rows, &mut self.acts);
         let classes = self.net.classes();
         let logits = self.acts.last().expect("a forward pass");
         let mut dlogits = vec![0.0f32; logits.len()];

@@ -57,8 +57,7 @@ fn sparse_rows_keep_what_differs_from_the_most_common_value() {
     assert_eq!(x.mean_nonzero(), stored as f64 / 50.0);
     for i in 0..50 {
         let mut row = [-0.5f32; 12];
-        let (pixels, deltas) = x.row(i);
-        for (&p, &d) in pixels.iter().zip(deltas) {
+        for &(d, p) in x.row(i) {
             row[p as usize] += d;
         }
         for (r, f) in row.iter().zip(&features[i * 12..]) {
@@ -76,16 +75,13 @@ fn a_batch_lists_each_pixels_terms_in_row_order_across_reuses() {
         batch.fill(&x, &ids);
         assert_eq!(batch.len, ids.len());
         for p in 0..12 {
-            let mut expected = (Vec::new(), Vec::new());
+            let mut expected = Vec::new();
             for (row, &i) in ids.iter().enumerate() {
-                let (pixels, deltas) = x.row(i);
-                if let Some(k) = pixels.iter().position(|&q| q as usize == p) {
-                    expected.0.push(deltas[k]);
-                    expected.1.push(row as u32);
+                if let Some(&(d, _)) = x.row(i).iter().find(|&&(_, q)| q as usize == p) {
+                    expected.push((d, row as u32));
                 }
             }
-            let (deltas, rows) = batch.pixel(p);
-            assert_eq!((deltas, rows), (&expected.0[..], &expected.1[..]), "pixel {p}");
+            assert_eq!(batch.pixel(p), &expected[..], "pixel {p}");
         }
     }
 }
@@ -97,17 +93,13 @@ fn a_batch_gives_each_row_the_logits_it_gets_alone_and_libtorch_agrees() {
     let model = model();
     let net = Net::from_mlp(&model, x.background);
     let ids: Vec<usize> = (0..40).rev().collect();
-    let (mut batch, mut acts) = (Batch::default(), Vec::new());
-    batch.fill(&x, &ids);
-    net.forward(&batch, &mut acts);
+    let mut acts = Vec::new();
+    net.forward(&x, &ids, &mut acts);
     let together = acts.last().unwrap().clone();
     for (k, &i) in ids.iter().enumerate() {
-        batch.fill(&x, &[i]);
-        net.forward(&batch, &mut acts);
+        net.forward(&x, &[i], &mut acts);
         assert_eq!(acts.last().unwrap()[..], together[k * 4..(k + 1) * 4]);
     }
-    net.forward_rows(&x, &ids, &mut acts);
-    assert_eq!(acts.last().unwrap(), &together, "row by row: the same bits");
     let reference: Vec<f32> =
         Vec::try_from(&tch::no_grad(|| model.forward(&dense(&features, &ids))).flatten(0, -1))
             .unwrap();
@@ -149,7 +141,7 @@ fn cross_entropy_and_mi_gradients_match_autograd() {
         let ids: Vec<usize> = if with_mi { (0..30).collect() } else { remain.clone() };
         let (mut batch, mut acts) = (Batch::default(), Vec::new());
         batch.fill(&x, &ids);
-        net.forward(&batch, &mut acts);
+        net.forward(&x, &ids, &mut acts);
         let logits = acts.last().unwrap();
         let mut dlogits = vec![0.0; logits.len()];
         let ys = (0..20).map(|i| labels[i] as usize);
@@ -196,7 +188,7 @@ fn distillation_and_weighted_cross_entropy_gradients_match_autograd() {
     let mut net = Net::from_mlp(&model, x.background);
     let (mut batch, mut acts) = (Batch::default(), Vec::new());
     batch.fill(&x, &ids);
-    net.forward(&batch, &mut acts);
+    net.forward(&x, &ids, &mut acts);
     let logits = acts.last().unwrap();
     let mut d = vec![0.0; logits.len()];
     let ce = cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, weight as f32, &mut d);
@@ -233,7 +225,7 @@ fn adam_matches_tch_adam_to_rounding_and_writes_back() {
     let (mut batch, mut acts) = (Batch::default(), Vec::new());
     batch.fill(&x, &ids);
     let dlogits = |net: &Net, acts: &mut Vec<Vec<f32>>| {
-        net.forward(&batch, acts);
+        net.forward(&x, &ids, acts);
         let logits = acts.last().unwrap();
         let mut d = vec![0.0; logits.len()];
         cross_entropy(logits, labels.iter().map(|&y| y as usize), 4, 1.0, &mut d);
