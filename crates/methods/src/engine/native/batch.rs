@@ -2,48 +2,40 @@
 //! terms (an image's nonzero pixels, the nonzero units ReLU leaves: [`nonzeros`]), and a batch
 //! regrouped by pixel for the first layer's weight gradient ([`Batch`]).
 
+#[cfg(test)]
 use crate::sparse::SparseRows;
-
-/// `y += a * x`, element-wise (vectorises; no sum is reordered).
-#[inline(always)]
-pub(super) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
 
 /// A batch of images grouped by pixel, for the first layer's weight gradient (one [`combine`]
 /// per pixel over it): for each pixel, the batch rows where it differs from the background
-/// and by how much, in row order.
+/// and by how much, in row order, as `(delta, row)` terms.
 ///
-/// A pixel occurs at most once per image, so each pixel gets a bucket of `capacity` (the
-/// batch's size) slots, filled in one pass over the images: pixel `p`'s terms are
-/// `terms[p * capacity..][..counts[p]]`, each `(delta, row)` in one 8-byte slot (one store
-/// per term). Rows are visited in order, so each pixel's terms stay in row order.
+/// Filled as the forward pass visits each row's pixels ([`Batch::add`], rows in order, so each
+/// pixel's terms stay in row order). A pixel occurs at most once per image, so each pixel gets
+/// a bucket of `capacity` (the batch's size) slots: pixel `p`'s terms are
+/// `terms[p * capacity..][..counts[p]]`, one 8-byte store each.
 #[derive(Debug, Default)]
 pub(super) struct Batch {
-    pub(super) counts: Vec<u32>,
-    pub(super) terms: Vec<(f32, u32)>,
-    pub(super) capacity: usize,
-    pub(super) len: usize,
+    counts: Vec<u32>,
+    terms: Vec<(f32, u32)>,
+    capacity: usize,
 }
 
 impl Batch {
-    /// Regroups images `ids` of `x`, reusing the buffers.
-    pub(super) fn fill(&mut self, x: &SparseRows, ids: &[usize]) {
-        self.len = ids.len();
-        self.capacity = ids.len();
+    /// Empties it for `rows` rows of `pixels`-pixel images, reusing the buffers.
+    pub(super) fn start(&mut self, pixels: usize, rows: usize) {
+        self.capacity = rows;
         self.counts.clear();
-        self.counts.resize(x.dim, 0);
+        self.counts.resize(pixels, 0);
         // Stale slots beyond a pixel's count are never read.
-        self.terms.resize(x.dim * self.capacity, (0.0, 0));
-        for (row, &i) in ids.iter().enumerate() {
-            for &(d, p) in x.row(i) {
-                let count = &mut self.counts[p as usize];
-                self.terms[p as usize * self.capacity + *count as usize] = (d, row as u32);
-                *count += 1;
-            }
-        }
+        self.terms.resize(pixels * rows, (0.0, 0));
+    }
+
+    /// Row `row` differs from the background by `delta` at pixel `p`.
+    #[inline(always)]
+    pub(super) fn add(&mut self, delta: f32, p: u32, row: usize) {
+        let count = &mut self.counts[p as usize];
+        self.terms[p as usize * self.capacity + *count as usize] = (delta, row as u32);
+        *count += 1;
     }
 
     /// Pixel `p`'s `(delta, row)` terms, in row order.
@@ -51,36 +43,90 @@ impl Batch {
         let start = p * self.capacity;
         &self.terms[start..start + self.counts[p] as usize]
     }
+
+    /// Groups images `ids` of `x` (what the forward pass does on its way).
+    #[cfg(test)]
+    pub(super) fn fill(&mut self, x: &SparseRows, ids: &[usize]) {
+        self.start(x.dim, ids.len());
+        for (row, &i) in ids.iter().enumerate() {
+            for &(d, p) in x.row(i) {
+                self.add(d, p, row);
+            }
+        }
+    }
 }
 
-/// Output columns per register tile of [`combine`].
-pub(super) const TILE: usize = 64;
+/// Output columns per register tile of [`combine`] on wide rows: eight vector registers'
+/// worth (the accumulators stay in registers across all terms).
+#[cfg(target_feature = "avx512f")]
+const WIDE: usize = 128;
+#[cfg(not(target_feature = "avx512f"))]
+const WIDE: usize = 64;
 
 /// `out[j] = sum_t c_t * matrix[r_t][j]` over the terms `(c_t, r_t)`, for a row-major
-/// `matrix` of `out.len()` columns, summing in term order. The columns go in tiles of [`TILE`]
-/// held in registers across all terms, so `out` is written once rather than once per term.
+/// `matrix` of `out.len()` columns, summing in term order (so every vector width gives the
+/// same bits). The columns go in tiles held in registers across all terms, so `out` is
+/// written once rather than once per term.
 pub(super) fn combine(terms: &[(f32, u32)], matrix: &[f32], out: &mut [f32]) {
+    combine_visiting(terms, matrix, out, |_, _| {});
+}
+
+/// [`combine`], calling `visit(c, r)` once per term, in order.
+#[inline(always)]
+pub(super) fn combine_visiting(
+    terms: &[(f32, u32)],
+    matrix: &[f32],
+    out: &mut [f32],
+    mut visit: impl FnMut(f32, u32),
+) {
     let width = out.len();
-    let tiles = width / TILE;
-    for t in 0..tiles {
-        let mut acc = [0.0f32; TILE];
+    let mut done = tiles::<WIDE>(terms, matrix, out, 0, &mut visit);
+    done = tiles::<64>(terms, matrix, out, done, &mut visit);
+    done = tiles::<16>(terms, matrix, out, done, &mut visit);
+    let rest = width - done;
+    if rest > 0 {
+        let mut acc = [0.0f32; 16];
         for &(c, r) in terms {
-            let start = r as usize * width + t * TILE;
-            let w: &[f32; TILE] = matrix[start..start + TILE].try_into().expect("a full tile");
+            if done == 0 {
+                visit(c, r);
+            }
+            let start = r as usize * width + done;
+            for (a, w) in acc[..rest].iter_mut().zip(&matrix[start..start + rest]) {
+                *a += c * w;
+            }
+        }
+        out[done..].copy_from_slice(&acc[..rest]);
+    }
+}
+
+/// The tiles of `T` columns from column `from` on (while a whole tile fits); returns where
+/// they end. `visit` sees the terms during the first tile of the row.
+#[inline(always)]
+fn tiles<const T: usize>(
+    terms: &[(f32, u32)],
+    matrix: &[f32],
+    out: &mut [f32],
+    from: usize,
+    visit: &mut impl FnMut(f32, u32),
+) -> usize {
+    let width = out.len();
+    let mut start = from;
+    while start + T <= width {
+        let mut acc = [0.0f32; T];
+        for &(c, r) in terms {
+            if start == 0 {
+                visit(c, r);
+            }
+            let base = r as usize * width + start;
+            let w: &[f32; T] = matrix[base..base + T].try_into().expect("a full tile");
             for (a, w) in acc.iter_mut().zip(w) {
                 *a += c * w;
             }
         }
-        out[t * TILE..(t + 1) * TILE].copy_from_slice(&acc);
+        out[start..start + T].copy_from_slice(&acc);
+        start += T;
     }
-    let rest = &mut out[tiles * TILE..];
-    if !rest.is_empty() {
-        rest.fill(0.0);
-        for &(c, r) in terms {
-            let start = r as usize * width + tiles * TILE;
-            axpy(c, &matrix[start..start + rest.len()], rest);
-        }
-    }
+    start
 }
 
 /// The nonzero entries of `values` as `(value, position)` terms, into a reused buffer.

@@ -23,7 +23,7 @@ pub(crate) fn outputs(model: &Classifier, data: &Data, confidences: bool) -> Out
         let rows: Vec<usize> = (0..x.len()).collect();
         let mut confidences = confidences;
         for block in rows.chunks(EVAL_BLOCK) {
-            net.forward(x, block, &mut acts);
+            net.forward(x, block, &mut acts, None);
             for (row, &i) in acts.last().expect("a forward pass").chunks_exact(classes).zip(block) {
                 let y = usize::from(labels[i]);
                 ok.push(argmax(row) == y);

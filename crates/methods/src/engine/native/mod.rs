@@ -88,6 +88,7 @@
 //! engine's `Step`: one objective per step) and `eval` (predictions, losses, confidences).
 
 mod adam;
+mod aligned;
 mod batch;
 mod eval;
 mod heads;

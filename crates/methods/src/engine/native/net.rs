@@ -6,27 +6,33 @@ use model::Classifier;
 #[cfg(test)]
 use super::adam::Adam;
 use super::adam::AdamStep;
-use super::batch::{Batch, combine, nonzeros, nonzeros_of};
+use super::aligned::Aligned;
+use super::batch::{Batch, combine, combine_visiting, nonzeros, nonzeros_of};
 use crate::sparse::SparseRows;
 
 /// A parameter tensor with its gradient and Adam's two moments, all flat.
 #[derive(Debug, Clone)]
 pub(super) struct Param {
-    pub(super) value: Vec<f32>,
-    pub(super) grad: Vec<f32>,
-    pub(super) exp_avg: Vec<f32>,
-    pub(super) exp_avg_sq: Vec<f32>,
+    pub(super) value: Aligned,
+    pub(super) grad: Aligned,
+    pub(super) exp_avg: Aligned,
+    pub(super) exp_avg_sq: Aligned,
 }
 
 impl Param {
-    pub(super) fn new(value: Vec<f32>) -> Self {
+    pub(super) fn new(value: &[f32]) -> Self {
         let n = value.len();
-        Self { value, grad: vec![0.0; n], exp_avg: vec![0.0; n], exp_avg_sq: vec![0.0; n] }
+        Self {
+            value: Aligned::from_slice(value),
+            grad: Aligned::zeros(n),
+            exp_avg: Aligned::zeros(n),
+            exp_avg_sq: Aligned::zeros(n),
+        }
     }
 }
 
 /// One linear layer `fan_in -> fan_out`. The weight is stored transposed, `[fan_in][fan_out]`,
-/// so that the forward pass and the weight gradient are row-wise `axpy`s; `weight_out_in` is
+/// so that the forward pass and the weight gradient are weighted sums of its rows; `weight_out_in` is
 /// the `[fan_out][fan_in]` copy that the input gradient needs, refreshed after every update
 /// (but for the first layer, whose input gradient is never computed).
 #[derive(Debug, Clone)]
@@ -35,7 +41,7 @@ pub(super) struct Layer {
     pub(super) fan_out: usize,
     pub(super) weight: Param,
     pub(super) bias: Param,
-    pub(super) weight_out_in: Vec<f32>,
+    pub(super) weight_out_in: Aligned,
 }
 
 impl Layer {
@@ -63,6 +69,8 @@ pub(crate) struct Net {
     /// `sum_p W1[:, p]`, summed as the backward pass's Adam updates the rows (in row order,
     /// as [`Net::refresh_base`] would), so that the update need not read the weights again.
     colsum: Vec<f32>,
+    /// One row of the first layer's weight gradient, when Adam takes each as it comes.
+    scratch: Aligned,
     pub(super) background: f32,
 }
 
@@ -82,13 +90,19 @@ impl Net {
                 Layer {
                     fan_in,
                     fan_out,
-                    weight: Param::new(in_out),
-                    bias: Param::new(bias),
-                    weight_out_in: out_in,
+                    weight: Param::new(&in_out),
+                    bias: Param::new(&bias),
+                    weight_out_in: Aligned::from_slice(&out_in),
                 }
             })
             .collect();
-        let mut net = Self { layers, base: Vec::new(), colsum: Vec::new(), background };
+        let mut net = Self {
+            layers,
+            base: Vec::new(),
+            colsum: Vec::new(),
+            scratch: Aligned::default(),
+            background,
+        };
         net.refresh_base();
         net
     }
@@ -146,8 +160,20 @@ impl Net {
     /// every row (ReLU applied but for the last layer, whose output is the logits). A row's
     /// first layer sums its nonzero pixels' weight rows in pixel order ([`combine`]), so its
     /// logits are the same bits in any batch.
-    pub(super) fn forward(&self, x: &SparseRows, ids: &[usize], acts: &mut Vec<Vec<f32>>) {
+    ///
+    /// With `group`, the batch is grouped by pixel on the way ([`Batch`]), for the backward
+    /// pass.
+    pub(super) fn forward(
+        &self,
+        x: &SparseRows,
+        ids: &[usize],
+        acts: &mut Vec<Vec<f32>>,
+        mut group: Option<&mut Batch>,
+    ) {
         let n = ids.len();
+        if let Some(batch) = group.as_deref_mut() {
+            batch.start(x.dim, n);
+        }
         acts.resize_with(self.layers.len(), Vec::new);
         let last = self.layers.len() - 1;
         let mut terms = Vec::new();
@@ -159,7 +185,12 @@ impl Net {
             let w = &layer.weight.value;
             for (i, o) in out.chunks_exact_mut(layer.fan_out).enumerate() {
                 if l == 0 {
-                    combine(x.row(ids[i]), w, o);
+                    match group.as_deref_mut() {
+                        Some(batch) => {
+                            combine_visiting(x.row(ids[i]), w, o, |d, p| batch.add(d, p, i));
+                        }
+                        None => combine(x.row(ids[i]), w, o),
+                    }
                     for (o, base) in o.iter_mut().zip(&self.base) {
                         *o += base;
                     }
@@ -200,7 +231,7 @@ impl Net {
         first_layer_step: Option<AdamStep>,
         hook: Hook<'_>,
     ) {
-        let mut g = dlogits;
+        let mut g = Aligned::from_slice(&dlogits);
         let background = self.background;
         let mut terms = Vec::new();
         for l in (0..self.layers.len()).rev() {
@@ -218,7 +249,15 @@ impl Net {
                 let Param { value, grad, exp_avg, exp_avg_sq } = &mut layer.weight;
                 self.colsum.clear();
                 self.colsum.resize(width, 0.0);
-                for (p, row) in grad.chunks_exact_mut(width).enumerate() {
+                // With Adam applied row by row, a row of the gradient is all it needs: the
+                // whole gradient is kept only for the saliency mask's sums.
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.reset(width);
+                for p in 0..value.len() / width {
+                    let row = match first_layer_step {
+                        Some(_) => &mut scratch[..],
+                        None => &mut grad[p * width..(p + 1) * width],
+                    };
                     combine(batch.pixel(p), &g, row);
                     for (d, s) in row.iter_mut().zip(db.iter()) {
                         *d += background * s;
@@ -237,6 +276,7 @@ impl Net {
                         }
                     }
                 }
+                self.scratch = scratch;
                 break;
             }
             let dw = &mut layer.weight.grad;
@@ -250,7 +290,7 @@ impl Net {
             }
             // The gradient of the layer's input, through the ReLU below it (which passes
             // gradient where its output is positive: torch's threshold_backward).
-            let mut below = vec![0.0f32; input.len()];
+            let mut below = Aligned::zeros(input.len());
             for ((gi, ai), bi) in g
                 .chunks_exact(width)
                 .zip(input.chunks_exact(fan_in))

@@ -65,8 +65,7 @@ impl<'a> Native<'a> {
         for chunk in pool.chunks(SALIENCY_BATCH) {
             self.rows.clear();
             self.rows.extend(chunk.iter().map(|&i| i as usize));
-            self.batch.fill(x, &self.rows);
-            self.net.forward(x, &self.rows, &mut self.acts);
+            self.net.forward(x, &self.rows, &mut self.acts, Some(&mut self.batch));
             let logits = self.acts.last().expect("a forward pass");
             let mut dlogits = vec![0.0f32; logits.len()];
             let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
@@ -140,7 +139,7 @@ pub(super) fn teacher_logits<'t>(teacher: &'t Teacher, data: &Data) -> &'t [f32]
             let (mut acts, mut logits) = (Vec::new(), Vec::with_capacity(x.len() * net.classes()));
             let rows: Vec<usize> = (0..x.len()).collect();
             for block in rows.chunks(EVAL_BLOCK) {
-                net.forward(x, block, &mut acts);
+                net.forward(x, block, &mut acts, None);
                 logits.extend_from_slice(acts.last().expect("a forward pass"));
             }
             logits
@@ -169,8 +168,7 @@ impl Step for Native<'_> {
                 self.rows.extend(others.ids().iter().map(|&i| i as usize));
             }
         }
-        self.batch.fill(x, &self.rows);
-        self.net.forward(x, &self.rows, &mut self.acts);
+        self.net.forward(x, &self.rows, &mut self.acts, Some(&mut self.batch));
         let classes = self.net.classes();
         let logits = self.acts.last().expect("a forward pass");
         let mut dlogits = vec![0.0f32; logits.len()];
