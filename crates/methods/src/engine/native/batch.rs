@@ -83,20 +83,13 @@ pub(super) fn combine_visiting(
     let mut done = tiles::<WIDE>(terms, matrix, out, 0, &mut visit);
     done = tiles::<64>(terms, matrix, out, done, &mut visit);
     done = tiles::<16>(terms, matrix, out, done, &mut visit);
-    let rest = width - done;
-    if rest > 0 {
-        let mut acc = [0.0f32; 16];
-        for &(c, r) in terms {
-            if done == 0 {
-                visit(c, r);
-            }
-            let start = r as usize * width + done;
-            for (a, w) in acc[..rest].iter_mut().zip(&matrix[start..start + rest]) {
-                *a += c * w;
-            }
-        }
-        out[done..].copy_from_slice(&acc[..rest]);
-    }
+    // The last columns (a width that is not a multiple of 16, such as the 10 logits) in
+    // register tiles of 8, 4, 2 and 1.
+    done = tiles::<8>(terms, matrix, out, done, &mut visit);
+    done = tiles::<4>(terms, matrix, out, done, &mut visit);
+    done = tiles::<2>(terms, matrix, out, done, &mut visit);
+    done = tiles::<1>(terms, matrix, out, done, &mut visit);
+    debug_assert_eq!(done, width);
 }
 
 /// The tiles of `T` columns from column `from` on (while a whole tile fits); returns where

@@ -4,7 +4,7 @@
 use model::Classifier;
 
 use super::adam::{Adam, AdamStep};
-use super::batch::Batch;
+use super::batch::{Batch, combine};
 use super::heads::{cross_entropy, distill, mutual_information, softmax_rows};
 use super::net::{Hook, Net, transpose};
 use crate::sparse::SparseRows;
@@ -81,6 +81,38 @@ fn a_batch_lists_each_pixels_terms_in_row_order_across_reuses() {
                 }
             }
             assert_eq!(batch.pixel(p), &expected[..], "pixel {p}");
+        }
+    }
+}
+
+/// Every width `combine` meets takes its own mix of register tiles (128 or 64 columns by the
+/// build's vector width, then 64, 16, 8, 4, 2, 1): each must sum every column's terms in term
+/// order, one multiply and one add at a time, as plain scalar code does. That is what keeps
+/// a key's bits the same under every build (`scripts/cpu-paths` runs this under each).
+#[test]
+fn combine_sums_in_term_order_at_every_width() {
+    use rand::Rng as _;
+    let mut rng = data::rng::stream(9, "combine");
+    for width in (1..=140).chain([256, 784]) {
+        let rows = 37;
+        let matrix: Vec<f32> = (0..rows * width).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // Terms of very different sizes, so that any other order or any fused multiply-add
+        // would round differently somewhere.
+        let mut terms = Vec::new();
+        for r in 0..rows as u32 {
+            if rng.random_bool(0.7) {
+                let scale = 10f32.powi(rng.random_range(-6..6));
+                terms.push((rng.random_range(-1.0f32..1.0) * scale, r));
+            }
+        }
+        let mut out = vec![f32::NAN; width];
+        combine(&terms, &matrix, &mut out);
+        for (j, &got) in out.iter().enumerate() {
+            let mut want = 0.0f32;
+            for &(c, r) in &terms {
+                want += std::hint::black_box(c * matrix[r as usize * width + j]);
+            }
+            assert_eq!(got.to_bits(), want.to_bits(), "width {width}, column {j}");
         }
     }
 }
