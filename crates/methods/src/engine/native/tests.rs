@@ -312,6 +312,9 @@ fn adam_moments_of_a_dead_weight_never_go_subnormal_and_the_weights_do_not_notic
         );
     }
     assert!(seen_subnormal, "IEEE arithmetic does go subnormal here");
+    // The last 73,000 steps took the loop without the bias correction's division.
+    assert_eq!(adam.next().bias_correction2_sqrt, 1.0);
+    assert_ne!(Adam { step: 16_000, ..adam }.next().bias_correction2_sqrt, 1.0);
     assert_eq!((m[0], s[0], m[1], s[1]), (0.0, 0.0, 0.0, 0.0), "flushed");
     assert_eq!(value, plain_v, "the same weights, bit for bit");
     assert_eq!((m[2], s[2]), (plain_m[2], plain_s[2]));
