@@ -83,8 +83,8 @@ enum Command {
         /// Skip the sweep comparison.
         #[arg(long)]
         no_sweep: bool,
-        /// Time only this engine (`autograd` or `native`) [default: both].
-        #[arg(long, value_parser = ["autograd", "native"])]
+        /// Time only this engine [default: both].
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(methods::Engine::ALL.map(methods::Engine::name)))]
         engine: Option<String>,
         /// Time only with this many threads [default: 1, then every core].
         #[arg(long)]

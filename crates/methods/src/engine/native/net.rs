@@ -32,9 +32,9 @@ impl Param {
 }
 
 /// One linear layer `fan_in -> fan_out`. The weight is stored transposed, `[fan_in][fan_out]`,
-/// so that the forward pass and the weight gradient are weighted sums of its rows; `weight_out_in` is
-/// the `[fan_out][fan_in]` copy that the input gradient needs, refreshed after every update
-/// (but for the first layer, whose input gradient is never computed).
+/// so that the forward pass and the weight gradient are weighted sums of its rows;
+/// `weight_out_in` is the `[fan_out][fan_in]` copy that the input gradient needs, refreshed
+/// after every update (but for the first layer, whose input gradient is never computed).
 #[derive(Debug, Clone)]
 pub(super) struct Layer {
     pub(super) fan_in: usize,
@@ -109,13 +109,19 @@ impl Net {
 
     pub(super) fn refresh_base(&mut self) {
         let first = &self.layers[0];
-        let mut colsum = vec![0.0f32; first.fan_out];
+        self.colsum.clear();
+        self.colsum.resize(first.fan_out, 0.0);
         for row in first.weight.value.chunks_exact(first.fan_out) {
-            for (s, w) in colsum.iter_mut().zip(row) {
+            for (s, w) in self.colsum.iter_mut().zip(row) {
                 *s += w;
             }
         }
-        self.base = colsum.into_iter().map(|s| self.background * s).collect();
+        self.base_from_colsum();
+    }
+
+    /// `base` from `colsum`, when the backward pass has summed the updated rows already.
+    fn base_from_colsum(&mut self) {
+        self.base = self.colsum.iter().map(|s| self.background * s).collect();
     }
 
     /// Copies the parameters into `model`.
@@ -215,7 +221,7 @@ impl Net {
     }
 
     /// Writes every parameter's gradient, given the forward pass's `acts` and the loss's
-    /// gradient with respect to the logits (`dlogits`, consumed as scratch).
+    /// gradient with respect to the logits (`dlogits`).
     ///
     /// With `first_layer_step`, each row of the first layer's weight gradient is applied by
     /// Adam as soon as it is computed, while it is in cache (the same arithmetic as a separate
@@ -227,11 +233,11 @@ impl Net {
         &mut self,
         batch: &Batch,
         acts: &[Vec<f32>],
-        dlogits: Vec<f32>,
+        dlogits: &[f32],
         first_layer_step: Option<AdamStep>,
         hook: Hook<'_>,
     ) {
-        let mut g = Aligned::from_slice(&dlogits);
+        let mut g = Aligned::from_slice(dlogits);
         let background = self.background;
         let mut terms = Vec::new();
         for l in (0..self.layers.len()).rev() {
@@ -343,7 +349,7 @@ impl Net {
             }
         }
         if first_weight_done {
-            self.base = self.colsum.iter().map(|s| self.background * s).collect();
+            self.base_from_colsum();
         } else {
             self.refresh_base();
         }

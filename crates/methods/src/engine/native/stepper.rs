@@ -70,7 +70,7 @@ impl<'a> Native<'a> {
             let mut dlogits = vec![0.0f32; logits.len()];
             let ys = self.rows.iter().map(|&i| usize::from(labels[i]));
             cross_entropy(logits, ys, classes, chunk.len() as f32, &mut dlogits);
-            self.net.backward(&self.batch, &self.acts, dlogits, None, Hook::NONE);
+            self.net.backward(&self.batch, &self.acts, &dlogits, None, Hook::NONE);
             for (sum, layer) in sums.iter_mut().zip(&self.net.layers) {
                 for (s, g) in sum.0.iter_mut().zip(&layer.weight.grad) {
                     *s += g;
@@ -195,7 +195,7 @@ impl Step for Native<'_> {
         }
         let step = self.adam.next();
         let hook = Hook { l1: objective.l1.map(|l| l as f32), mask: self.mask.as_ref() };
-        self.net.backward(&self.batch, &self.acts, dlogits, Some(step), hook);
+        self.net.backward(&self.batch, &self.acts, &dlogits, Some(step), hook);
         self.net.update(step, true, hook);
         if objective.record {
             self.totals.add(loss, ce.unwrap_or(loss), mi);

@@ -188,7 +188,7 @@ fn cross_entropy_and_mi_gradients_match_autograd() {
             .double_value(&[]);
             assert!(mi > 5e-5 && (mi - reference).abs() < 1e-6, "{mi} {reference}");
         }
-        net.backward(&batch, &acts, dlogits, None, Hook::NONE);
+        net.backward(&batch, &acts, &dlogits, None, Hook::NONE);
         let got = grads_out_in(&net);
         assert!(expected.iter().any(|g| g.abs() > 1e-3));
         assert!(max_diff(&got, &expected) < 2e-6, "mi {with_mi}: {}", max_diff(&got, &expected));
@@ -231,7 +231,7 @@ fn distillation_and_weighted_cross_entropy_gradients_match_autograd() {
     });
     assert!(kl > 1e-3 && (kl - reference).abs() < 1e-5 * kl, "{kl} {reference}");
     assert!(ce > 0.5, "{ce}");
-    net.backward(&batch, &acts, d, None, Hook::NONE);
+    net.backward(&batch, &acts, &d, None, Hook::NONE);
     let got = grads_out_in(&net);
     assert!(expected.iter().any(|g| g.abs() > 1e-3));
     assert!(max_diff(&got, &expected) < 2e-6, "{}", max_diff(&got, &expected));
@@ -265,12 +265,12 @@ fn adam_matches_tch_adam_to_rounding_and_writes_back() {
     for _ in 0..5 {
         opt.backward_step(&reference.forward(&xs).cross_entropy_for_logits(&ys));
         let d = dlogits(&net, &mut acts);
-        net.backward(&batch, &acts, d, None, Hook::NONE);
+        net.backward(&batch, &acts, &d, None, Hook::NONE);
         net.adam_step(&mut adam);
         // The training loop's path: the first layer updated inside the backward pass.
         let d = dlogits(&other, &mut acts);
         let step = other_adam.next();
-        other.backward(&batch, &acts, d, Some(step), Hook::NONE);
+        other.backward(&batch, &acts, &d, Some(step), Hook::NONE);
         other.update(step, true, Hook::NONE);
     }
     for (a, b) in net.layers.iter().zip(&other.layers) {
