@@ -7,7 +7,7 @@ use model::Classifier;
 use super::adam::Adam;
 use super::adam::AdamStep;
 use super::aligned::Aligned;
-use super::batch::{Batch, combine, combine_visiting, nonzeros, nonzeros_of};
+use super::batch::{Batch, GROUP, combine, combine_rows, nonzeros, nonzeros_of};
 use crate::sparse::SparseRows;
 
 /// A parameter tensor with its gradient and Adam's two moments, all flat.
@@ -164,7 +164,7 @@ impl Net {
 
     /// Runs rows `ids` of `x` through the network: `acts[l]` receives layer `l`'s output for
     /// every row (ReLU applied but for the last layer, whose output is the logits). A row's
-    /// first layer sums its nonzero pixels' weight rows in pixel order ([`combine`]), so its
+    /// first layer sums its nonzero pixels' weight rows in pixel order ([`combine_rows`]), so its
     /// logits are the same bits in any batch.
     ///
     /// With `group`, the batch is grouped by pixel on the way ([`Batch`]), for the backward
@@ -176,6 +176,7 @@ impl Net {
         acts: &mut Vec<Vec<f32>>,
         mut group: Option<&mut Batch>,
     ) {
+        let mut order = Vec::new();
         let n = ids.len();
         if let Some(batch) = group.as_deref_mut() {
             batch.start(x.dim, n);
@@ -189,14 +190,19 @@ impl Net {
             out.clear();
             out.resize(n * layer.fan_out, 0.0);
             let w = &layer.weight.value;
+            if l == 0 {
+                let rows = |i: usize| x.row(ids[i]);
+                match group.as_deref_mut() {
+                    // The grouping by pixel, in row order, a group of rows at a time between
+                    // the groups of the sums (its scattered stores drain while they load).
+                    Some(batch) => combine_rows(n, rows, w, layer.fan_out, out, &mut order, |g| {
+                        batch.fill_rows(x, ids, g * GROUP..((g + 1) * GROUP).min(n));
+                    }),
+                    None => combine_rows(n, rows, w, layer.fan_out, out, &mut order, |_| {}),
+                }
+            }
             for (i, o) in out.chunks_exact_mut(layer.fan_out).enumerate() {
                 if l == 0 {
-                    match group.as_deref_mut() {
-                        Some(batch) => {
-                            combine_visiting(x.row(ids[i]), w, o, |d, p| batch.add(d, p, i));
-                        }
-                        None => combine(x.row(ids[i]), w, o),
-                    }
                     for (o, base) in o.iter_mut().zip(&self.base) {
                         *o += base;
                     }

@@ -4,12 +4,13 @@
 use model::Classifier;
 
 use super::adam::{Adam, AdamStep};
-use super::batch::{Batch, combine};
+use super::batch::{Batch, GROUP, combine, combine_rows};
 use super::heads::{cross_entropy, distill, mutual_information, softmax_rows};
 use super::net::{Hook, Net, transpose};
 use crate::sparse::SparseRows;
 use crate::testutil::{autograd_grads, max_diff};
 use model::ClassifierSpec;
+use rand::Rng as _;
 use tch::{Device, Kind, Tensor};
 
 use crate::mi::mutual_information as mi_reference;
@@ -85,35 +86,102 @@ fn a_batch_lists_each_pixels_terms_in_row_order_across_reuses() {
     }
 }
 
+/// Terms over a matrix of `rows` rows, of very different sizes, so that any other order or
+/// any fused multiply-add would round differently somewhere; each row is in with `chance`.
+fn random_terms(rng: &mut impl rand::Rng, rows: usize, chance: f64) -> Vec<(f32, u32)> {
+    let mut terms = Vec::new();
+    for r in 0..rows as u32 {
+        if rng.random_bool(chance) {
+            let scale = 10f32.powi(rng.random_range(-6..6));
+            terms.push((rng.random_range(-1.0f32..1.0) * scale, r));
+        }
+    }
+    terms
+}
+
+/// Asserts `out[j]` is the scalar term-order sum of the terms' products in column `j`.
+fn assert_term_order(terms: &[(f32, u32)], matrix: &[f32], out: &[f32], what: &str) {
+    let width = out.len();
+    for (j, &got) in out.iter().enumerate() {
+        let mut want = 0.0f32;
+        for &(c, r) in terms {
+            want += std::hint::black_box(c * matrix[r as usize * width + j]);
+        }
+        assert_eq!(got.to_bits(), want.to_bits(), "{what}, column {j}");
+    }
+}
+
 /// Every width `combine` meets takes its own mix of register tiles (128 or 64 columns by the
 /// build's vector width, then 64, 16, 8, 4, 2, 1): each must sum every column's terms in term
 /// order, one multiply and one add at a time, as plain scalar code does. That is what keeps
 /// a key's bits the same under every build (`scripts/cpu-paths` runs this under each).
 #[test]
 fn combine_sums_in_term_order_at_every_width() {
-    use rand::Rng as _;
     let mut rng = data::rng::stream(9, "combine");
     for width in (1..=140).chain([256, 784]) {
         let rows = 37;
         let matrix: Vec<f32> = (0..rows * width).map(|_| rng.random_range(-1.0..1.0)).collect();
-        // Terms of very different sizes, so that any other order or any fused multiply-add
-        // would round differently somewhere.
-        let mut terms = Vec::new();
-        for r in 0..rows as u32 {
-            if rng.random_bool(0.7) {
-                let scale = 10f32.powi(rng.random_range(-6..6));
-                terms.push((rng.random_range(-1.0f32..1.0) * scale, r));
-            }
-        }
+        let terms = random_terms(&mut rng, rows, 0.7);
         let mut out = vec![f32::NAN; width];
         combine(&terms, &matrix, &mut out);
-        for (j, &got) in out.iter().enumerate() {
-            let mut want = 0.0f32;
-            for &(c, r) in &terms {
-                want += std::hint::black_box(c * matrix[r as usize * width + j]);
+        assert_term_order(&terms, &matrix, &out, &format!("width {width}"));
+    }
+}
+
+/// `combine_rows` walks groups of rows in lock step, a tile of columns at a time (a tile and
+/// group size per build), the rest of the columns and the rows left over alone: every row
+/// must still get its own terms summed in term order, whatever the number of rows, their
+/// lengths (empty ones too) and the width.
+#[test]
+fn combine_rows_sums_each_row_in_term_order() {
+    let mut rng = data::rng::stream(9, "combine_rows");
+    for width in [1, 10, 16, 31, 32, 33, 64, 65, 100, 128, 129, 200, 256] {
+        let matrix_rows = 50;
+        let matrix: Vec<f32> =
+            (0..matrix_rows * width).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for rows in [0, 1, 3, 4, 5, 9, 37] {
+            let terms: Vec<Vec<(f32, u32)>> = (0..rows)
+                .map(|_| {
+                    let chance = rng.random_range(0.0..1.0);
+                    random_terms(&mut rng, matrix_rows, chance)
+                })
+                .collect();
+            let mut out = vec![f32::NAN; rows * width];
+            let mut beside = Vec::new();
+            let mut order = Vec::new();
+            combine_rows(
+                rows,
+                |i| &terms[i],
+                &matrix,
+                width,
+                &mut out,
+                &mut order,
+                |g| beside.push(g),
+            );
+            for (i, row) in out.chunks_exact(width).enumerate() {
+                assert_term_order(&terms[i], &matrix, row, &format!("width {width}, row {i}"));
             }
-            assert_eq!(got.to_bits(), want.to_bits(), "width {width}, column {j}");
+            // Called once per group and once for the rows left over, in order.
+            let groups: Vec<usize> = (0..=rows / GROUP).collect();
+            assert_eq!(beside, groups, "{rows} rows");
         }
+    }
+}
+
+/// The forward pass groups the batch by pixel between its sums: the same terms in the same
+/// row order as grouping the batch alone.
+#[test]
+fn the_forward_pass_groups_the_batch_as_fill_does() {
+    let features = images(30);
+    let x = SparseRows::new(&features, 12);
+    let net = Net::from_mlp(&model(), x.background);
+    let ids: Vec<usize> = (0..30).rev().chain([4, 9]).collect();
+    let (mut grouped, mut filled, mut acts) = (Batch::default(), Batch::default(), Vec::new());
+    net.forward(&x, &ids, &mut acts, Some(&mut grouped));
+    filled.fill(&x, &ids);
+    for p in 0..12 {
+        assert!(!filled.pixel(p).is_empty() || p == 0, "pixel {p} has no terms to compare");
+        assert_eq!(grouped.pixel(p), filled.pixel(p), "pixel {p}");
     }
 }
 
