@@ -106,6 +106,46 @@ enum Command {
         #[arg(long, env = "UNLEARN_BENCH_DEVICE")]
         device: Option<String>,
     },
+    /// Score populations trained anywhere: the NeurIPS 2023 competition's forgetting quality
+    /// F of an unlearned population against a retrained one, with its 95% interval (examples
+    /// and models), and F_ref with a second retrained population. Arrays in .npy or .npz
+    /// files: [models, examples] confidences, or [models, examples, classes] logits with
+    /// --labels.
+    Score {
+        /// The unlearned models' outputs: FILE.npy, FILE.npz (its array 'unlearned') or
+        /// FILE.npz:NAME.
+        #[arg(long)]
+        unlearned: String,
+        /// The retrained models' outputs, the same examples in the same order.
+        #[arg(long)]
+        retrained: String,
+        /// A second, independent retrained population: its score against --retrained is
+        /// F_ref, the best F at this population size.
+        #[arg(long)]
+        reference: Option<String>,
+        /// The examples' labels ([examples] integers), when the arrays are logits.
+        #[arg(long)]
+        labels: Option<String>,
+        /// Write score.csv and the per-example epsilons (.npy) to this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Bootstrap resamples of the examples.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..))]
+        resamples: u64,
+        /// Times F is recomputed on a random half of each population (the model noise).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..))]
+        splits: u64,
+        /// The seed of the resampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Mean remain-set accuracy of the unlearned and the retrained models,
+        /// UNLEARNED,RETRAINED: with --test-accuracy, the competition's final score.
+        #[arg(long, requires = "test_accuracy")]
+        remain_accuracy: Option<String>,
+        /// Mean test-set accuracy of the unlearned and the retrained models, UNLEARNED,RETRAINED.
+        #[arg(long, requires = "remain_accuracy")]
+        test_accuracy: Option<String>,
+    },
     /// Run every experiment file under a folder and rewrite its results folder, reusing the
     /// cache.
     Regenerate {
@@ -161,6 +201,39 @@ fn main() -> ExitCode {
                 .filter(|e| engine.as_deref().is_none_or(|n| n == e.name()))
                 .collect();
             harness::cli::bench::command(data, *epochs, python, !no_sweep, engines, *threads)
+        }
+        Some(Command::Score {
+            unlearned,
+            retrained,
+            reference,
+            labels,
+            out,
+            resamples,
+            splits,
+            seed,
+            remain_accuracy,
+            test_accuracy,
+        }) => {
+            use harness::cli::score::{Accuracies, Request, Source, score};
+            let accuracies = match (remain_accuracy, test_accuracy) {
+                (Some(r), Some(t)) => Accuracies::parse(r, t).map(Some),
+                _ => Ok(None),
+            };
+            accuracies.and_then(|accuracies| {
+                score(&Request {
+                    unlearned: Source::parse(unlearned, "unlearned"),
+                    retrained: Source::parse(retrained, "retrained"),
+                    reference: reference.as_deref().map(|r| Source::parse(r, "reference")),
+                    labels: labels.as_deref().map(|l| Source::parse(l, "labels")),
+                    out: out.clone(),
+                    noise: harness::report::quality::Noise {
+                        resamples: *resamples as usize,
+                        splits: *splits as usize,
+                        seed: *seed,
+                    },
+                    accuracies,
+                })
+            })
         }
         Some(Command::Regenerate { experiments, results, run }) => {
             commands::regenerate(experiments, results, run, verbosity)

@@ -21,8 +21,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, bail};
 use data::split::{population, run_split};
 use methods::AnyMethod;
-use rayon::prelude::*;
-use results::forget_score::{epsilon, forget_score};
+use results::forget_score::forget_score;
 use results::rows::{AuditRow, EpsilonRow};
 use results::ulira::{Membership, attack};
 
@@ -30,6 +29,7 @@ use crate::execution::plan::Job;
 use crate::execution::run::RunResult;
 use crate::experiment::Experiment;
 use crate::report::methods::{gamma, methods_in, reference};
+use crate::report::quality::{Population, epsilons, quantile};
 
 /// What the audit found, for the results folder.
 #[derive(Debug, Default)]
@@ -195,7 +195,10 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
         let floor = (n >= 4).then(|| {
             let (a, b) = retrains.split_at(n / 2);
             let b = &b[..a.len()];
-            forget_score(&epsilons(a, b, positions.len()), a.len())
+            forget_score(
+                &epsilons(&Population::from_models(a), &Population::from_models(b)),
+                a.len(),
+            )
         });
         let mean = |runs: &[&RunResult], acc: fn(&RunResult) -> f64| {
             runs.iter().map(|r| acc(r)).sum::<f64>() / runs.len() as f64
@@ -272,7 +275,8 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             } else {
                 bail!("{} has {} runs on seed {seed}, retrain {n}", method.name(), runs.len());
             };
-            let eps = epsilons(&unlearned, &retrains, positions.len());
+            let eps =
+                epsilons(&Population::from_models(&unlearned), &Population::from_models(&retrains));
             let f = forget_score(&eps, n);
             let ratio = |acc: fn(&RunResult) -> f64| mean(&runs, acc) / mean(&reference_runs, acc);
             row.forget_quality = Some(f);
@@ -296,25 +300,6 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
     Ok(audit)
 }
 
-/// Each forget example's epsilon, from its confidences under two populations of models
-/// (`[model][example]`), in parallel over examples.
-fn epsilons(unlearned: &[Vec<f64>], retrained: &[Vec<f64>], examples: usize) -> Vec<f64> {
-    (0..examples)
-        .into_par_iter()
-        .map(|j| {
-            let column = |models: &[Vec<f64>]| models.iter().map(|m| m[j]).collect::<Vec<f64>>();
-            epsilon(&column(unlearned), &column(retrained))
-        })
-        .collect()
-}
-
-/// numpy's default (linear) quantile of ascending `sorted`.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let at = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
-}
-
 /// How many of ascending `sorted` epsilons fall in each `[0.5 k, 0.5 k + 0.5)` that holds any.
 fn buckets(sorted: &[f64]) -> Vec<(f64, usize)> {
     let mut out: Vec<(f64, usize)> = Vec::new();
@@ -331,35 +316,6 @@ fn buckets(sorted: &[f64]) -> Vec<(f64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The competition's size: 512 + 512 models, 4,598 forget examples (run with
-    /// `cargo test --release -p harness --lib scoring_at_full_size -- --ignored --nocapture`).
-    #[test]
-    #[ignore = "a measurement, about 10 s on 2 cores"]
-    fn scoring_at_full_size() {
-        let (models, examples) = (512, 4598);
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut normal = move || {
-            let mut u = || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-            };
-            let (a, b) = (u(), u());
-            (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
-        };
-        let mut population = |shift: f64| -> Vec<Vec<f64>> {
-            (0..models).map(|_| (0..examples).map(|_| 3.0 + shift + normal()).collect()).collect()
-        };
-        let (unlearned, retrained) = (population(0.3), population(0.0));
-        let t0 = std::time::Instant::now();
-        let eps = epsilons(&unlearned, &retrained, examples);
-        let seconds = t0.elapsed().as_secs_f64();
-        let f = forget_score(&eps, models);
-        eprintln!("{models} + {models} models x {examples} examples: F = {f:.3} in {seconds:.1} s");
-        assert!(seconds < 60.0, "{seconds} s");
-    }
 
     #[test]
     fn quantiles_and_buckets() {

@@ -1,0 +1,282 @@
+//! The forgetting quality F of one population of models against another, with what a reader
+//! needs to decide on it: its 95% interval, made of the two kinds of noise F has.
+//!
+//! - **Examples.** F is a mean over forget examples of each one's points; resampling the
+//!   examples with replacement (each example's points fixed) gives a percentile interval.
+//!   This noise is small: thousands of examples.
+//! - **Models.** Each example's epsilon is estimated from N models per population, and
+//!   another N would give other epsilons. F is recomputed on a random half of each
+//!   population (the unlearned half against the retrained half), several times: the spread
+//!   of those scores (at N/2 models each) is the model noise at N/2, and a variance that
+//!   goes as 1/N makes it 1/sqrt(2) of that at N. This noise is the large one at N = 64.
+//!
+//! The interval reported is F +- sqrt(e^2 + m^2), `e` the bootstrap's half-width and `m`
+//! 1.96 times the halves' standard deviation over sqrt(2): two independent sources of
+//! error whose variances add. Clipped to [0, 1].
+
+use rayon::prelude::*;
+use results::forget_score::{epsilon, epsilon_sorted, points};
+
+/// Confidences of a population of models on the same examples, stored by example.
+#[derive(Debug, Clone)]
+pub struct Population {
+    pub models: usize,
+    pub examples: usize,
+    /// `by_example[e * models + m]`.
+    by_example: Vec<f64>,
+}
+
+impl Population {
+    /// From `value(m, e)` for model `m` and example `e`.
+    pub fn new(models: usize, examples: usize, value: impl Fn(usize, usize) -> f64) -> Self {
+        let by_example =
+            (0..examples).flat_map(|e| (0..models).map(move |m| (e, m))).map(|(e, m)| value(m, e));
+        Self { models, examples, by_example: by_example.collect() }
+    }
+
+    /// From each model's confidences (`[model][example]`, every model the same length).
+    pub fn from_models(models: &[Vec<f64>]) -> Self {
+        let examples = models.first().map_or(0, Vec::len);
+        Self::new(models.len(), examples, |m, e| models[m][e])
+    }
+
+    /// Example `e`'s confidences, one per model.
+    pub fn example(&self, e: usize) -> &[f64] {
+        &self.by_example[e * self.models..(e + 1) * self.models]
+    }
+
+    /// The population of models `chosen` alone.
+    pub fn subset(&self, chosen: &[usize]) -> Self {
+        Self::new(chosen.len(), self.examples, |m, e| self.example(e)[chosen[m]])
+    }
+}
+
+/// Each example's epsilon for `unlearned` against `retrained` (the competition's, per
+/// example; in parallel over examples).
+pub fn epsilons(unlearned: &Population, retrained: &Population) -> Vec<f64> {
+    (0..unlearned.examples)
+        .into_par_iter()
+        .map(|e| epsilon(unlearned.example(e), retrained.example(e)))
+        .collect()
+}
+
+/// Each example's epsilon for all of `unlearned` against all of `retrained`, and for each
+/// pair of subsets in `halves` (`(unlearned models, retrained models)`, as masks), in one
+/// pass over the examples: each example's confidences are sorted once, and a subset of them
+/// is a filter of the sorted models.
+fn epsilons_with_halves(
+    unlearned: &Population,
+    retrained: &Population,
+    halves: &[(Vec<bool>, Vec<bool>)],
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let sorted = |values: &[f64]| {
+        let mut v: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    let pick = |v: &[(f64, usize)], keep: Option<&[bool]>| -> Vec<f64> {
+        v.iter().filter(|(_, m)| keep.is_none_or(|k| k[*m])).map(|(c, _)| *c).collect()
+    };
+    let per_example: Vec<(f64, Vec<f64>)> = (0..unlearned.examples)
+        .into_par_iter()
+        .map(|e| {
+            let (u, r) = (sorted(unlearned.example(e)), sorted(retrained.example(e)));
+            let all = epsilon_sorted(&pick(&u, None), &pick(&r, None));
+            let halves = halves
+                .iter()
+                .map(|(ku, kr)| epsilon_sorted(&pick(&u, Some(ku)), &pick(&r, Some(kr))))
+                .collect();
+            (all, halves)
+        })
+        .collect();
+    let mut by_half = vec![Vec::with_capacity(per_example.len()); halves.len()];
+    let all = per_example
+        .into_iter()
+        .map(|(all, halves)| {
+            for (h, eps) in by_half.iter_mut().zip(halves) {
+                h.push(eps);
+            }
+            all
+        })
+        .collect();
+    (all, by_half)
+}
+
+/// How much resampling goes into an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Noise {
+    /// Bootstrap resamples of the examples.
+    pub resamples: usize,
+    /// Times F is recomputed on a random half of each population.
+    pub splits: usize,
+    /// The seed of the resampling's random streams.
+    pub seed: u64,
+}
+
+impl Default for Noise {
+    fn default() -> Self {
+        Self { resamples: 1000, splits: 8, seed: 0 }
+    }
+}
+
+/// F with its interval and the pieces it is made of.
+#[derive(Debug, Clone)]
+pub struct Quality {
+    pub f: f64,
+    /// Models per population F was scored at (the unlearned population's).
+    pub models: usize,
+    pub epsilons: Vec<f64>,
+    /// The 95% percentile interval over bootstrap resamples of the examples.
+    pub examples_interval: (f64, f64),
+    /// F of each random half against a random half (`models / 2` of each population);
+    /// empty below 4 models.
+    pub halves: Vec<f64>,
+    /// The 95% interval with both kinds of noise (see the module's notes).
+    pub interval: (f64, f64),
+}
+
+impl Quality {
+    /// Scores `unlearned` against `retrained`.
+    pub fn new(unlearned: &Population, retrained: &Population, noise: Noise) -> Self {
+        let models = unlearned.models;
+        // A random half of each population, `noise.splits` times (none below 4 models).
+        let halves: Vec<(Vec<bool>, Vec<bool>)> = if models.min(retrained.models) >= 4 {
+            (0..noise.splits)
+                .map(|s| {
+                    let rng = &mut data::rng::stream(noise.seed, &format!("quality/halves/{s}"));
+                    (half(rng, unlearned.models), half(rng, retrained.models))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (epsilons, by_half) = epsilons_with_halves(unlearned, retrained, &halves);
+        let each = points(&epsilons, models);
+        let f = mean(&each);
+        let examples_interval = bootstrap(&each, noise.resamples, noise.seed);
+        let halves: Vec<f64> = by_half.iter().map(|eps| mean(&points(eps, models / 2))).collect();
+        let e = (examples_interval.1 - examples_interval.0) / 2.0;
+        let m = 1.96 * standard_deviation(&halves) / std::f64::consts::SQRT_2;
+        let h = e.hypot(m);
+        let interval = ((f - h).max(0.0), (f + h).min(1.0));
+        Self { f, models, epsilons, examples_interval, halves, interval }
+    }
+
+    /// The standard deviation of the halves' F (0 with fewer than two).
+    pub fn halves_sd(&self) -> f64 {
+        standard_deviation(&self.halves)
+    }
+}
+
+/// A random half (rounded down) of `0..n`, as a mask.
+fn half(rng: &mut data::rng::Rng, n: usize) -> Vec<bool> {
+    let mut mask = vec![false; n];
+    for m in data::rng::subset(rng, n, n / 2) {
+        mask[m] = true;
+    }
+    mask
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// The sample standard deviation (n - 1), 0 with fewer than two values.
+fn standard_deviation(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(v);
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
+/// The 2.5% and 97.5% quantiles of the mean of `points` over `resamples` resamples with
+/// replacement.
+fn bootstrap(points: &[f64], resamples: usize, seed: u64) -> (f64, f64) {
+    use rand::Rng as _;
+    let rng = &mut data::rng::stream(seed, "quality/bootstrap");
+    let n = points.len();
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| (0..n).map(|_| points[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    (quantile(&means, 0.025), quantile(&means, 0.975))
+}
+
+/// numpy's default (linear) quantile of ascending `sorted` values.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let at = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `models` x `examples` confidences: example e's mean is `e % 7` plus `shift`, with
+    /// a model's own noise.
+    fn population(models: usize, examples: usize, shift: f64, seed: u64) -> Population {
+        use rand::Rng as _;
+        let rng = &mut data::rng::stream(seed, "population");
+        let noise: Vec<f64> = (0..models * examples).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Population::new(models, examples, |m, e| (e % 7) as f64 + shift + noise[m * examples + e])
+    }
+
+    #[test]
+    fn a_population_is_stored_by_example_and_subsets_keep_the_models_chosen() {
+        let p = Population::new(3, 2, |m, e| (10 * m + e) as f64);
+        assert_eq!(p.example(1), &[1.0, 11.0, 21.0]);
+        assert_eq!(p.subset(&[2, 0]).example(0), &[20.0, 0.0]);
+    }
+
+    #[test]
+    fn f_matches_the_scorer_and_its_interval_holds_both_noises() {
+        let (u, r) = (population(16, 300, 0.0, 1), population(16, 300, 0.0, 2));
+        let q = Quality::new(&u, &r, Noise::default());
+        let eps = epsilons(&u, &r);
+        assert_eq!(q.f, results::forget_score::forget_score(&eps, 16));
+        assert_eq!(q.epsilons, eps);
+        let (lo, hi) = q.examples_interval;
+        assert!(lo < q.f && q.f < hi, "{lo} {} {hi}", q.f);
+        assert_eq!(q.halves.len(), 8);
+        // Each half scored from the sorted full populations, filtered, as from its subsets.
+        for (s, &h) in q.halves.iter().enumerate() {
+            let rng = &mut data::rng::stream(0, &format!("quality/halves/{s}"));
+            let (hu, hr) = (data::rng::subset(rng, 16, 8), data::rng::subset(rng, 16, 8));
+            let eps = epsilons(&u.subset(&hu), &r.subset(&hr));
+            assert_eq!(h, results::forget_score::forget_score(&eps, 8), "split {s}");
+        }
+        // Halves of 8 models score on fewer buckets, so differently from F: their spread
+        // is the model noise, and it widens the interval beyond the examples' alone.
+        assert!(q.halves_sd() > 0.0);
+        let (a, b) = q.interval;
+        assert!(a <= lo && b >= hi && (b - a) > (hi - lo), "{a} {b} against {lo} {hi}");
+        let e = (hi - lo) / 2.0;
+        let m = 1.96 * q.halves_sd() / 2f64.sqrt();
+        assert!((b - q.f - e.hypot(m)).abs() < 1e-12 || b == 1.0);
+        // The same seed, the same numbers; another seed, other resamples.
+        let again = Quality::new(&u, &r, Noise::default());
+        assert_eq!((again.interval, again.halves.clone()), (q.interval, q.halves.clone()));
+        let other = Quality::new(&u, &r, Noise { seed: 1, ..Noise::default() });
+        assert_ne!(other.halves, q.halves);
+    }
+
+    #[test]
+    fn populations_that_differ_score_lower_with_intervals_that_do_not_overlap() {
+        let r = population(16, 300, 0.0, 2);
+        let same = Quality::new(&population(16, 300, 0.0, 1), &r, Noise::default());
+        let shifted = Quality::new(&population(16, 300, 1.5, 1), &r, Noise::default());
+        assert!(shifted.interval.1 < same.interval.0, "{:?} {:?}", shifted.interval, same.interval);
+    }
+
+    #[test]
+    fn below_four_models_there_are_no_halves_and_the_examples_give_the_interval() {
+        let q =
+            Quality::new(&population(3, 50, 0.0, 1), &population(3, 50, 0.0, 2), Noise::default());
+        assert!(q.halves.is_empty());
+        let (lo, hi) = q.examples_interval;
+        let h = (hi - lo) / 2.0;
+        assert!((q.interval.1 - (q.f + h).min(1.0)).abs() < 1e-12);
+    }
+}
