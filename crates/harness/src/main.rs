@@ -145,6 +145,13 @@ enum Command {
         /// Mean test-set accuracy of the unlearned and the retrained models, UNLEARNED,RETRAINED.
         #[arg(long, requires = "remain_accuracy")]
         test_accuracy: Option<String>,
+        /// F against N: F (and F_ref) at these sub-population sizes, e.g. 16,32, each over
+        /// --draws random draws of that many models from each population.
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Random draws per size of --sizes.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(2..))]
+        draws: u64,
     },
     /// Run every experiment file under a folder and rewrite its results folder, reusing the
     /// cache.
@@ -213,6 +220,8 @@ fn main() -> ExitCode {
             seed,
             remain_accuracy,
             test_accuracy,
+            sizes,
+            draws,
         }) => {
             use harness::cli::score::{Accuracies, Request, Source, score};
             let accuracies = match (remain_accuracy, test_accuracy) {
@@ -232,6 +241,8 @@ fn main() -> ExitCode {
                         seed: *seed,
                     },
                     accuracies,
+                    sizes: sizes.clone(),
+                    draws: *draws as usize,
                 })
             })
         }

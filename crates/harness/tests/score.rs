@@ -24,6 +24,8 @@ fn request(unlearned: &Path, retrained: &Path) -> Request {
         out: None,
         noise: Noise { resamples: 200, splits: 2, seed: 0 },
         accuracies: None,
+        sizes: Vec::new(),
+        draws: 4,
     }
 }
 
@@ -201,8 +203,28 @@ fn the_command_writes_its_table_and_epsilons_and_bad_input_exits_2_naming_it() {
         &text("ref.npy"),
         "--out",
         &text("out"),
+        "--sizes",
+        "2,4",
     ]);
     assert_eq!(code, 0, "{stderr}");
+    // F against N: each size over 4 draws, and the whole at its own size, for both.
+    let curve = read_csv(&path("out/curve.csv"));
+    let shown: Vec<(&str, &str, &str)> = curve
+        .iter()
+        .map(|r| (r["population"].as_str(), r["models"].as_str(), r["draws"].as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("unlearned", "2", "4"),
+            ("unlearned", "4", "4"),
+            ("unlearned", "8", "1"),
+            ("reference", "2", "4"),
+            ("reference", "4", "4"),
+            ("reference", "8", "1")
+        ]
+    );
+    assert!(stdout.contains("at N =    4: F "), "{stdout}");
     assert!(stdout.contains("F / F_ref"), "{stdout}");
     let rows = read_csv(&path("out/score.csv"));
     assert_eq!(rows.len(), 2);
@@ -211,6 +233,8 @@ fn the_command_writes_its_table_and_epsilons_and_bad_input_exits_2_naming_it() {
         ("unlearned", "reference")
     );
     let (f, f_ref) = (num(&rows[0], "forget_quality"), num(&rows[1], "forget_quality"));
+    assert_eq!(num(&curve[2], "forget_quality_mean"), f);
+    assert_eq!(num(&curve[5], "forget_quality_mean"), f_ref);
     assert!((num(&rows[0], "relative_to_reference") - f / f_ref).abs() < 1e-12);
     assert!(num(&rows[0], "lo") <= f && f <= num(&rows[0], "hi"));
     let (shape, eps) =
@@ -255,6 +279,7 @@ fn the_command_writes_its_table_and_epsilons_and_bad_input_exits_2_naming_it() {
             &["--unlearned", "logits.npy", "--labels", "labels.npy"],
             &["labels", "label 7", "3 classes"],
         ),
+        (&["--unlearned", "u.npy", "--sizes", "4,8"], &["--sizes 8", "below", "8 models"]),
         (
             &["--unlearned", "u.npy", "--remain-accuracy", "0.9", "--test-accuracy", "1,1"],
             &["--remain-accuracy", "two numbers"],
@@ -285,6 +310,7 @@ fn the_command_writes_its_table_and_epsilons_and_bad_input_exits_2_naming_it() {
         }
         assert!(!out.join("score.csv").exists(), "{args:?} wrote a table");
         assert!(!out.join("epsilons.npy").exists(), "{args:?} wrote epsilons");
+        assert!(!out.join("curve.csv").exists(), "{args:?} wrote a curve");
     }
     // A .npz without the array asked for lists those it has.
     npz(&path("some.npz"), &[("retrained", &npy::to_bytes(&[m, e], &confidences(m, e, 0.0, 2)))]);

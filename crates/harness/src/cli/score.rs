@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::report::quality::{Noise, Population, Quality, quantile};
+use crate::report::quality::{AtSize, Noise, Population, Quality, curve, quantile};
 
 /// Where a population's array is: a `.npy` file, or an array of a `.npz` file (`FILE.npz`
 /// for the array named after the option, `FILE.npz:NAME` for another).
@@ -81,6 +81,10 @@ pub struct Request {
     pub out: Option<PathBuf>,
     pub noise: Noise,
     pub accuracies: Option<Accuracies>,
+    /// Sub-population sizes for F against N (empty: no curve).
+    pub sizes: Vec<usize>,
+    /// Random draws per size.
+    pub draws: usize,
 }
 
 /// The populations' mean accuracies, for the competition's final score
@@ -214,6 +218,9 @@ pub struct Scores {
     pub examples: usize,
     /// The competition's final score, with accuracies.
     pub final_score: Option<f64>,
+    /// F against N, and F_ref's (with a reference): empty without `sizes`.
+    pub curve: Vec<AtSize>,
+    pub reference_curve: Vec<AtSize>,
 }
 
 /// Reads, checks and scores (writes nothing).
@@ -236,10 +243,26 @@ pub fn compute(request: &Request) -> anyhow::Result<Scores> {
             );
         }
     }
+    let smallest = unlearned.models.min(retrained.models);
+    let smallest = reference.as_ref().map_or(smallest, |r| smallest.min(r.models));
+    if let Some(&n) = request.sizes.iter().find(|&&n| n < 2 || n >= smallest) {
+        bail!(
+            "--sizes {n}: each size must be at least 2 and below the populations' {smallest} models"
+        );
+    }
+    let curve = |u: &Population| {
+        if request.sizes.is_empty() {
+            Vec::new()
+        } else {
+            curve(u, &retrained, &request.sizes, request.draws, request.noise.seed)
+        }
+    };
     let quality = Quality::new(&unlearned, &retrained, request.noise);
     Ok(Scores {
         final_score: request.accuracies.map(|a| a.final_score(quality.f)),
         unlearned: quality,
+        curve: curve(&unlearned),
+        reference_curve: reference.as_ref().map_or(Vec::new(), curve),
         reference: reference.map(|r| Quality::new(&r, &retrained, request.noise)),
         examples: unlearned.examples,
     })
@@ -304,6 +327,18 @@ pub fn score(request: &Request) -> anyhow::Result<std::process::ExitCode> {
     if let Some(s) = scores.final_score {
         println!("final score (F x remain and test accuracy ratios) = {s:.4}");
     }
+    let reference_curve = scores.reference_curve.iter().map(Some).chain(std::iter::repeat(None));
+    for (at, r) in scores.curve.iter().zip(reference_curve) {
+        let with_reference =
+            r.map_or(String::new(), |r| format!("; F_ref {:.4} (sd {:.4})", r.mean(), r.sd()));
+        println!(
+            "at N = {:>4}: F {:.4} (sd {:.4} over {} draw(s)){with_reference}",
+            at.models,
+            at.mean(),
+            at.sd(),
+            at.draws.len()
+        );
+    }
     println!("{} examples scored in {seconds:.1} s", scores.examples);
     if let Some(out) = &request.out {
         write(out, &scores)?;
@@ -324,5 +359,26 @@ fn write(out: &Path, scores: &Scores) -> anyhow::Result<()> {
         csv.push('\n');
         results::fsutil::write_atomic(&out.join("reference_epsilons.npy"), &epsilons(r))?;
     }
+    if !scores.curve.is_empty() {
+        let mut text = format!("{CURVE_COLUMNS}\n");
+        let both = [("unlearned", &scores.curve), ("reference", &scores.reference_curve)];
+        for (what, curve) in both {
+            for at in curve.iter() {
+                let (lo, hi) =
+                    at.draws.iter().fold((f64::MAX, f64::MIN), |(a, b), &f| (a.min(f), b.max(f)));
+                text += &format!(
+                    "{what},{},{},{},{},{lo},{hi}\n",
+                    at.models,
+                    at.draws.len(),
+                    at.mean(),
+                    at.sd()
+                );
+            }
+        }
+        results::fsutil::write_atomic(&out.join("curve.csv"), text.as_bytes())?;
+    }
     results::fsutil::write_atomic(&out.join("score.csv"), csv.as_bytes())
 }
+
+/// The CSV columns of `curve.csv`: F against N, one row per population and size.
+const CURVE_COLUMNS: &str = "population,models,draws,forget_quality_mean,forget_quality_sd,forget_quality_min,forget_quality_max";

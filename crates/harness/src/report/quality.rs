@@ -64,7 +64,7 @@ pub fn epsilons(unlearned: &Population, retrained: &Population) -> Vec<f64> {
 /// pair of subsets in `halves` (`(unlearned models, retrained models)`, as masks), in one
 /// pass over the examples: each example's confidences are sorted once, and a subset of them
 /// is a filter of the sorted models.
-fn epsilons_with_halves(
+fn epsilons_with_subsets(
     unlearned: &Population,
     retrained: &Population,
     halves: &[(Vec<bool>, Vec<bool>)],
@@ -150,7 +150,7 @@ impl Quality {
         } else {
             Vec::new()
         };
-        let (epsilons, by_half) = epsilons_with_halves(unlearned, retrained, &halves);
+        let (epsilons, by_half) = epsilons_with_subsets(unlearned, retrained, &halves);
         let each = points(&epsilons, models);
         let f = mean(&each);
         let examples_interval = bootstrap(&each, noise.resamples, noise.seed);
@@ -170,11 +170,73 @@ impl Quality {
 
 /// A random half (rounded down) of `0..n`, as a mask.
 fn half(rng: &mut data::rng::Rng, n: usize) -> Vec<bool> {
+    some(rng, n, n / 2)
+}
+
+/// `k` random members of `0..n`, as a mask.
+fn some(rng: &mut data::rng::Rng, n: usize, k: usize) -> Vec<bool> {
     let mut mask = vec![false; n];
-    for m in data::rng::subset(rng, n, n / 2) {
+    for m in data::rng::subset(rng, n, k) {
         mask[m] = true;
     }
     mask
+}
+
+/// F at one population size: over random draws of `models` models from each population.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtSize {
+    pub models: usize,
+    /// F of each draw (one, the whole populations, at their full size).
+    pub draws: Vec<f64>,
+}
+
+impl AtSize {
+    pub fn mean(&self) -> f64 {
+        mean(&self.draws)
+    }
+
+    /// The sample standard deviation over draws (0 with one).
+    pub fn sd(&self) -> f64 {
+        standard_deviation(&self.draws)
+    }
+}
+
+/// F against N: at each of `sizes` (each at least 2 and below both populations' sizes), F of
+/// `draws` random draws of that many models from each population (streams
+/// `quality/curve/{size}/{draw}` of `seed`), and at the full size F itself. Scores at
+/// different N are not comparable (the buckets go up to ceil(ln(N - 1))), so a curve, with a
+/// reference's curve beside it, is what says how a score would move at another N.
+pub fn curve(
+    unlearned: &Population,
+    retrained: &Population,
+    sizes: &[usize],
+    draws: usize,
+    seed: u64,
+) -> Vec<AtSize> {
+    let full = unlearned.models.min(retrained.models);
+    let sizes: Vec<usize> = sizes.iter().copied().filter(|&n| n >= 2 && n < full).collect();
+    let masks: Vec<(Vec<bool>, Vec<bool>)> = sizes
+        .iter()
+        .flat_map(|&n| (0..draws).map(move |d| (n, d)))
+        .map(|(n, d)| {
+            let rng = &mut data::rng::stream(seed, &format!("quality/curve/{n}/{d}"));
+            (some(rng, unlearned.models, n), some(rng, retrained.models, n))
+        })
+        .collect();
+    let (all, by_draw) = epsilons_with_subsets(unlearned, retrained, &masks);
+    let mut out: Vec<AtSize> = sizes
+        .iter()
+        .zip(by_draw.chunks(draws.max(1)))
+        .map(|(&n, eps)| AtSize {
+            models: n,
+            draws: eps.iter().map(|e| results::forget_score::forget_score(e, n)).collect(),
+        })
+        .collect();
+    out.push(AtSize {
+        models: unlearned.models,
+        draws: vec![results::forget_score::forget_score(&all, unlearned.models)],
+    });
+    out
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -268,6 +330,24 @@ mod tests {
         let same = Quality::new(&population(16, 300, 0.0, 1), &r, Noise::default());
         let shifted = Quality::new(&population(16, 300, 1.5, 1), &r, Noise::default());
         assert!(shifted.interval.1 < same.interval.0, "{:?} {:?}", shifted.interval, same.interval);
+    }
+
+    #[test]
+    fn the_curve_scores_draws_of_each_size_and_the_whole_at_its_own() {
+        let (u, r) = (population(16, 200, 0.0, 1), population(16, 200, 0.0, 2));
+        let c = curve(&u, &r, &[4, 8, 16, 40], 3, 0);
+        // 16 and 40 are not below the populations' size: the whole is the last point.
+        assert_eq!(
+            c.iter().map(|a| (a.models, a.draws.len())).collect::<Vec<_>>(),
+            [(4, 3), (8, 3), (16, 1)]
+        );
+        assert_eq!(c[2].draws[0], Quality::new(&u, &r, Noise::default()).f);
+        // Each draw as from its subsets.
+        let rng = &mut data::rng::stream(0, "quality/curve/8/1");
+        let (du, dr) = (data::rng::subset(rng, 16, 8), data::rng::subset(rng, 16, 8));
+        let eps = epsilons(&u.subset(&du), &r.subset(&dr));
+        assert_eq!(c[1].draws[1], results::forget_score::forget_score(&eps, 8));
+        assert!(c[0].sd() > 0.0 && c[2].sd() == 0.0);
     }
 
     #[test]
