@@ -123,6 +123,11 @@ enum Command {
         /// F_ref, the best F at this population size.
         #[arg(long)]
         reference: Option<String>,
+        /// A second unlearned population (e.g. another method's), scored against the same
+        /// --retrained: the difference in F with its interval, paired over the same
+        /// examples and halves.
+        #[arg(long)]
+        versus: Option<String>,
         /// The examples' labels ([examples] integers), when the arrays are logits.
         #[arg(long)]
         labels: Option<String>,
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
             unlearned,
             retrained,
             reference,
+            versus,
             labels,
             out,
             resamples,
@@ -233,6 +239,7 @@ fn main() -> ExitCode {
                     unlearned: Source::parse(unlearned, "unlearned"),
                     retrained: Source::parse(retrained, "retrained"),
                     reference: reference.as_deref().map(|r| Source::parse(r, "reference")),
+                    versus: versus.as_deref().map(|v| Source::parse(v, "versus")),
                     labels: labels.as_deref().map(|l| Source::parse(l, "labels")),
                     out: out.clone(),
                     noise: harness::report::quality::Noise {

@@ -20,6 +20,7 @@ fn request(unlearned: &Path, retrained: &Path) -> Request {
         unlearned: Source::parse(&unlearned.display().to_string(), "unlearned"),
         retrained: Source::parse(&retrained.display().to_string(), "retrained"),
         reference: None,
+        versus: None,
         labels: None,
         out: None,
         noise: Noise { resamples: 200, splits: 2, seed: 0 },
@@ -243,6 +244,29 @@ fn the_command_writes_its_table_and_epsilons_and_bad_input_exits_2_naming_it() {
     assert_eq!(results::forget_score::forget_score(&eps, m), f);
     assert!(path("out/reference_epsilons.npy").exists());
 
+    // --versus: a second unlearned population, and the paired difference.
+    write("v.npy", &[m, e], &confidences(m, e, 1.5, 9));
+    let (code, stdout, stderr) = harness_code(&[
+        "score",
+        "--unlearned",
+        &text("u.npy"),
+        "--versus",
+        &text("v.npy"),
+        "--retrained",
+        &text("r.npy"),
+        "--out",
+        &text("versus"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("F(unlearned) - F(versus)"), "{stdout}");
+    let rows = read_csv(&path("versus/score.csv"));
+    let d = &read_csv(&path("versus/difference.csv"))[0];
+    let difference = num(d, "forget_quality_difference");
+    assert_eq!(difference, num(&rows[0], "forget_quality") - num(&rows[1], "forget_quality"));
+    assert!(num(d, "lo") <= difference && difference <= num(d, "hi"));
+    let tied = num(d, "lo") <= 0.0 && 0.0 <= num(d, "hi");
+    assert_eq!(d["tied"], tied.to_string());
+
     // Bad input: each exits 2, names the file (or flag) and the problem, writes nothing.
     write("nan.npy", &[m, e], &{
         let mut v = confidences(m, e, 0.0, 4);
@@ -257,6 +281,7 @@ fn the_command_writes_its_table_and_epsilons_and_bad_input_exits_2_naming_it() {
     write("one_model.npy", &[1, e], &confidences(1, e, 0.0, 5));
     write("fewer.npy", &[m, e - 1], &confidences(m, e - 1, 0.0, 6));
     write("rank1.npy", &[e], &confidences(1, e, 0.0, 7));
+    write("few.npy", &[4, e], &confidences(4, e, 0.0, 10));
     std::fs::write(path("ints.npy"), npy::to_bytes(&[m, e], &vec![1i32; m * e])).unwrap();
     std::fs::write(path("garbage.npy"), b"not numpy at all").unwrap();
     std::fs::write(path("short.npy"), &npy::to_bytes(&[m, e], &confidences(m, e, 0.0, 8))[..200])
@@ -280,6 +305,8 @@ fn the_command_writes_its_table_and_epsilons_and_bad_input_exits_2_naming_it() {
             &["labels", "label 7", "3 classes"],
         ),
         (&["--unlearned", "u.npy", "--sizes", "4,8"], &["--sizes 8", "below", "8 models"]),
+        (&["--unlearned", "u.npy", "--versus", "one_model.npy"], &["one_model.npy", "1 model"]),
+        (&["--unlearned", "ref.npy", "--versus", "few.npy"], &["few.npy", "4 models", "same size"]),
         (
             &["--unlearned", "u.npy", "--remain-accuracy", "0.9", "--test-accuracy", "1,1"],
             &["--remain-accuracy", "two numbers"],

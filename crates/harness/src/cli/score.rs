@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::report::quality::{AtSize, Noise, Population, Quality, curve, quantile};
+use crate::report::quality::{AtSize, Difference, Noise, Population, Quality, curve, quantile};
 
 /// Where a population's array is: a `.npy` file, or an array of a `.npz` file (`FILE.npz`
 /// for the array named after the option, `FILE.npz:NAME` for another).
@@ -77,6 +77,8 @@ pub struct Request {
     pub unlearned: Source,
     pub retrained: Source,
     pub reference: Option<Source>,
+    /// A second unlearned population, to compare with the first (paired).
+    pub versus: Option<Source>,
     pub labels: Option<Source>,
     pub out: Option<PathBuf>,
     pub noise: Noise,
@@ -221,6 +223,8 @@ pub struct Scores {
     /// F against N, and F_ref's (with a reference): empty without `sizes`.
     pub curve: Vec<AtSize>,
     pub reference_curve: Vec<AtSize>,
+    /// The `--versus` population's F and the paired difference of the first's less its.
+    pub versus: Option<(Quality, Difference)>,
 }
 
 /// Reads, checks and scores (writes nothing).
@@ -230,8 +234,21 @@ pub fn compute(request: &Request) -> anyhow::Result<Scores> {
     let retrained = population(&request.retrained, labels.as_deref())?;
     let reference =
         request.reference.as_ref().map(|s| population(s, labels.as_deref())).transpose()?;
+    let versus = request.versus.as_ref().map(|s| population(s, labels.as_deref())).transpose()?;
+    if let Some((source, v)) = request.versus.as_ref().zip(versus.as_ref())
+        && v.models != unlearned.models
+    {
+        bail!(
+            "{}: {} models, but {} has {}; a paired difference needs populations of the same size",
+            source.describe(),
+            v.models,
+            request.unlearned.describe(),
+            unlearned.models
+        );
+    }
     let others = std::iter::once((&request.retrained, &retrained))
-        .chain(request.reference.as_ref().zip(reference.as_ref()));
+        .chain(request.reference.as_ref().zip(reference.as_ref()))
+        .chain(request.versus.as_ref().zip(versus.as_ref()));
     for (source, p) in others {
         if p.examples != unlearned.examples {
             bail!(
@@ -258,7 +275,13 @@ pub fn compute(request: &Request) -> anyhow::Result<Scores> {
         }
     };
     let quality = Quality::new(&unlearned, &retrained, request.noise);
+    let versus = versus.map(|v| {
+        let q = Quality::new(&v, &retrained, request.noise);
+        let d = Difference::new(&quality, &q, request.noise).expect("the same models and examples");
+        (q, d)
+    });
     Ok(Scores {
+        versus,
         final_score: request.accuracies.map(|a| a.final_score(quality.f)),
         unlearned: quality,
         curve: curve(&unlearned),
@@ -324,6 +347,18 @@ pub fn score(request: &Request) -> anyhow::Result<std::process::ExitCode> {
         print("reference (F_ref: retrained against retrained, the best at this N)", r);
         println!("F / F_ref = {:.3}", scores.unlearned.f / r.f);
     }
+    if let Some((q, d)) = &scores.versus {
+        print("versus", q);
+        println!(
+            "F(unlearned) - F(versus) = {:.4}, 95% interval [{:.4}, {:.4}] (paired over the same examples and halves; examples alone [{:.4}, {:.4}]): {}",
+            d.d,
+            d.interval.0,
+            d.interval.1,
+            d.examples_interval.0,
+            d.examples_interval.1,
+            if d.tied() { "not told apart (the interval covers 0)" } else { "told apart" }
+        );
+    }
     if let Some(s) = scores.final_score {
         println!("final score (F x remain and test accuracy ratios) = {s:.4}");
     }
@@ -359,6 +394,21 @@ fn write(out: &Path, scores: &Scores) -> anyhow::Result<()> {
         csv.push('\n');
         results::fsutil::write_atomic(&out.join("reference_epsilons.npy"), &epsilons(r))?;
     }
+    if let Some((q, d)) = &scores.versus {
+        csv += &row("versus", q, scores.examples, reference, None);
+        csv.push('\n');
+        let text = format!(
+            "{DIFFERENCE_COLUMNS}\n{},{},{},{},{},{},{}\n",
+            d.d,
+            d.interval.0,
+            d.interval.1,
+            d.examples_interval.0,
+            d.examples_interval.1,
+            crate::report::quality::standard_deviation(&d.halves),
+            d.tied()
+        );
+        results::fsutil::write_atomic(&out.join("difference.csv"), text.as_bytes())?;
+    }
     if !scores.curve.is_empty() {
         let mut text = format!("{CURVE_COLUMNS}\n");
         let both = [("unlearned", &scores.curve), ("reference", &scores.reference_curve)];
@@ -379,6 +429,10 @@ fn write(out: &Path, scores: &Scores) -> anyhow::Result<()> {
     }
     results::fsutil::write_atomic(&out.join("score.csv"), csv.as_bytes())
 }
+
+/// The CSV columns of `difference.csv`: F of `--unlearned` less F of `--versus`, paired.
+const DIFFERENCE_COLUMNS: &str =
+    "forget_quality_difference,lo,hi,examples_lo,examples_hi,halves_sd,tied";
 
 /// The CSV columns of `curve.csv`: F against N, one row per population and size.
 const CURVE_COLUMNS: &str = "population,models,draws,forget_quality_mean,forget_quality_sd,forget_quality_min,forget_quality_max";

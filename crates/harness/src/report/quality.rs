@@ -168,6 +168,46 @@ impl Quality {
     }
 }
 
+/// The difference in F between two unlearned populations scored against the same retrained
+/// one, paired: over the same examples (the bootstrap resamples examples, each with both
+/// populations' points) and the same halves of the retrained models (a split's halves come
+/// from one stream, so two populations of the same size get the same retrained half).
+#[derive(Debug, Clone)]
+pub struct Difference {
+    /// F of the first less F of the second.
+    pub d: f64,
+    /// The 95% percentile interval over bootstrap resamples of the examples.
+    pub examples_interval: (f64, f64),
+    /// The difference at each split into halves.
+    pub halves: Vec<f64>,
+    /// The 95% interval with both kinds of noise, combined as for F (not clipped).
+    pub interval: (f64, f64),
+}
+
+impl Difference {
+    /// `a` less `b`, both scored by [`Quality::new`] with `noise` against the same retrained
+    /// population; `None` if they differ in models or examples (nothing to pair).
+    pub fn new(a: &Quality, b: &Quality, noise: Noise) -> Option<Self> {
+        if a.models != b.models || a.epsilons.len() != b.epsilons.len() {
+            return None;
+        }
+        let (pa, pb) = (points(&a.epsilons, a.models), points(&b.epsilons, b.models));
+        let each: Vec<f64> = pa.iter().zip(&pb).map(|(x, y)| x - y).collect();
+        let d = a.f - b.f;
+        let examples_interval = bootstrap(&each, noise.resamples, noise.seed);
+        let halves: Vec<f64> = a.halves.iter().zip(&b.halves).map(|(x, y)| x - y).collect();
+        let e = (examples_interval.1 - examples_interval.0) / 2.0;
+        let m = 1.96 * standard_deviation(&halves) / std::f64::consts::SQRT_2;
+        let h = e.hypot(m);
+        Some(Self { d, examples_interval, halves, interval: (d - h, d + h) })
+    }
+
+    /// Whether the interval covers 0: the two are not told apart.
+    pub fn tied(&self) -> bool {
+        self.interval.0 <= 0.0 && 0.0 <= self.interval.1
+    }
+}
+
 /// A random half (rounded down) of `0..n`, as a mask.
 fn half(rng: &mut data::rng::Rng, n: usize) -> Vec<bool> {
     some(rng, n, n / 2)
@@ -244,7 +284,7 @@ fn mean(v: &[f64]) -> f64 {
 }
 
 /// The sample standard deviation (n - 1), 0 with fewer than two values.
-fn standard_deviation(v: &[f64]) -> f64 {
+pub fn standard_deviation(v: &[f64]) -> f64 {
     if v.len() < 2 {
         return 0.0;
     }
@@ -348,6 +388,33 @@ mod tests {
         let eps = epsilons(&u.subset(&du), &r.subset(&dr));
         assert_eq!(c[1].draws[1], results::forget_score::forget_score(&eps, 8));
         assert!(c[0].sd() > 0.0 && c[2].sd() == 0.0);
+    }
+
+    #[test]
+    fn a_paired_difference_is_tighter_than_either_score_and_ties_the_same_population() {
+        let r = population(16, 300, 0.0, 2);
+        let (a, b) = (population(16, 300, 0.0, 1), population(16, 300, 0.6, 3));
+        let (qa, qb) =
+            (Quality::new(&a, &r, Noise::default()), Quality::new(&b, &r, Noise::default()));
+        let d = Difference::new(&qa, &qb, Noise::default()).unwrap();
+        assert_eq!(d.d, qa.f - qb.f);
+        assert!(d.d > 0.0 && !d.tied(), "{:?}", d.interval);
+        // Paired over the same examples: tighter than the two examples' intervals side by side.
+        let width = |i: (f64, f64)| i.1 - i.0;
+        assert!(
+            width(d.examples_interval) < width(qa.examples_interval) + width(qb.examples_interval)
+        );
+        assert_eq!(
+            d.halves,
+            qa.halves.iter().zip(&qb.halves).map(|(x, y)| x - y).collect::<Vec<_>>()
+        );
+        // A population against itself: difference 0 exactly, and a tie.
+        let same = Difference::new(&qa, &qa, Noise::default()).unwrap();
+        assert_eq!((same.d, same.interval), (0.0, (0.0, 0.0)));
+        assert!(same.tied());
+        // Different sizes do not pair.
+        let small = Quality::new(&population(8, 300, 0.0, 4), &r, Noise::default());
+        assert!(Difference::new(&qa, &small, Noise::default()).is_none());
     }
 
     #[test]
