@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use rayon::prelude::*;
 
 use crate::report::quality::{AtSize, Difference, Noise, Population, Quality, curve, quantile};
 
@@ -154,22 +155,28 @@ fn population(source: &Source, labels: Option<&[usize]>) -> anyhow::Result<Popul
                 bail!("the labels: label {y} where {name} has {classes} classes");
             }
             let logits = array.floats().expect("a float type");
-            let mut row = vec![0.0f32; classes];
-            let mut values = vec![0.0; models * examples];
-            for (k, value) in values.iter_mut().enumerate() {
-                let start = k * classes;
-                for (r, &v) in row.iter_mut().zip(&logits[start..start + classes]) {
-                    *r = v as f32;
-                }
-                if let Some(v) = row.iter().find(|v| !v.is_finite()) {
-                    bail!(
-                        "{name}: model {}, example {} has a logit {v}",
-                        k / examples,
-                        k % examples
-                    );
-                }
-                *value = methods::eval::confidence(&row, labels[k % examples]);
+            // Logits are read as f32, as the audit's are; every one must stay finite.
+            if let Some(at) = logits.par_iter().position_first(|&v| !(v as f32).is_finite()) {
+                let k = at / classes;
+                bail!(
+                    "{name}: model {}, example {} has a logit {} (not finite as float32)",
+                    k / examples,
+                    k % examples,
+                    logits[at]
+                );
             }
+            let values: Vec<f64> = (0..models * examples)
+                .into_par_iter()
+                .map_init(
+                    || vec![0.0f32; classes],
+                    |row, k| {
+                        for (r, &v) in row.iter_mut().zip(&logits[k * classes..(k + 1) * classes]) {
+                            *r = v as f32;
+                        }
+                        methods::eval::confidence(row, labels[k % examples])
+                    },
+                )
+                .collect();
             Population::new(models, examples, |m, e| values[m * examples + e])
         }
         (&[_, _, _], None) => bail!(
