@@ -274,7 +274,7 @@ pub fn compute(request: &Request) -> anyhow::Result<Scores> {
             "--sizes {n}: each size must be at least 2 and below the populations' {smallest} models"
         );
     }
-    let curve = |u: &Population| {
+    let curve_of = |u: &Population| {
         if request.sizes.is_empty() {
             Vec::new()
         } else {
@@ -291,8 +291,8 @@ pub fn compute(request: &Request) -> anyhow::Result<Scores> {
         versus,
         final_score: request.accuracies.map(|a| a.final_score(quality.f)),
         unlearned: quality,
-        curve: curve(&unlearned),
-        reference_curve: reference.as_ref().map_or(Vec::new(), curve),
+        curve: curve_of(&unlearned),
+        reference_curve: reference.as_ref().map_or(Vec::new(), curve_of),
         reference: reference.map(|r| Quality::new(&r, &retrained, request.noise)),
         examples: unlearned.examples,
     })

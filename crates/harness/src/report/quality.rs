@@ -45,7 +45,9 @@ impl Population {
         &self.by_example[e * self.models..(e + 1) * self.models]
     }
 
-    /// The population of models `chosen` alone.
+    /// The population of models `chosen` alone (the tests' plain way to a subset; scoring
+    /// filters sorted examples by masks instead).
+    #[cfg(test)]
     pub fn subset(&self, chosen: &[usize]) -> Self {
         Self::new(chosen.len(), self.examples, |m, e| self.example(e)[chosen[m]])
     }
@@ -155,9 +157,7 @@ impl Quality {
         let f = mean(&each);
         let examples_interval = bootstrap(&each, noise.resamples, noise.seed);
         let halves: Vec<f64> = by_half.iter().map(|eps| mean(&points(eps, models / 2))).collect();
-        let e = (examples_interval.1 - examples_interval.0) / 2.0;
-        let m = 1.96 * standard_deviation(&halves) / std::f64::consts::SQRT_2;
-        let h = e.hypot(m);
+        let h = half_width(examples_interval, &halves);
         let interval = ((f - h).max(0.0), (f + h).min(1.0));
         Self { f, models, epsilons, examples_interval, halves, interval }
     }
@@ -196,9 +196,7 @@ impl Difference {
         let d = a.f - b.f;
         let examples_interval = bootstrap(&each, noise.resamples, noise.seed);
         let halves: Vec<f64> = a.halves.iter().zip(&b.halves).map(|(x, y)| x - y).collect();
-        let e = (examples_interval.1 - examples_interval.0) / 2.0;
-        let m = 1.96 * standard_deviation(&halves) / std::f64::consts::SQRT_2;
-        let h = e.hypot(m);
+        let h = half_width(examples_interval, &halves);
         Some(Self { d, examples_interval, halves, interval: (d - h, d + h) })
     }
 
@@ -206,6 +204,14 @@ impl Difference {
     pub fn tied(&self) -> bool {
         self.interval.0 <= 0.0 && 0.0 <= self.interval.1
     }
+}
+
+/// The 95% interval's half-width from both kinds of noise (see the module's notes): the
+/// examples' bootstrap interval and the spread of the score over halves, scaled to N.
+fn half_width(examples_interval: (f64, f64), halves: &[f64]) -> f64 {
+    let e = (examples_interval.1 - examples_interval.0) / 2.0;
+    let m = 1.96 * standard_deviation(halves) / std::f64::consts::SQRT_2;
+    e.hypot(m)
 }
 
 /// A random half (rounded down) of `0..n`, as a mask.
