@@ -300,7 +300,7 @@ fn check_passes_fails_and_rejects_unusable_baselines() {
     );
     std::fs::write(
         &baseline,
-        format!("{text}forget_gap,mi_unlearn,8,2,gamma=8 epochs=2,2,-3.0,\n"),
+        format!("{text}forget_gap,mi_unlearn,8,2,gamma=8 epochs=2,2,-3.0,,,\n"),
     )
     .unwrap();
     let (code, _, stderr) = check(&[]);

@@ -151,6 +151,9 @@ pub struct Context<'a> {
     /// Which of the seed's replicate runs this is (`[audit] replicates`): every stream of
     /// replicate `k > 0` is its own (`<purpose>/r<k>`), replicate 0's are the seed's.
     pub replicate: usize,
+    /// The U-LiRA shadow it belongs to (`[audit] shadows`), if any: a shadow's streams are
+    /// its own too (`<purpose>/s<k>`), as LiRA's shadow models are independently trained.
+    pub shadow: Option<usize>,
     pub device: Device,
     /// The engine that computes the steps (see [`AnyMethod::engine`]).
     pub engine: Engine,
@@ -160,12 +163,17 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// The run's random stream for `purpose` (e.g. `shuffle/<name>`): the same whichever
-    /// thread runs the job and whatever runs beside it, and different for every replicate.
+    /// thread runs the job and whatever runs beside it, and different for every replicate
+    /// and every shadow.
     pub fn stream(&self, purpose: &str) -> Rng {
-        match self.replicate {
-            0 => data::rng::stream(self.seed, purpose),
-            k => data::rng::stream(self.seed, &format!("{purpose}/r{k}")),
+        let mut purpose = purpose.to_owned();
+        if self.replicate > 0 {
+            purpose += &format!("/r{}", self.replicate);
         }
+        if let Some(s) = self.shadow {
+            purpose += &format!("/s{s}");
+        }
+        data::rng::stream(self.seed, &purpose)
     }
 
     /// A freshly initialised model, its weights drawn from the stream `purpose`.

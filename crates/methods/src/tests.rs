@@ -250,7 +250,8 @@ fn engines_agree_to_float_rounding() {
     let (data, spec) = fixture(600, 0.75);
     let run_with = |engine, method: &AnyMethod, original: Option<&Classifier>| {
         let (data, spec, seed, device) = (&data, &spec, 7, Device::Cpu);
-        let ctx = Context { data, spec, seed, replicate: 0, device, engine, original };
+        let ctx =
+            Context { data, spec, seed, replicate: 0, shadow: None, device, engine, original };
         let mut history = Vec::new();
         let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
         (model, history)
@@ -319,7 +320,8 @@ fn baselines_agree_across_engines() {
     });
     let (data, spec, device) = (&data, &spec, Device::Cpu);
     let engine = Engine::Autograd;
-    let ctx = Context { data, spec, seed: 5, replicate: 0, device, engine, original: None };
+    let ctx =
+        Context { data, spec, seed: 5, replicate: 0, shadow: None, device, engine, original: None };
     let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
     for method in &methods {
         let run = |engine| {
@@ -382,8 +384,16 @@ fn the_last_epoch_callback_sees_the_final_model() {
     let (first, _) = train(&original(2), &data, &spec, None);
     for engine in Engine::ALL {
         let (data, spec, original) = (&data, &spec, Some(&first));
-        let ctx =
-            Context { data, spec, seed: 7, replicate: 0, device: Device::Cpu, engine, original };
+        let ctx = Context {
+            data,
+            spec,
+            seed: 7,
+            replicate: 0,
+            shadow: None,
+            device: Device::Cpu,
+            engine,
+            original,
+        };
         let mi = small_mi_unlearn();
         let mut seen = Vec::new();
         let model = mi
@@ -553,7 +563,16 @@ fn from_golden_original<R>(
     then: impl FnOnce(&Classifier, &Context<'_>) -> R,
 ) -> R {
     let device = Device::Cpu;
-    let mut ctx = Context { data, spec, seed: 11, replicate: 0, device, engine, original: None };
+    let mut ctx = Context {
+        data,
+        spec,
+        seed: 11,
+        replicate: 0,
+        shadow: None,
+        device,
+        engine,
+        original: None,
+    };
     let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
     ctx.original = Some(&first);
     then(&first, &ctx)
@@ -580,9 +599,10 @@ const GOLDEN: [(&str, &str, [&str; 2]); 2] = [
 ];
 
 /// Replicate 0 draws the seed's own streams (today's runs); every other replicate its own,
-/// so retrain's replicates differ in initialisation and batch order.
+/// and so does every U-LiRA shadow, so retrain's replicates and shadows differ in
+/// initialisation and batch order.
 #[test]
-fn replicates_draw_their_own_streams() {
+fn replicates_and_shadows_draw_their_own_streams() {
     let (data, spec) = fixture(300, 0.75);
     use rand::Rng as _;
     let retrain = AnyMethod::new(Retrain {
@@ -591,20 +611,29 @@ fn replicates_draw_their_own_streams() {
         lr: Rate::new(1e-2),
         ..Default::default()
     });
-    let run = |replicate| {
+    let run_of = |replicate, shadow: Option<usize>| {
         let (data, spec) = (&data, &spec);
         let engine = Engine::default();
+        let device = Device::Cpu;
         let ctx =
-            Context { data, spec, seed: 7, replicate, device: Device::Cpu, engine, original: None };
-        assert_eq!(ctx.stream("x").random::<u64>(), {
-            let purpose = if replicate == 0 { "x".to_owned() } else { format!("x/r{replicate}") };
-            data::rng::stream(7, &purpose).random::<u64>()
-        });
+            Context { data, spec, seed: 7, replicate, shadow, device, engine, original: None };
+        let purpose = match (replicate, shadow) {
+            (0, None) => "x".to_owned(),
+            (r, None) => format!("x/r{r}"),
+            (0, Some(s)) => format!("x/s{s}"),
+            (r, Some(s)) => format!("x/r{r}/s{s}"),
+        };
+        assert_eq!(ctx.stream("x").random::<u64>(), data::rng::stream(7, &purpose).random::<u64>());
         retrain.train(&ctx, &mut |_, _, _| {}).unwrap().flat_parameters()
     };
+    let run = |replicate| run_of(replicate, None);
     let (r0, r1, r2) = (run(0), run(1), run(2));
     assert_eq!(r0, crate::testutil::train(&retrain, &data, &spec, None).0.flat_parameters());
     assert_ne!(r0, r1);
     assert_ne!(r1, r2);
+    let (s0, s1) = (run_of(0, Some(0)), run_of(0, Some(1)));
+    assert_ne!(s0, r0, "shadow 0 is not the seed's own run");
+    assert_ne!(s0, s1);
+    assert_eq!(s1, run_of(0, Some(1)), "a shadow is reproducible");
     assert_eq!(r1, run(1), "a replicate is reproducible");
 }

@@ -87,7 +87,16 @@ pub(crate) fn train(
     original: Option<&Classifier>,
 ) -> (Classifier, Vec<EpochStats>) {
     let engine = Engine::default();
-    let ctx = Context { data, spec, seed: 7, replicate: 0, device: Device::Cpu, engine, original };
+    let ctx = Context {
+        data,
+        spec,
+        seed: 7,
+        replicate: 0,
+        shadow: None,
+        device: Device::Cpu,
+        engine,
+        original,
+    };
     let mut history = Vec::new();
     let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
     (model, history)

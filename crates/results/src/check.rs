@@ -2,7 +2,7 @@
 //! regression checks in CI.
 //!
 //! The baseline is a CSV file of [`BaselineRow`]s, one per checked metric, method and
-//! parameter set: `metric,method,gamma,epochs,params,n_seeds,mean,std`, where `params` is the
+//! parameter set: `metric,method,gamma,epochs,params,n_seeds,mean,std,lo,hi`, where `params` is the
 //! parameter set as `runs.csv` and `summary.csv` write it (`alpha=0.01 epochs=5 lr=0.0001`):
 //! rows are keyed by metric, method and `params`, so a grid over any parameter gets one row per
 //! point. A metric passes when the change of its mean over seeds is within tolerance (see
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::rows::BaselineRow;
-use crate::rows::{Metric, SummaryRow, header, to_csv};
+use crate::rows::{AuditRow, Metric, SummaryRow, header, to_csv};
 
 /// An experiment's `[check]` section as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,7 +36,9 @@ pub struct CheckSection {
 }
 
 /// A checked `[check]` section: a metric passes when `|now - baseline|` is at most the larger
-/// of its absolute tolerance and `standard_errors * sqrt(s_now^2 / n_now + s_base^2 / n_base)`.
+/// of its absolute tolerance and `standard_errors * sqrt(se_now^2 + se_base^2)`, a value's
+/// standard error being `std / sqrt(n)` over seeds, or for an audit's metric on one seed (F,
+/// F / F_ref, U-LiRA's), which has no spread over seeds, its 95% interval's half-width / 1.96.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
     /// Each checked metric with its absolute tolerance, if any.
@@ -118,12 +120,19 @@ impl BaselineRow {
     }
 }
 
-/// The checked metrics of `summary`, as baseline rows.
-pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
+/// The checked metrics of `summary`, as baseline rows; an audit's metric on one seed with its
+/// interval from `audit` (`audit.csv`'s rows).
+pub fn current(summary: &[SummaryRow], audit: &[AuditRow], spec: &CheckSpec) -> Vec<BaselineRow> {
     let mut rows = Vec::new();
     for &(metric, _) in &spec.metrics {
         for s in summary {
             if let Some(stat) = s.metric(metric) {
+                let of: Vec<&AuditRow> =
+                    audit.iter().filter(|a| a.method == s.method && a.params == s.params).collect();
+                let interval = match of.as_slice() {
+                    [one] => one.interval(metric),
+                    _ => None,
+                };
                 rows.push(BaselineRow {
                     metric,
                     method: s.method.clone(),
@@ -133,6 +142,8 @@ pub fn current(summary: &[SummaryRow], spec: &CheckSpec) -> Vec<BaselineRow> {
                     n_seeds: s.n_seeds * s.n_replicates,
                     mean: stat.mean,
                     std: stat.std,
+                    lo: interval.map(|i| i.0),
+                    hi: interval.map(|i| i.1),
                 });
             }
         }
@@ -156,7 +167,9 @@ pub fn read_baseline(path: &Path) -> Result<Vec<BaselineRow>, CheckError> {
     if found.is_empty() {
         return Err(malformed("the file is empty; create it with --update-baseline".into()));
     }
-    if found != expected {
+    // Baselines written before intervals lack the last two columns, which default to none.
+    let before_intervals = expected[..expected.len() - 2].to_vec();
+    if found != expected && found != before_intervals {
         let old =
             found.iter().all(|h| expected.contains(h)) && !found.iter().any(|h| h == "params");
         return Err(malformed(format!(
@@ -234,7 +247,10 @@ pub fn compare(
             })?;
             let abs = spec.metrics.iter().find(|(m, _)| *m == n.metric).and_then(|(_, t)| *t);
             let se = spec.standard_errors.map(|k| {
-                let var = |r: &BaselineRow| r.std.unwrap_or(0.0).powi(2) / r.n_seeds as f64;
+                let var = |r: &BaselineRow| match (r.lo, r.hi) {
+                    (Some(lo), Some(hi)) => ((hi - lo) / 2.0 / 1.96).powi(2),
+                    _ => r.std.unwrap_or(0.0).powi(2) / r.n_seeds as f64,
+                };
                 k * (var(n) + var(b)).sqrt()
             });
             let tolerance = abs.unwrap_or(0.0).max(se.unwrap_or(0.0));
@@ -246,12 +262,12 @@ pub fn compare(
 /// The verdicts as a table.
 pub fn table(verdicts: &[Verdict]) -> String {
     let mut out = format!(
-        "{:<16} {:<12} {:<28} {:>9} {:>9} {:>8} {:>9}  {}\n",
+        "{:<20} {:<12} {:<28} {:>9} {:>9} {:>8} {:>9}  {}\n",
         "metric", "method", "parameters", "baseline", "now", "delta", "tolerance", "result"
     );
     for v in verdicts {
         out += &format!(
-            "{:<16} {:<12} {:<28} {:>9.3} {:>9.3} {:>+8.3} {:>9.3}  {}\n",
+            "{:<20} {:<12} {:<28} {:>9.3} {:>9.3} {:>+8.3} {:>9.3}  {}\n",
             v.row.metric,
             v.row.method,
             v.row.params,
@@ -279,6 +295,8 @@ mod tests {
             n_seeds: 3,
             mean,
             std,
+            lo: None,
+            hi: None,
         }
     }
 
@@ -309,6 +327,48 @@ mod tests {
         let same = compare(&base, &base, &spec(Some(0.0), None), p).unwrap();
         assert!(same[0].pass());
         assert!(table(&v).contains("FAIL") && table(&same).contains("PASS"));
+    }
+
+    /// An audit's metric on one seed: its interval stands for the standard error.
+    #[test]
+    fn an_audit_metric_is_checked_against_its_interval() {
+        let p = Path::new("b.csv");
+        let f = |mean: f64, lo: f64, hi: f64| BaselineRow {
+            metric: Metric::ForgetQuality,
+            n_seeds: 1,
+            lo: Some(lo),
+            hi: Some(hi),
+            ..row(Metric::ForgetQuality, None, mean, None)
+        };
+        let spec =
+            CheckSpec { metrics: vec![(Metric::ForgetQuality, None)], standard_errors: Some(2.0) };
+        // Half-widths 0.0196 and 0.0392: standard errors 0.01 and 0.02; 2 * sqrt(0.0005).
+        let base = [f(0.05, 0.05 - 0.0196, 0.05 + 0.0196)];
+        let near = [f(0.09, 0.09 - 0.0392, 0.09 + 0.0392)];
+        let v = compare(&near, &base, &spec, p).unwrap();
+        assert!((v[0].tolerance - 2.0 * 0.0005f64.sqrt()).abs() < 1e-12, "{}", v[0].tolerance);
+        assert!(v[0].pass(), "moved 0.04 < 0.0447");
+        let far = [f(0.1, 0.1 - 0.0392, 0.1 + 0.0392)];
+        assert!(!compare(&far, &base, &spec, p).unwrap()[0].pass(), "moved 0.05");
+        // Through the audit's rows: one row per seed gives the interval; two, none.
+        let mut summary = SummaryRow {
+            method: "finetune".into(),
+            params: "epochs=5".into(),
+            ..SummaryRow::default()
+        };
+        summary.set(Metric::ForgetQuality, Some(crate::rows::Stat { mean: 0.05, std: None }));
+        let audit = AuditRow {
+            method: "finetune".into(),
+            params: "epochs=5".into(),
+            forget_quality: Some(0.05),
+            forget_quality_lo: Some(0.04),
+            forget_quality_hi: Some(0.06),
+            ..AuditRow::default()
+        };
+        let now = current(std::slice::from_ref(&summary), std::slice::from_ref(&audit), &spec);
+        assert_eq!((now[0].lo, now[0].hi), (Some(0.04), Some(0.06)));
+        let now = current(&[summary], &[audit.clone(), audit], &spec);
+        assert_eq!((now[0].lo, now[0].hi), (None, None));
     }
 
     #[test]
@@ -351,6 +411,10 @@ mod tests {
         check("metric,method\n", "header is \"metric,method\"");
         let header = "metric,method,gamma,epochs,params,n_seeds,mean,std\n";
         check(header, "no rows");
+        // A baseline from before intervals (no lo, hi) still reads, without them.
+        std::fs::write(&path, format!("{header}forget_gap,finetune,,5,epochs=5,3,1.5,\n")).unwrap();
+        let old = read_baseline(&path).unwrap();
+        assert_eq!((old[0].mean, old[0].lo, old[0].hi), (1.5, None, None));
         check(&format!("{header}forget_gap,mi_unlearn,4,5,gamma=4 epochs=5,3,abc,\n"), "line 2");
         check(
             &format!(
@@ -387,6 +451,8 @@ mod tests {
             n_seeds: 3,
             mean,
             std: None,
+            lo: None,
+            hi: None,
         };
         let rows = vec![point("0.0001", 2.0), point("0.00003", 7.0)];
         std::fs::write(&path, baseline_csv(&rows).unwrap()).unwrap();

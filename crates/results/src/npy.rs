@@ -1,6 +1,7 @@
 //! NumPy's `.npy` format, for the audit's per-example arrays: what `numpy.load` reads
 //! directly. Writes version 1.0; reads versions 1.0 to 3.0. Little-endian, C order;
-//! `float32`, `float64`, `int64`, `int32`, `int8` and `uint8`.
+//! `float16` (U-LiRA's committed scores), `float32`, `float64`, `int64`,
+//! `int32`, `int16`, `int8` and `uint8`.
 
 /// An array's element type, as `.npy` names it.
 pub trait Element: Copy {
@@ -30,8 +31,20 @@ elements! {
     f64 => "<f8";
     i64 => "<i8";
     i32 => "<i4";
+    i16 => "<i2";
     i8 => "|i1";
     u8 => "|u1";
+}
+
+impl Element for half::f16 {
+    const DESCR: &'static str = "<f2";
+    const SIZE: usize = 2;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn get(b: &[u8]) -> Self {
+        half::f16::from_le_bytes(b.try_into().expect("one element's bytes"))
+    }
 }
 
 const MAGIC: &[u8] = b"\x93NUMPY\x01\x00";
@@ -87,6 +100,7 @@ impl Array<'_> {
         match self.descr.as_str() {
             "<f4" => Some(self.values::<f32>().into_iter().map(f64::from).collect()),
             "<f8" => Some(self.values::<f64>()),
+            "<f2" => Some(self.values::<half::f16>().into_iter().map(f64::from).collect()),
             _ => None,
         }
     }
@@ -96,6 +110,7 @@ impl Array<'_> {
         match self.descr.as_str() {
             "<i8" => Some(self.values::<i64>()),
             "<i4" => Some(self.values::<i32>().into_iter().map(i64::from).collect()),
+            "<i2" => Some(self.values::<i16>().into_iter().map(i64::from).collect()),
             "|i1" => Some(self.values::<i8>().into_iter().map(i64::from).collect()),
             "|u1" => Some(self.values::<u8>().into_iter().map(i64::from).collect()),
             _ => None,
@@ -127,10 +142,11 @@ pub fn read(bytes: &[u8]) -> Result<Array<'_>, String> {
     let size = match descr.as_str() {
         "<f4" | "<i4" => 4,
         "<f8" | "<i8" => 8,
+        "<f2" | "<i2" => 2,
         "|i1" | "|u1" => 1,
         other => {
             return Err(format!(
-                "elements of type '{other}' (float32, float64, int64, int32, int8 or uint8, little-endian, are read)"
+                "elements of type '{other}' (float16, float32, float64, int64, int32, int16, int8 or uint8, little-endian, are read)"
             ));
         }
     };
@@ -184,6 +200,12 @@ mod tests {
         assert!(read(&f64s).unwrap().integers().is_none());
         let u8s = to_bytes(&[3], &[0u8, 7, 255]);
         assert_eq!(read(&u8s).unwrap().integers().unwrap(), vec![0, 7, 255]);
+        let i16s = to_bytes(&[2], &[-300i16, 32767]);
+        assert_eq!(read(&i16s).unwrap().integers().unwrap(), vec![-300, 32767]);
+        // float16: three significant digits (1/3 rounds to 0.33325).
+        let f16s = to_bytes(&[3], &[0.5f32, -2.0, 1.0 / 3.0].map(half::f16::from_f32));
+        assert_eq!(&f16s[10..30], b"{'descr': '<f2', 'fo");
+        assert_eq!(read(&f16s).unwrap().floats().unwrap(), vec![0.5, -2.0, 0.333251953125]);
         // Version 2.0: a four-byte header length.
         let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
         let header = "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }\n";

@@ -38,6 +38,30 @@ pub struct Attack {
     pub skipped: usize,
 }
 
+/// One decision of the attack: target shadow `target` scored population example `example`
+/// (a position in the population), which it unlearned (`true`) or never saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    pub target: usize,
+    pub example: usize,
+    pub unlearned: bool,
+    /// `ln N(c; IN) - ln N(c; OUT)`: above 0 is a call of "unlearned".
+    pub score: f64,
+}
+
+/// The attack's results: over every decision, per target, and the decisions themselves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Over every target's decisions pooled.
+    pub pooled: Attack,
+    /// Each target's own (leave-one-out) results, in shadow order; `None` for a target
+    /// without decisions of both kinds.
+    pub targets: Vec<Option<Attack>>,
+    /// In target order, each target's forget examples (population order) then its never-seen
+    /// ones (in `never_seen`'s order).
+    pub decisions: Vec<Decision>,
+}
+
 /// The smallest standard deviation a fitted Gaussian gets, so that identical confidences (a
 /// method that is the identity) give a finite, decisive likelihood.
 const MIN_STD: f64 = 1e-3;
@@ -51,11 +75,13 @@ pub fn attack(
     membership: &[Vec<Membership>],
     never_seen: &[Vec<usize>],
     min_members: usize,
-) -> Attack {
+) -> Outcome {
     let shadows = confidences.len();
-    let mut decisions: Vec<(f64, bool)> = Vec::new();
+    let mut decisions: Vec<Decision> = Vec::new();
     let mut skipped = 0;
+    let mut targets = Vec::with_capacity(shadows);
     for target in 0..shadows {
+        let first = decisions.len();
         let forget = (0..membership[target].len())
             .filter(|&p| membership[target][p] == Membership::Forget)
             .map(|p| (p, true));
@@ -74,12 +100,17 @@ pub fn attack(
             }
             let c = f64::from(confidences[target][p]);
             let score = log_normal(c, &inside) - log_normal(c, &outside);
-            decisions.push((score, unlearned));
+            decisions.push(Decision { target, example: p, unlearned, score });
         }
+        let mut own: Vec<(f64, bool)> =
+            decisions[first..].iter().map(|d| (d.score, d.unlearned)).collect();
+        let both = own.iter().any(|d| d.1) && own.iter().any(|d| !d.1);
+        targets.push(both.then(|| rates(&mut own)));
     }
-    let mut attack = rates(&mut decisions);
-    attack.skipped = skipped;
-    attack
+    let mut all: Vec<(f64, bool)> = decisions.iter().map(|d| (d.score, d.unlearned)).collect();
+    let mut pooled = rates(&mut all);
+    pooled.skipped = skipped;
+    Outcome { pooled, targets, decisions }
 }
 
 /// `ln N(c; mean, std)` of `sample`'s mean and sample standard deviation (at least
@@ -206,11 +237,32 @@ mod tests {
         let (remembers, forgets) = (conf(true), conf(false));
         let identity = attack(&slices(&remembers), &membership, &never_seen, 2);
         let retrain = attack(&slices(&forgets), &membership, &never_seen, 2);
-        assert!(identity.accuracy > 0.95 && identity.auc > 0.95, "{identity:?}");
-        assert!((retrain.auc - 0.5).abs() < 0.2, "{retrain:?}");
-        assert!(identity.scored > 100 && identity.scored == retrain.scored);
+        let (i, r) = (identity.pooled, retrain.pooled);
+        assert!(i.accuracy > 0.95 && i.auc > 0.95, "{i:?}");
+        assert!((r.auc - 0.5).abs() < 0.2, "{r:?}");
+        assert!(i.scored > 100 && i.scored == r.scored);
+        // Per target: the same decisions (they depend on memberships only), each target's
+        // own rates, and the pooled counts add up.
+        assert_eq!(identity.decisions.len(), i.scored);
+        let same = |d: &[Decision]| d.iter().map(|d| (d.target, d.example)).collect::<Vec<_>>();
+        assert_eq!(same(&identity.decisions), same(&retrain.decisions));
+        let scored: usize = identity.targets.iter().flatten().map(|t| t.scored).sum();
+        assert_eq!(scored, i.scored);
+        for (k, t) in identity.targets.iter().enumerate() {
+            let t = t.as_ref().expect("every target has both kinds here");
+            let mut own: Vec<(f64, bool)> = identity
+                .decisions
+                .iter()
+                .filter(|d| d.target == k)
+                .map(|d| (d.score, d.unlearned))
+                .collect();
+            assert_eq!(*t, rates(&mut own));
+            assert!(t.accuracy > 0.8, "target {k}: {t:?}");
+        }
         // A minimum nobody reaches skips everything.
         let none = attack(&slices(&remembers), &membership, &never_seen, shadows);
-        assert_eq!((none.scored, none.skipped), (0, identity.scored + identity.skipped));
+        let n = none.pooled;
+        assert_eq!((n.scored, n.skipped), (0, i.scored + i.skipped));
+        assert!(none.targets.iter().all(Option::is_none) && none.decisions.is_empty());
     }
 }

@@ -44,7 +44,14 @@ pub fn check(
     };
     let out = out.map(Path::to_owned).unwrap_or_else(|| PathBuf::from("results").join(&exp.name));
     let summary = run_experiment(path, &exp, &options(args, verbosity, path, &exp)?, &out)?;
-    let now = results::check::current(&summary, spec);
+    // An audit's metrics come with intervals (one seed), which audit.csv holds.
+    let audit_file = out.join("audit.csv");
+    let audit: Vec<results::rows::AuditRow> = if exp.audit.is_some() && audit_file.exists() {
+        results::rows::read(&audit_file)?
+    } else {
+        Vec::new()
+    };
+    let now = results::check::current(&summary, &audit, spec);
     if let Some((metric, _)) =
         spec.metrics.iter().find(|(m, _)| !now.iter().any(|r| r.metric == *m))
     {

@@ -224,6 +224,7 @@ impl External {
             "params": params,
             "seed": ctx.seed,
             "replicate": ctx.replicate,
+            "shadow": ctx.shadow,
             "device": "cpu",
             "threads": 1,
             "dataset": {

@@ -3,7 +3,10 @@
 //! A job is one method, one parameter set, one seed and one replicate (`[audit] replicates`:
 //! runs that differ only in the method's own random streams; the original model is shared),
 //! or one of U-LiRA's shadows (`[audit] shadows`: an original trained on a random half of the
-//! training set and every other method unlearning its own forget set from it). Its key is the SHA-256 of an explicit,
+//! training set and every other method unlearning its own forget set from it). With
+//! replicates, the reference (retrain) gets as many again, `replicates..2 * replicates`: a
+//! second population of its own streams, which the audit scores against the first (F_ref,
+//! the best F reachable at that N). Its key is the SHA-256 of an explicit,
 //! ordered, line-based description of everything that determines the trained model, and only
 //! that (never a derived `Hash`, a path or a time):
 //!
@@ -20,7 +23,7 @@
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
 //! | `replicate`| the replicate's number, from 1 (its streams are its own)      | replicates but the first |
-//! | `shadow`   | the U-LiRA shadow's number: its half of the training set and split | shadows' jobs      |
+//! | `shadow`   | the U-LiRA shadow's number (its half of the training set, split and streams) | shadows' jobs |
 //! | `split`    | forget class (or `all`) and fraction (drawn from the seed)   | jobs that use the split|
 //! | `upstream` | the original model's key                                     | jobs from the original |
 //!
@@ -110,7 +113,13 @@ impl Plan {
                     let up = m
                         .needs_original()
                         .then(|| upstream.clone().expect("validated: original present"));
-                    for replicate in 0..replicates {
+                    // The reference's second population: as many replicates again, with
+                    // streams of their own, scored against the first for F_ref.
+                    let count = match (shadow, m.role()) {
+                        (None, Role::Reference) if replicates >= 2 => 2 * replicates,
+                        _ => replicates,
+                    };
+                    for replicate in 0..count {
                         jobs.push(job(m, run(replicate), up.clone()));
                     }
                 }
@@ -224,7 +233,9 @@ fn job(
         d += &format!("replicate {replicate}\n");
     }
     if let Some(s) = shadow {
-        d += &format!("shadow {s}\n");
+        // Its streams are its own (`methods::Context::stream`); shadows keyed before that
+        // drew the seed's and stay apart in the cache.
+        d += &format!("shadow {s} streams=own\n");
     }
     if method.uses_split() {
         d += &format!("split {}\n", split_line(exp));
@@ -410,8 +421,14 @@ mod tests {
     fn replicates_add_jobs_with_their_own_keys_and_keep_the_first_ones() {
         let base = plan("[1]", "0.75");
         let three = plan_text("", "[1]", "0.75", "[audit]\nreplicates = 3\n");
-        // Per seed: one original, three of each other method.
-        assert_eq!(three.jobs.len(), 2 * (1 + 3 * 3));
+        // Per seed: one original, three of each other method, and retrain's second population
+        // of three (replicates 3 to 5).
+        assert_eq!(three.jobs.len(), 2 * (1 + 3 * 3 + 3));
+        let retrains = |seed| {
+            let of = three.jobs.iter().filter(|j| j.method.name() == "retrain" && j.seed == seed);
+            of.map(|j| j.replicate).collect::<Vec<_>>()
+        };
+        assert_eq!(retrains(1), [0, 1, 2, 3, 4, 5]);
         for name in ["original", "retrain", "finetune", "mi_unlearn"] {
             let first: Vec<String> = three
                 .jobs
@@ -457,7 +474,11 @@ mod tests {
                 .unwrap()
         };
         let original = shadow(1, 5, "original");
-        assert!(original.description.contains("\nseed 1\nshadow 5\n"), "{}", original.description);
+        assert!(
+            original.description.contains("\nseed 1\nshadow 5 streams=own\n"),
+            "{}",
+            original.description
+        );
         assert_eq!(shadow(1, 5, "finetune").upstream.as_ref(), Some(&original.key));
         assert_eq!(shadow(1, 5, "finetune").label(), "finetune epochs=1 seed=1 shadow=5");
         assert_ne!(original.key, shadow(1, 6, "original").key);

@@ -420,6 +420,7 @@ fn train(
         spec: &exp.model,
         seed: job.seed,
         replicate: job.replicate,
+        shadow: job.shadow,
         device: job.device,
         engine: job.engine,
         original: original.as_ref(),

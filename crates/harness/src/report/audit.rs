@@ -21,21 +21,22 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, bail};
 use data::split::{population, run_split};
 use methods::AnyMethod;
-use results::forget_score::forget_score;
-use results::rows::{AuditRow, EpsilonRow};
-use results::ulira::{Membership, attack};
+use results::rows::{AuditRow, CurveRow, EpsilonRow, Metric, PairRow};
+use results::ulira::{Membership, Outcome, attack};
 
 use crate::execution::plan::Job;
 use crate::execution::run::RunResult;
 use crate::experiment::Experiment;
 use crate::report::methods::{gamma, methods_in, reference};
-use crate::report::quality::{Population, epsilons, quantile};
+use crate::report::quality::{Difference, Mean, Noise, Population, Quality, curve, quantile};
 
 /// What the audit found, for the results folder.
 #[derive(Debug, Default)]
 pub struct Audit {
     pub rows: Vec<AuditRow>,
     pub epsilons: Vec<EpsilonRow>,
+    pub pairs: Vec<PairRow>,
+    pub curve: Vec<CurveRow>,
     /// Per run (by cache key): the KS statistic and p-value against retrain.
     pub ks: BTreeMap<String, (f64, f64)>,
     /// `.npy` files: path relative to the results folder, and bytes.
@@ -112,7 +113,7 @@ impl Shadows {
         runs: &[&RunResult],
         settings: crate::experiment::Audit,
         population: usize,
-    ) -> anyhow::Result<(results::ulira::Attack, Vec<u8>)> {
+    ) -> anyhow::Result<(Outcome, Vec<u8>)> {
         if runs.len() != settings.shadows {
             bail!("{} shadow runs where {} were planned", runs.len(), settings.shadows);
         }
@@ -156,6 +157,20 @@ pub fn slug(label: &str) -> String {
     label.replace('=', "").replace(' ', "_")
 }
 
+/// A method's scored population of one seed, kept for the pairs and the ties.
+struct Scored<'a> {
+    method: &'a AnyMethod,
+    /// F against the reference's first population (the reference's own: its second).
+    quality: Option<Quality>,
+    /// Per U-LiRA target (`None` without decisions of both kinds): accuracy and AUC.
+    targets: Vec<Option<(f64, f64)>>,
+}
+
+/// The forgetting quality's noise settings of a seed's audit.
+fn noise(seed: u64) -> Noise {
+    Noise { seed, ..Noise::default() }
+}
+
 /// Runs the audit on `results` (every run of `exp`, with confidences), `labels` being the
 /// training set's.
 pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::Result<Audit> {
@@ -164,10 +179,9 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
     let settings = exp.audit.context("an experiment with an [audit] section")?;
     if settings.shadows > 0 {
         let ids: Vec<i64> = pop.iter().map(|&i| i as i64).collect();
-        audit.arrays.push((
-            "arrays/shadows/population.npy".into(),
-            results::npy::to_bytes(&[ids.len()], &ids),
-        ));
+        let bytes = results::npy::to_bytes(&[ids.len()], &ids);
+        audit.arrays.push(("arrays/shadows/population.npy".into(), bytes.clone()));
+        audit.arrays.push(("arrays/ulira/population.npy".into(), bytes));
     }
     let methods = methods_in(results);
     let reference = reference(results).context("an audit needs retrain's runs")?;
@@ -188,18 +202,18 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             results::npy::to_bytes(&[ids.len()], &ids),
         ));
 
-        let reference_runs = runs_of(results, reference, seed, false);
+        // The reference's runs: its first population (what every method is scored against)
+        // and, with replicates, a second of as many (F_ref).
+        let all_reference = runs_of(results, reference, seed, false);
+        let n = exp.replicates().min(all_reference.len());
+        let (reference_runs, second_runs) = all_reference.split_at(n);
         let retrains: Vec<Vec<f64>> =
             reference_runs.iter().map(|r| forget_confidences(r)).collect::<Result<_, _>>()?;
-        let n = retrains.len();
-        let floor = (n >= 4).then(|| {
-            let (a, b) = retrains.split_at(n / 2);
-            let b = &b[..a.len()];
-            forget_score(
-                &epsilons(&Population::from_models(a), &Population::from_models(b)),
-                a.len(),
-            )
-        });
+        let second: Vec<Vec<f64>> =
+            second_runs.iter().map(|r| forget_confidences(r)).collect::<Result<_, _>>()?;
+        let first = Population::from_models(&retrains);
+        let reference_quality = (n >= 2 && second.len() == n)
+            .then(|| Quality::new(&Population::from_models(&second), &first, noise(seed)));
         let mean = |runs: &[&RunResult], acc: fn(&RunResult) -> f64| {
             runs.iter().map(|r| acc(r)).sum::<f64>() / runs.len() as f64
         };
@@ -213,8 +227,15 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                 Some(shadows)
             }
         };
+        let first_row = audit.rows.len();
+        let mut scored: Vec<Scored> = Vec::new();
+        let mut decisions_written = false;
         for &method in &methods {
-            let runs = runs_of(results, method, seed, false);
+            let runs = if method == reference {
+                reference_runs.to_vec()
+            } else {
+                runs_of(results, method, seed, false)
+            };
             let confidences: Vec<Vec<f64>> =
                 runs.iter().map(|r| forget_confidences(r)).collect::<Result<_, _>>()?;
             let flat: Vec<f32> = confidences.iter().flatten().map(|&c| c as f32).collect();
@@ -222,6 +243,17 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             audit
                 .arrays
                 .push((name, results::npy::to_bytes(&[runs.len(), positions.len()], &flat)));
+            if method == reference && !second.is_empty() {
+                let flat: Vec<f32> = second.iter().flatten().map(|&c| c as f32).collect();
+                let name = format!(
+                    "arrays/{}_{}_second_seed{seed}.npy",
+                    method.name(),
+                    slug(&method.label())
+                );
+                audit
+                    .arrays
+                    .push((name, results::npy::to_bytes(&[second.len(), positions.len()], &flat)));
+            }
             let mut row = AuditRow {
                 method: method.name().to_owned(),
                 gamma: gamma(method),
@@ -230,30 +262,59 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                 seed,
                 models: n,
                 examples: positions.len(),
-                forget_quality_floor: floor,
+                forget_quality_ref: reference_quality.as_ref().map(|q| q.f),
                 shadows: settings.shadows,
                 ..AuditRow::default()
             };
+            let mut entry = Scored { method, quality: None, targets: Vec::new() };
             if let Some(shadows) = &shadows {
                 let runs = runs_of(results, method, seed, true);
-                let (a, array) = shadows.attack(&runs, settings, pop.len()).with_context(|| {
-                    format!("U-LiRA of {} {} on seed {seed}", method.name(), method.label())
-                })?;
-                let name = format!(
-                    "arrays/shadows/{}_{}_seed{seed}.npy",
-                    method.name(),
-                    slug(&method.label())
-                );
-                audit.arrays.push((name, array));
-                row.ulira_acc = Some(a.accuracy);
-                row.ulira_auc = Some(a.auc);
-                row.ulira_tpr1 = Some(a.tpr_at_1);
-                row.ulira_tpr5 = Some(a.tpr_at_5);
-                row.ulira_scored = a.scored;
-                row.ulira_skipped = a.skipped;
+                let (outcome, array) =
+                    shadows.attack(&runs, settings, pop.len()).with_context(|| {
+                        format!("U-LiRA of {} {} on seed {seed}", method.name(), method.label())
+                    })?;
+                let file = format!("{}_{}_seed{seed}.npy", method.name(), slug(&method.label()));
+                audit.arrays.push((format!("arrays/shadows/{file}"), array));
+                if !decisions_written {
+                    audit.arrays.push((
+                        format!("arrays/ulira/decisions_seed{seed}.npy"),
+                        decisions_npy(&outcome.decisions, pop.len()),
+                    ));
+                    decisions_written = true;
+                }
+                let scores: Vec<half::f16> =
+                    outcome.decisions.iter().map(|d| half::f16::from_f64(d.score)).collect();
+                audit.arrays.push((
+                    format!("arrays/ulira/{file}"),
+                    results::npy::to_bytes(&[scores.len()], &scores),
+                ));
+                let each = |f: fn(&results::ulira::Attack) -> f64| -> Option<Mean> {
+                    let v: Vec<f64> = outcome.targets.iter().flatten().map(f).collect();
+                    (!v.is_empty()).then(|| Mean::of(&v))
+                };
+                let split = |m: Option<Mean>| {
+                    m.map_or((None, None, None), |m| (Some(m.mean), Some(m.lo), Some(m.hi)))
+                };
+                (row.ulira_acc, row.ulira_acc_lo, row.ulira_acc_hi) = split(each(|a| a.accuracy));
+                (row.ulira_auc, row.ulira_auc_lo, row.ulira_auc_hi) = split(each(|a| a.auc));
+                (row.ulira_tpr1, row.ulira_tpr1_lo, row.ulira_tpr1_hi) =
+                    split(each(|a| a.tpr_at_1));
+                (row.ulira_tpr5, row.ulira_tpr5_lo, row.ulira_tpr5_hi) =
+                    split(each(|a| a.tpr_at_5));
+                row.ulira_targets = outcome.targets.iter().flatten().count();
+                row.ulira_scored = outcome.pooled.scored;
+                row.ulira_skipped = outcome.pooled.skipped;
+                entry.targets =
+                    outcome.targets.iter().map(|t| t.map(|a| (a.accuracy, a.auc))).collect();
             }
             if method == reference {
+                if let Some(q) = &reference_quality {
+                    fill_quality(&mut row, q);
+                    audit.epsilons.extend(epsilon_rows(&mut row, q, method, seed));
+                }
+                entry.quality = reference_quality.clone();
                 audit.rows.push(row);
+                scored.push(entry);
                 continue;
             }
             // KS per run, against retrain of the same replicate.
@@ -265,6 +326,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             }
             if n < 2 {
                 audit.rows.push(row);
+                scored.push(entry);
                 continue;
             }
             // The identity: one model per seed, which its replicates would all equal.
@@ -275,29 +337,175 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             } else {
                 bail!("{} has {} runs on seed {seed}, retrain {n}", method.name(), runs.len());
             };
-            let eps =
-                epsilons(&Population::from_models(&unlearned), &Population::from_models(&retrains));
-            let f = forget_score(&eps, n);
-            let ratio = |acc: fn(&RunResult) -> f64| mean(&runs, acc) / mean(&reference_runs, acc);
-            row.forget_quality = Some(f);
-            row.final_score = Some(f * ratio(|r| r.accuracy.remain) * ratio(|r| r.accuracy.test));
-            let mut sorted = eps.clone();
-            sorted.sort_by(f64::total_cmp);
-            row.eps_median = Some(quantile(&sorted, 0.5));
-            row.eps_p90 = Some(quantile(&sorted, 0.9));
+            let unlearned = Population::from_models(&unlearned);
+            let q = Quality::new(&unlearned, &first, noise(seed));
+            fill_quality(&mut row, &q);
+            if let Some(r) = &reference_quality {
+                row.forget_quality_ratio = (r.f > 0.0).then(|| q.f / r.f);
+                row.forget_quality_ratio_lo =
+                    (r.interval.1 > 0.0).then(|| q.interval.0 / r.interval.1);
+                row.forget_quality_ratio_hi =
+                    (r.interval.0 > 0.0).then(|| q.interval.1 / r.interval.0);
+            }
+            let ratio = |acc: fn(&RunResult) -> f64| mean(&runs, acc) / mean(reference_runs, acc);
+            row.final_score = Some(q.f * ratio(|r| r.accuracy.remain) * ratio(|r| r.accuracy.test));
+            audit.epsilons.extend(epsilon_rows(&mut row, &q, method, seed));
             audit.rows.push(row);
-            audit.epsilons.extend(buckets(&sorted).into_iter().map(|(bucket, examples)| {
-                EpsilonRow {
-                    method: method.name().to_owned(),
-                    params: method.label(),
-                    seed,
-                    bucket,
-                    examples,
-                }
-            }));
+            audit.curve.extend(curve_rows(method, seed, &unlearned, &first));
+            entry.quality = Some(q);
+            scored.push(entry);
         }
+        if second.len() == n && n >= 2 {
+            let second = Population::from_models(&second);
+            audit.curve.extend(curve_rows(reference, seed, &second, &first));
+        }
+        audit.pairs.extend(pairs(&scored, seed));
+        ties(&mut audit.rows[first_row..], &scored, reference, seed);
     }
     Ok(audit)
+}
+
+/// F's columns of `row` from `q`.
+fn fill_quality(row: &mut AuditRow, q: &Quality) {
+    row.forget_quality = Some(q.f);
+    (row.forget_quality_lo, row.forget_quality_hi) = (Some(q.interval.0), Some(q.interval.1));
+    (row.f_examples_lo, row.f_examples_hi) =
+        (Some(q.examples_interval.0), Some(q.examples_interval.1));
+    row.f_halves_sd = (!q.halves.is_empty()).then(|| q.halves_sd());
+}
+
+/// The epsilon quantiles of `row` and the epsilons' buckets, from `q`.
+fn epsilon_rows(row: &mut AuditRow, q: &Quality, method: &AnyMethod, seed: u64) -> Vec<EpsilonRow> {
+    let mut sorted = q.epsilons.clone();
+    sorted.sort_by(f64::total_cmp);
+    row.eps_median = Some(quantile(&sorted, 0.5));
+    row.eps_p90 = Some(quantile(&sorted, 0.9));
+    buckets(&sorted)
+        .into_iter()
+        .map(|(bucket, examples)| EpsilonRow {
+            method: method.name().to_owned(),
+            params: method.label(),
+            seed,
+            bucket,
+            examples,
+        })
+        .collect()
+}
+
+/// F against N for one population: at a quarter and a half of the models (4 draws each; not
+/// below 4 models, where the score has a single bucket) and at all of them.
+fn curve_rows(
+    method: &AnyMethod,
+    seed: u64,
+    unlearned: &Population,
+    retrained: &Population,
+) -> Vec<CurveRow> {
+    let n = unlearned.models;
+    let sizes: Vec<usize> = [n / 4, n / 2].into_iter().filter(|&k| k >= 4).collect();
+    curve(unlearned, retrained, &sizes, CURVE_DRAWS, seed)
+        .into_iter()
+        .map(|at| CurveRow {
+            method: method.name().to_owned(),
+            params: method.label(),
+            seed,
+            models: at.models,
+            draws: at.draws.len(),
+            forget_quality: at.mean(),
+            sd: (at.draws.len() > 1).then(|| at.sd()),
+        })
+        .collect()
+}
+
+/// Random draws per size of F's curve against N.
+const CURVE_DRAWS: usize = 4;
+
+/// Every pair of `scored`'s methods, in order: F's paired difference (retrain's being its
+/// second population) and U-LiRA's accuracy and AUC, paired over the same targets.
+fn pairs(scored: &[Scored], seed: u64) -> Vec<PairRow> {
+    let mut out = Vec::new();
+    for (i, a) in scored.iter().enumerate() {
+        for b in &scored[i + 1..] {
+            let row = |metric, difference: f64, lo: f64, hi: f64| PairRow {
+                metric,
+                seed,
+                method_a: a.method.name().to_owned(),
+                params_a: a.method.label(),
+                method_b: b.method.name().to_owned(),
+                params_b: b.method.label(),
+                difference,
+                lo,
+                hi,
+                tied: lo <= 0.0 && 0.0 <= hi,
+            };
+            if let (Some(qa), Some(qb)) = (&a.quality, &b.quality)
+                && let Some(d) = Difference::new(qa, qb, noise(seed))
+            {
+                out.push(row(Metric::ForgetQuality, d.d, d.interval.0, d.interval.1));
+            }
+            for (metric, pick) in [
+                (Metric::UliraAcc, (|t: (f64, f64)| t.0) as fn((f64, f64)) -> f64),
+                (Metric::UliraAuc, |t: (f64, f64)| t.1),
+            ] {
+                if let Some(m) = paired_targets(a, b, pick) {
+                    out.push(row(metric, m.mean, m.lo, m.hi));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The mean over targets of `a`'s value less `b`'s, where both have one.
+fn paired_targets(a: &Scored, b: &Scored, pick: fn((f64, f64)) -> f64) -> Option<Mean> {
+    let d: Vec<f64> = a
+        .targets
+        .iter()
+        .zip(&b.targets)
+        .filter_map(|(x, y)| Some(pick((*x)?) - pick((*y)?)))
+        .collect();
+    (!d.is_empty()).then(|| Mean::of(&d))
+}
+
+/// Marks the rows (one per scored method, in order) that are the best of the methods under
+/// audit (all but the reference) or not told apart from it: by F (highest) and by U-LiRA's
+/// accuracy (nearest 0.5).
+fn ties(rows: &mut [AuditRow], scored: &[Scored], reference: &AnyMethod, seed: u64) {
+    let candidates = || scored.iter().enumerate().filter(|(_, s)| s.method != reference);
+    let by_f = candidates()
+        .filter_map(|(i, s)| Some((i, s.quality.as_ref()?.f)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((best, _)) = by_f {
+        let q = scored[best].quality.as_ref().expect("the best has F");
+        for (i, s) in candidates() {
+            rows[i].f_tied_best = s
+                .quality
+                .as_ref()
+                .and_then(|o| Some(i == best || Difference::new(q, o, noise(seed))?.tied()));
+        }
+    }
+    let by_attack = candidates()
+        .filter_map(|(i, _)| Some((i, (rows[i].ulira_acc? - 0.5).abs())))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((best, _)) = by_attack {
+        for (i, s) in candidates() {
+            rows[i].ulira_tied_best =
+                paired_targets(&scored[best], s, |t| t.0).map(|m| i == best || m.covers_zero());
+        }
+    }
+}
+
+/// U-LiRA's decisions as a `[decisions, 3]` array: target, population position (into
+/// `population.npy`), unlearned (1) or never seen (0); int16 when the population allows it.
+fn decisions_npy(decisions: &[results::ulira::Decision], population: usize) -> Vec<u8> {
+    let rows = |d: &results::ulira::Decision| [d.target, d.example, usize::from(d.unlearned)];
+    let shape = [decisions.len(), 3];
+    if population <= i16::MAX as usize && decisions.iter().all(|d| d.target <= i16::MAX as usize) {
+        let flat: Vec<i16> = decisions.iter().flat_map(rows).map(|v| v as i16).collect();
+        results::npy::to_bytes(&shape, &flat)
+    } else {
+        let flat: Vec<i32> = decisions.iter().flat_map(rows).map(|v| v as i32).collect();
+        results::npy::to_bytes(&shape, &flat)
+    }
 }
 
 /// How many of ascending `sorted` epsilons fall in each `[0.5 k, 0.5 k + 0.5)` that holds any.

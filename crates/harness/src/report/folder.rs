@@ -272,6 +272,8 @@ pub fn write(
         }
         write_atomic(&out.join("audit.csv"), &to_csv(&audit.rows)?)?;
         write_atomic(&out.join("audit_epsilons.csv"), &to_csv(&audit.epsilons)?)?;
+        write_atomic(&out.join("audit_pairs.csv"), &to_csv(&audit.pairs)?)?;
+        write_atomic(&out.join("audit_curve.csv"), &to_csv(&audit.curve)?)?;
     }
     write_atomic(&out.join("runs.csv"), &to_csv(&run_rows(&results, audit.as_ref()))?)?;
     write_atomic(&out.join("history.csv"), &to_csv(&history_rows(&results))?)?;
@@ -322,14 +324,14 @@ pub fn table(rows: &[SummaryRow]) -> String {
             r.metric(Metric::Mi).map(|m| format!("{:.4}", m.mean)).unwrap_or_else(|| "-".into()),
         );
     }
-    let audited = [Metric::ForgetQuality, Metric::ForgetQualityFloor, Metric::UliraAcc];
+    let audited = [Metric::ForgetQuality, Metric::ForgetQualityRef, Metric::UliraAcc];
     if rows.iter().any(|r| audited.iter().any(|&m| r.metric(m).is_some())) {
         let value = |r: &SummaryRow, m: Metric| {
             r.metric(m).map_or_else(|| "-".to_owned(), |s| format!("{:.3}", s.mean))
         };
         out += &format!(
             "\nforgetting audit:\n{:<12} {:<width$} {:>8} {:>8} {:>8}\n",
-            "method", "params", "F", "floor", "U-LiRA"
+            "method", "params", "F", "F_ref", "U-LiRA"
         );
         for r in rows {
             out += &format!(
@@ -337,7 +339,7 @@ pub fn table(rows: &[SummaryRow]) -> String {
                 r.method,
                 r.params,
                 value(r, Metric::ForgetQuality),
-                value(r, Metric::ForgetQualityFloor),
+                value(r, Metric::ForgetQualityRef),
                 value(r, Metric::UliraAcc)
             );
         }

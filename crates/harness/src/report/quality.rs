@@ -285,6 +285,46 @@ pub fn curve(
     out
 }
 
+/// A mean with its 95% interval over independent values (Student's t).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mean {
+    pub mean: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Mean {
+    /// Of `values` (at least one; a single value gets a zero-width interval).
+    pub fn of(values: &[f64]) -> Self {
+        let m = mean(values);
+        let n = values.len();
+        let h =
+            if n < 2 { 0.0 } else { t_975(n - 1) * standard_deviation(values) / (n as f64).sqrt() };
+        Self { mean: m, lo: m - h, hi: m + h }
+    }
+
+    /// Whether the interval covers 0.
+    pub fn covers_zero(&self) -> bool {
+        self.lo <= 0.0 && 0.0 <= self.hi
+    }
+}
+
+/// Student's t distribution's 97.5% quantile with `df` degrees of freedom: to 4 decimals
+/// from the table up to 10, then the Cornish-Fisher expansion about the normal's 1.96
+/// (within 2e-4 of the exact value from 11 on).
+fn t_975(df: usize) -> f64 {
+    const SMALL: [f64; 10] =
+        [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281];
+    if let Some(&t) = SMALL.get(df.wrapping_sub(1)) {
+        return t;
+    }
+    let (z, d): (f64, f64) = (1.959_963_984_540_054, df as f64);
+    let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
+    z + (z3 + z) / (4.0 * d)
+        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * d * d)
+        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * d.powi(3))
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -321,6 +361,24 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t_quantiles_and_means_with_intervals() {
+        // scipy.stats.t.ppf(0.975, df) for df 5, 7, 11, 30, 63, 1000.
+        for (df, exact) in [(5, 2.570_582), (7, 2.364_624), (11, 2.200_985), (30, 2.042_272)]
+            .into_iter()
+            .chain([(63, 1.998_341), (1000, 1.962_339)])
+        {
+            assert!((t_975(df) - exact).abs() < 2e-4, "df {df}: {} against {exact}", t_975(df));
+        }
+        assert_eq!(t_975(1), 12.7062);
+        // Mean 2, sd 1 (1, 2, 3), 3 values: 2 +- 4.3027 / sqrt 3.
+        let m = Mean::of(&[1.0, 2.0, 3.0]);
+        assert_eq!(m.mean, 2.0);
+        assert!((m.hi - 2.0 - 4.3027 / 3f64.sqrt()).abs() < 1e-12 && m.covers_zero());
+        let one = Mean::of(&[0.5]);
+        assert_eq!((one.lo, one.hi, one.covers_zero()), (0.5, 0.5, false));
+    }
 
     /// `models` x `examples` confidences: example e's mean is `e % 7` plus `shift`, with
     /// a model's own noise.

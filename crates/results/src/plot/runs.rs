@@ -91,7 +91,7 @@ pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     if dir.join("audit.csv").exists() {
-        written.extend(plot_audit(dir)?);
+        written.extend(plot_audit(dir, &methods)?);
     }
     remove_stale_figures(dir, &written)?;
     Ok(written)

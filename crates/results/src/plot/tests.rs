@@ -5,7 +5,7 @@ use std::path::Path;
 use super::chart::{HISTORY_SIZE, SWEEP_SIZE};
 use super::sweep::Curve;
 use super::*;
-use crate::rows::{AuditRow, EpsilonRow, HistoryRow, MethodRow, Role, RunRow};
+use crate::rows::{AuditRow, CurveRow, EpsilonRow, HistoryRow, MethodRow, Role, RunRow};
 
 /// A parameter set's label, as the harness writes it.
 fn params(gamma: Option<f64>, epochs: usize) -> String {
@@ -79,22 +79,34 @@ fn fixture(dir: &Path) {
 #[test]
 fn draws_the_audit_from_its_csv_files() {
     let dir = tempfile::tempdir().unwrap();
-    let row = |method: &str, f: Option<f64>, ulira: f64| AuditRow {
+    let row = |method: &str, f: Option<(f64, f64, f64)>, ulira: (f64, f64, f64)| AuditRow {
         method: method.into(),
         epochs: 5,
         params: "epochs=5".into(),
         models: 64,
         examples: 100,
-        forget_quality: f,
-        forget_quality_floor: Some(0.3),
-        ulira_acc: Some(ulira),
+        forget_quality: f.map(|f| f.0),
+        forget_quality_lo: f.map(|f| f.1),
+        forget_quality_hi: f.map(|f| f.2),
+        forget_quality_ref: Some(0.2),
+        ulira_acc: Some(ulira.0),
+        ulira_acc_lo: Some(ulira.1),
+        ulira_acc_hi: Some(ulira.2),
         shadows: 64,
         ..AuditRow::default()
     };
     let rows = [
-        row("original", Some(0.0), 0.8),
-        row("retrain", None, 0.5),
-        row("finetune", Some(0.1), 0.6),
+        AuditRow {
+            f_tied_best: Some(false),
+            ..row("original", Some((0.0, 0.0, 0.0)), (0.8, 0.78, 0.82))
+        },
+        row("retrain", Some((0.2, 0.17, 0.23)), (0.5, 0.49, 0.51)),
+        AuditRow {
+            f_tied_best: Some(true),
+            ulira_tied_best: Some(true),
+            ..row("finetune", Some((0.1, 0.08, 0.12)), (0.6, 0.58, 0.62))
+        },
+        AuditRow { ulira_tied_best: Some(true), ..row("salun", None, (0.7, 0.69, 0.71)) },
     ];
     std::fs::write(dir.path().join("audit.csv"), crate::rows::to_csv(&rows).unwrap()).unwrap();
     let eps = |method: &str, bucket: f64, examples: usize| EpsilonRow {
@@ -112,10 +124,58 @@ fn draws_the_audit_from_its_csv_files() {
     ];
     std::fs::write(dir.path().join("audit_epsilons.csv"), crate::rows::to_csv(&epsilons).unwrap())
         .unwrap();
-    let written = plot_audit(dir.path()).unwrap();
+    let curve = |method: &str, models: usize, f: f64, sd: Option<f64>| CurveRow {
+        method: method.into(),
+        params: "epochs=5".into(),
+        seed: 0,
+        models,
+        draws: if sd.is_some() { 4 } else { 1 },
+        forget_quality: f,
+        sd,
+    };
+    let method = |method: &str, role: Role| MethodRow {
+        method: method.into(),
+        params: "epochs=5".into(),
+        role,
+        ..MethodRow::default()
+    };
+    let methods = [
+        method("original", Role::Original),
+        method("retrain", Role::Reference),
+        method("finetune", Role::Control),
+    ];
+    // Without audit_curve.csv: the audit's figure alone.
+    let written = plot_audit(dir.path(), &methods).unwrap();
     assert_eq!(written.len(), 2);
     let svg = std::fs::read_to_string(dir.path().join("audit.svg")).unwrap();
-    for text in ["finetune (epochs=5)", "U-LiRA attack accuracy", "50 (cap): 0", "noise floor"] {
+    for text in [
+        "finetune (epochs=5)",
+        "U-LiRA attack accuracy",
+        "50 (cap): 0",
+        // Values with intervals, the reference's F_ref, ties, the identity's 0 and a
+        // method without F told apart.
+        "0.100 [0.080, 0.120]  best",
+        "0.200 [0.170, 0.230]  (F_ref)",
+        "0.000 [0.000, 0.000]",
+        "not scored",
+        "0.600 [0.580, 0.620]  best",
+        "0.700 [0.690, 0.710]  tie",
+        "tie: not told apart from the best",
+    ] {
+        assert!(svg.contains(text), "{text}");
+    }
+    let rows = [
+        curve("retrain", 16, 0.5, Some(0.05)),
+        curve("retrain", 64, 0.3, None),
+        curve("finetune", 16, 0.1, Some(0.02)),
+        curve("finetune", 64, 0.05, None),
+    ];
+    std::fs::write(dir.path().join("audit_curve.csv"), crate::rows::to_csv(&rows).unwrap())
+        .unwrap();
+    let written = plot_audit(dir.path(), &methods).unwrap();
+    assert_eq!(written.len(), 4);
+    let svg = std::fs::read_to_string(dir.path().join("audit_curve.svg")).unwrap();
+    for text in ["retrain (epochs=5): F_ref", "finetune (epochs=5)", "models per population N"] {
         assert!(svg.contains(text), "{text}");
     }
 }

@@ -40,7 +40,9 @@ metric_row! {
         #[serde(default, serialize_with = "cell::opt")]
         pub forget_quality: Option<f64> => ForgetQuality,
         #[serde(default, serialize_with = "cell::opt")]
-        pub forget_quality_floor: Option<f64> => ForgetQualityFloor,
+        pub forget_quality_ref: Option<f64> => ForgetQualityRef,
+        #[serde(default, serialize_with = "cell::opt")]
+        pub forget_quality_ratio: Option<f64> => ForgetQualityRatio,
         #[serde(default, serialize_with = "cell::opt")]
         pub final_score: Option<f64> => FinalScore,
         #[serde(default, serialize_with = "cell::opt")]
@@ -70,4 +72,10 @@ pub struct BaselineRow {
     pub mean: f64,
     #[serde(serialize_with = "cell::opt")]
     pub std: Option<f64>,
+    /// The 95% interval of an audit's metric on one seed (F, F / F_ref, U-LiRA's), which
+    /// stands for the standard error that one value has no `std` for; empty otherwise.
+    #[serde(default, serialize_with = "cell::opt")]
+    pub lo: Option<f64>,
+    #[serde(default, serialize_with = "cell::opt")]
+    pub hi: Option<f64>,
 }

@@ -197,9 +197,11 @@ metrics! {
     /// The NeurIPS 2023 competition's forgetting quality F of the seed's replicates against
     /// retrain's (audits; `forget_score`).
     ForgetQuality "forget_quality" forget_quality_mean forget_quality_std;
-    /// F of two disjoint halves of retrain's replicates against each other: the score of
-    /// perfect unlearning at half the population (its noise floor).
-    ForgetQualityFloor "forget_quality_floor" forget_quality_floor_mean forget_quality_floor_std;
+    /// F_ref: F of a second, independent population of retrain's replicates against the
+    /// first, the best F reachable at this N (a ceiling).
+    ForgetQualityRef "forget_quality_ref" forget_quality_ref_mean forget_quality_ref_std;
+    /// F / F_ref.
+    ForgetQualityRatio "forget_quality_ratio" forget_quality_ratio_mean forget_quality_ratio_std;
     /// F times the ratios of the replicates' mean remain and test accuracies to retrain's.
     FinalScore "final_score" final_score_mean final_score_std;
     /// The median and 90th percentile of the forget examples' epsilons.
@@ -257,9 +259,8 @@ impl Metric {
             RemainGap | ForgetGap | TestGap | MiaGap | RemainAbsGap | ForgetAbsGap | TestAbsGap
             | MiaAbsGap | AvgGap | TrainGap | Tow | RteSpeedup => Needs::Reference,
             Ks | Ksp => Needs::Audit,
-            ForgetQuality | FinalScore | EpsMedian | EpsP90 => Needs::Replicates(2),
-            // Two disjoint halves of retrain's replicates, each of at least two.
-            ForgetQualityFloor => Needs::Replicates(4),
+            ForgetQuality | ForgetQualityRef | ForgetQualityRatio | FinalScore | EpsMedian
+            | EpsP90 => Needs::Replicates(2),
             UliraAcc | UliraAuc | UliraTpr1 | UliraTpr5 => Needs::Shadows,
             Mi => Needs::MiEstimate,
         }

@@ -4,7 +4,7 @@
 //! `4.0`; `0.00003`, not `3e-5`), times with two decimals, optional values of magnitude below
 //! 1e-6 (p-values) in scientific notation (`6.04e-40`), absent values as empty cells.
 //! The files: [`RunRow`], [`HistoryRow`], [`SummaryRow`] (over every [`Metric`]),
-//! [`AuditRow`] and [`EpsilonRow`] (audits), [`LeaderboardRow`] and [`BaselineRow`]
+//! [`AuditRow`], [`PairRow`], [`CurveRow`] and [`EpsilonRow`] (audits), [`LeaderboardRow`] and [`BaselineRow`]
 //! (`harness check`).
 
 mod audit;
@@ -16,7 +16,7 @@ mod run;
 #[cfg(test)]
 mod tests;
 
-pub use audit::{AuditRow, EpsilonRow};
+pub use audit::{AuditRow, CurveRow, EpsilonRow, PairRow};
 pub use board::{BaselineRow, LeaderboardRow};
 pub use io::{header, read, to_csv};
 pub use metric::{Metric, Needs, Stat, SummaryRow};
