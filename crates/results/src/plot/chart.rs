@@ -140,6 +140,23 @@ pub(super) fn distinct(values: impl Iterator<Item = f64>) -> Vec<f64> {
     v
 }
 
+/// What a mean and spread are over, from the `(seed, replicate)` of each run: `3 seeds`, or
+/// `64 replicates` of one seed, or `2 seeds x 8 replicates`.
+pub(super) fn over_runs(runs: impl Iterator<Item = (u64, usize)>) -> String {
+    let mut runs: Vec<(u64, usize)> = runs.collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let mut seeds: Vec<u64> = runs.iter().map(|r| r.0).collect();
+    seeds.dedup();
+    let replicates = runs.len() / seeds.len().max(1);
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match (seeds.len(), replicates) {
+        (s, 1) => plural(s, "seed"),
+        (1, r) => plural(r, "replicate"),
+        (s, r) => format!("{} x {}", plural(s, "seed"), plural(r, "replicate")),
+    }
+}
+
 pub(super) type Drawn<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 pub(super) fn font(size: f64) -> TextStyle<'static> {

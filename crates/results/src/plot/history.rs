@@ -12,7 +12,8 @@ pub(super) struct History {
     pub(super) parameter: String,
     pub(super) value: f64,
     pub(super) epochs: usize,
-    pub(super) seeds: usize,
+    /// What the means and spreads are over (`3 seeds`, `64 replicates`).
+    pub(super) over: String,
     pub(super) mi: Curve,
     pub(super) forget: Curve,
     pub(super) remain: Curve,
@@ -27,9 +28,6 @@ impl History {
         (parameter, value): (&str, f64),
         epochs: usize,
     ) -> Option<Self> {
-        let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
-        seeds.sort_unstable();
-        seeds.dedup();
         let mut evaluated: Vec<usize> = rows.iter().map(|r| r.epoch).collect();
         evaluated.sort_unstable();
         evaluated.dedup();
@@ -53,7 +51,7 @@ impl History {
             parameter: parameter.to_owned(),
             value,
             epochs,
-            seeds: seeds.len(),
+            over: over_runs(rows.iter().map(|r| (r.seed, r.replicate))),
             mi: curve(&|r| r.mi),
             forget: curve(&|r| Some(r.forget_acc)),
             remain: curve(&|r| Some(r.remain_acc)),
@@ -68,8 +66,8 @@ pub(super) fn draw_history<DB: DrawingBackend>(
 ) -> Drawn<DB> {
     root.fill(&WHITE)?;
     let title = format!(
-        "Mutual information & accuracy vs. epochs ({} = {}, mean ± 1 std over {} seeds)",
-        h.parameter, h.value, h.seeds
+        "Mutual information & accuracy vs. epochs ({} = {}, mean ± 1 std over {})",
+        h.parameter, h.value, h.over
     );
     let root = root.titled(&title, font(26.0))?;
     let (plot, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 60);
@@ -118,9 +116,14 @@ pub(super) fn draw_history<DB: DrawingBackend>(
             8,
             colour.stroke_width(3),
         ))?;
+        // Markers, so that a history of one evaluation (`eval_every` = epochs) shows.
+        chart.draw_secondary_series(
+            curve.mean().into_iter().map(|p| Circle::new(p, 5, colour.filled())),
+        )?;
     }
     chart.draw_series(std::iter::once(Polygon::new(h.mi.band(), MI_COLOUR.mix(0.2).filled())))?;
     chart.draw_series(LineSeries::new(h.mi.mean(), MI_COLOUR.stroke_width(3)))?;
+    chart.draw_series(h.mi.mean().into_iter().map(|p| Circle::new(p, 5, MI_COLOUR.filled())))?;
     legend(
         &legend_area,
         &[

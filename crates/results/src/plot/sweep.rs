@@ -50,7 +50,8 @@ impl Curve {
 pub(super) struct Sweep<'a> {
     pub(super) swept: &'a MethodRow,
     pub(super) epochs: usize,
-    pub(super) seeds: usize,
+    /// What the means and spreads are over (`3 seeds`, `64 replicates`).
+    pub(super) over: String,
     pub(super) forget: Curve,
     pub(super) remain: Curve,
     pub(super) test: Curve,
@@ -91,13 +92,10 @@ impl<'a> Sweep<'a> {
                 rows.iter().filter(|r| r.epochs == epochs).map(|r| r.forget_acc).collect();
             Some((method.as_str(), Stat::of(&forget), epochs))
         };
-        let mut seeds: Vec<u64> = points.iter().map(|p| p.0.seed).collect();
-        seeds.sort_unstable();
-        seeds.dedup();
         Self {
             swept,
             epochs,
-            seeds: seeds.len(),
+            over: over_runs(points.iter().map(|p| (p.0.seed, p.0.replicate))),
             forget: curve(&|r| Some(r.forget_acc)),
             remain: curve(&|r| Some(r.remain_acc)),
             test: curve(&|r| Some(r.test_acc)),
@@ -181,8 +179,8 @@ pub(super) fn draw_sweep<DB: DrawingBackend>(
 ) -> Drawn<DB> {
     root.fill(&WHITE)?;
     let title = format!(
-        "{} against {} ({} epochs, mean ± 1 std over {} seeds)",
-        s.swept.title, s.swept.swept, s.epochs, s.seeds
+        "{} against {} ({} epochs, mean ± 1 std over {})",
+        s.swept.title, s.swept.swept, s.epochs, s.over
     );
     let root = root.titled(&title, font(28.0))?;
     let (plots, legend_area) = root.split_vertically(root.dim_in_pixel().1 - 100);

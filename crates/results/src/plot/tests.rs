@@ -181,6 +181,15 @@ fn draws_the_audit_from_its_csv_files() {
 }
 
 #[test]
+fn titles_say_what_the_spread_is_over() {
+    use super::chart::over_runs;
+    assert_eq!(over_runs([(0, 0), (1, 0), (2, 0), (1, 0)].into_iter()), "3 seeds");
+    assert_eq!(over_runs([(0, 0)].into_iter()), "1 seed");
+    assert_eq!(over_runs((0..64).map(|r| (0, r))), "64 replicates");
+    assert_eq!(over_runs((0..16usize).map(|r| ((r / 8) as u64, r % 8))), "2 seeds x 8 replicates");
+}
+
+#[test]
 fn draws_well_formed_svg_and_png_with_text() {
     let dir = tempfile::tempdir().unwrap();
     fixture(dir.path());
@@ -228,7 +237,9 @@ fn draws_well_formed_svg_and_png_with_text() {
     let svg = std::fs::read_to_string(dir.path().join("gamma_sweep.svg")).unwrap();
     assert!(svg.contains("retrain forget (100 ep.)") && svg.contains("over 2 seeds"));
     let svg = std::fs::read_to_string(dir.path().join("mi_acc_gamma2_epochs3.svg")).unwrap();
-    assert!(svg.contains("gamma = 2,"));
+    assert!(svg.contains("gamma = 2,") && svg.contains("over 2 seeds)"));
+    // Every evaluated point has a marker (4 curves x 3 epochs), so one point shows too.
+    assert!(svg.matches("<circle").count() >= 12, "{}", svg.matches("<circle").count());
     // A figure the runs no longer call for is removed; other files are left alone.
     std::fs::write(dir.path().join("mi_acc_gamma9_epochs3.png"), b"old").unwrap();
     std::fs::write(dir.path().join("notes.png"), b"mine").unwrap();
