@@ -283,7 +283,7 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
                     decisions_written = true;
                 }
                 let scores: Vec<half::f16> =
-                    outcome.decisions.iter().map(|d| half::f16::from_f64(d.score)).collect();
+                    outcome.decisions.iter().map(|d| score_f16(d.score)).collect();
                 audit.arrays.push((
                     format!("arrays/ulira/{file}"),
                     results::npy::to_bytes(&[scores.len()], &scores),
@@ -494,6 +494,15 @@ fn ties(rows: &mut [AuditRow], scored: &[Scored], reference: &AnyMethod, seed: u
     }
 }
 
+/// A decision's score as float16 (3 significant digits, beyond +-65504 infinite), on the
+/// same side of 0 as the score, so that the committed scores give each decision, and so the
+/// attack's accuracy, exactly: a positive score too small for float16 becomes its smallest
+/// positive value instead of 0.
+fn score_f16(score: f64) -> half::f16 {
+    let h = half::f16::from_f64(score);
+    if score > 0.0 && h.to_f64() <= 0.0 { half::f16::from_bits(1) } else { h }
+}
+
 /// U-LiRA's decisions as a `[decisions, 3]` array: target, population position (into
 /// `population.npy`), unlearned (1) or never seen (0); int16 when the population allows it.
 fn decisions_npy(decisions: &[results::ulira::Decision], population: usize) -> Vec<u8> {
@@ -524,6 +533,15 @@ fn buckets(sorted: &[f64]) -> Vec<(f64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float16_scores_keep_their_side_of_zero() {
+        assert_eq!(score_f16(1e-9).to_f64(), 2f64.powi(-24));
+        assert_eq!(score_f16(-1e-9).to_f64(), 0.0, "below 0 or at it: not unlearned");
+        assert_eq!(score_f16(0.0).to_f64(), 0.0);
+        assert_eq!(score_f16(1.0 / 3.0).to_f64(), 0.333251953125);
+        assert_eq!(score_f16(-1e6).to_f64(), f64::NEG_INFINITY);
+    }
 
     #[test]
     fn quantiles_and_buckets() {

@@ -357,7 +357,7 @@ pub(super) fn draw_audit<DB: DrawingBackend>(
 }
 
 /// Colours for the curve's methods, in turn.
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 12] = [
     FINETUNE_COLOUR,
     MI_COLOUR,
     FORGET_COLOUR,
@@ -366,6 +366,10 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(160, 60, 40),
     RGBColor(40, 150, 190),
     RGBColor(150, 150, 30),
+    RGBColor(215, 25, 28),
+    RGBColor(30, 40, 120),
+    RGBColor(0, 128, 128),
+    RGBColor(120, 100, 80),
 ];
 
 /// F against N (log scale), one line per method and parameter set with its spread over
