@@ -268,7 +268,7 @@ pub fn table(verdicts: &[Verdict]) -> String {
     for v in verdicts {
         out += &format!(
             "{:<20} {:<12} {:<28} {:>9.3} {:>9.3} {:>+8.3} {:>9.3}  {}\n",
-            v.row.metric,
+            v.row.metric.name(),
             v.row.method,
             v.row.params,
             v.row.mean,
@@ -327,6 +327,9 @@ mod tests {
         let same = compare(&base, &base, &spec(Some(0.0), None), p).unwrap();
         assert!(same[0].pass());
         assert!(table(&v).contains("FAIL") && table(&same).contains("PASS"));
+        // Columns line up: the metric is padded like the header.
+        let t = table(&v);
+        assert!(t.lines().all(|l| l[21..].starts_with("m")), "{t}");
     }
 
     /// An audit's metric on one seed: its interval stands for the standard error.
