@@ -212,8 +212,10 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
         let second: Vec<Vec<f64>> =
             second_runs.iter().map(|r| forget_confidences(r)).collect::<Result<_, _>>()?;
         let first = Population::from_models(&retrains);
-        let reference_quality = (n >= 2 && second.len() == n)
-            .then(|| Quality::new(&Population::from_models(&second), &first, noise(seed)));
+        let second_population =
+            (n >= 2 && second.len() == n).then(|| Population::from_models(&second));
+        let reference_quality =
+            second_population.as_ref().map(|p| Quality::new(p, &first, noise(seed)));
         let mean = |runs: &[&RunResult], acc: fn(&RunResult) -> f64| {
             runs.iter().map(|r| acc(r)).sum::<f64>() / runs.len() as f64
         };
@@ -355,12 +357,12 @@ pub fn score(exp: &Experiment, results: &[RunResult], labels: &[u8]) -> anyhow::
             entry.quality = Some(q);
             scored.push(entry);
         }
-        if second.len() == n && n >= 2 {
-            let second = Population::from_models(&second);
-            audit.curve.extend(curve_rows(reference, seed, &second, &first));
+        if let Some(second) = &second_population {
+            audit.curve.extend(curve_rows(reference, seed, second, &first));
         }
-        audit.pairs.extend(pairs(&scored, seed));
-        ties(&mut audit.rows[first_row..], &scored, reference, seed);
+        let pairs = pairs(&scored, seed);
+        ties(&mut audit.rows[first_row..], &scored, &pairs, reference);
+        audit.pairs.extend(pairs.into_iter().map(|p| p.row));
     }
     Ok(audit)
 }
@@ -419,23 +421,34 @@ fn curve_rows(
 /// Random draws per size of F's curve against N.
 const CURVE_DRAWS: usize = 4;
 
+/// A pair's row, and which of the seed's scored methods it compares (`a` before `b`).
+struct Pair {
+    a: usize,
+    b: usize,
+    row: PairRow,
+}
+
 /// Every pair of `scored`'s methods, in order: F's paired difference (retrain's being its
 /// second population) and U-LiRA's accuracy and AUC, paired over the same targets.
-fn pairs(scored: &[Scored], seed: u64) -> Vec<PairRow> {
+fn pairs(scored: &[Scored], seed: u64) -> Vec<Pair> {
     let mut out = Vec::new();
     for (i, a) in scored.iter().enumerate() {
-        for b in &scored[i + 1..] {
-            let row = |metric, difference: f64, lo: f64, hi: f64| PairRow {
-                metric,
-                seed,
-                method_a: a.method.name().to_owned(),
-                params_a: a.method.label(),
-                method_b: b.method.name().to_owned(),
-                params_b: b.method.label(),
-                difference,
-                lo,
-                hi,
-                tied: lo <= 0.0 && 0.0 <= hi,
+        for (j, b) in scored.iter().enumerate().skip(i + 1) {
+            let row = |metric, difference: f64, lo: f64, hi: f64| Pair {
+                a: i,
+                b: j,
+                row: PairRow {
+                    metric,
+                    seed,
+                    method_a: a.method.name().to_owned(),
+                    params_a: a.method.label(),
+                    method_b: b.method.name().to_owned(),
+                    params_b: b.method.label(),
+                    difference,
+                    lo,
+                    hi,
+                    tied: lo <= 0.0 && 0.0 <= hi,
+                },
             };
             if let (Some(qa), Some(qb)) = (&a.quality, &b.quality)
                 && let Some(d) = Difference::new(qa, qb, noise(seed))
@@ -467,29 +480,31 @@ fn paired_targets(a: &Scored, b: &Scored, pick: fn((f64, f64)) -> f64) -> Option
 }
 
 /// Marks the rows (one per scored method, in order) that are the best of the methods under
-/// audit (all but the reference) or not told apart from it: by F (highest) and by U-LiRA's
-/// accuracy (nearest 0.5).
-fn ties(rows: &mut [AuditRow], scored: &[Scored], reference: &AnyMethod, seed: u64) {
-    let candidates = || scored.iter().enumerate().filter(|(_, s)| s.method != reference);
+/// audit (all but the reference) or not told apart from it (`pairs`' verdicts): by F
+/// (highest) and by U-LiRA's accuracy (nearest 0.5).
+fn ties(rows: &mut [AuditRow], scored: &[Scored], pairs: &[Pair], reference: &AnyMethod) {
+    let candidates = || (0..scored.len()).filter(|&i| scored[i].method != reference);
+    let tied = |metric: Metric, best: usize, i: usize| {
+        let (a, b) = (best.min(i), best.max(i));
+        let pair = pairs.iter().find(|p| (p.a, p.b, p.row.metric) == (a, b, metric));
+        pair.map(|p| p.row.tied)
+    };
     let by_f = candidates()
-        .filter_map(|(i, s)| Some((i, s.quality.as_ref()?.f)))
+        .filter_map(|i| Some((i, scored[i].quality.as_ref()?.f)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((best, _)) = by_f {
-        let q = scored[best].quality.as_ref().expect("the best has F");
-        for (i, s) in candidates() {
-            rows[i].f_tied_best = s
-                .quality
-                .as_ref()
-                .and_then(|o| Some(i == best || Difference::new(q, o, noise(seed))?.tied()));
+        for i in candidates() {
+            rows[i].f_tied_best =
+                if i == best { Some(true) } else { tied(Metric::ForgetQuality, best, i) };
         }
     }
     let by_attack = candidates()
-        .filter_map(|(i, _)| Some((i, (rows[i].ulira_acc? - 0.5).abs())))
+        .filter_map(|i| Some((i, (rows[i].ulira_acc? - 0.5).abs())))
         .min_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((best, _)) = by_attack {
-        for (i, s) in candidates() {
+        for i in candidates() {
             rows[i].ulira_tied_best =
-                paired_targets(&scored[best], s, |t| t.0).map(|m| i == best || m.covers_zero());
+                if i == best { Some(true) } else { tied(Metric::UliraAcc, best, i) };
         }
     }
 }

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::chart::*;
-use crate::rows::{AuditRow, CurveRow, EpsilonRow, MethodRow, Role};
+use crate::rows::{AuditRow, CurveRow, EpsilonRow, MethodRow, Metric, Role};
 
 /// A value with its 95% interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,18 +49,13 @@ fn mean_of(of: &[&AuditRow], v: impl Fn(&AuditRow) -> Option<f64>) -> Option<f64
     (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
 }
 
-fn interval_of(
-    of: &[&AuditRow],
-    value: fn(&AuditRow) -> Option<f64>,
-    lo: fn(&AuditRow) -> Option<f64>,
-    hi: fn(&AuditRow) -> Option<f64>,
-) -> Option<Interval> {
-    let value = mean_of(of, value)?;
-    Some(Interval {
-        value,
-        lo: mean_of(of, lo).unwrap_or(value),
-        hi: mean_of(of, hi).unwrap_or(value),
-    })
+/// `metric`'s value and 95% interval (`AuditRow::interval`), each averaged over `of`.
+fn interval_of(of: &[&AuditRow], metric: Metric) -> Option<Interval> {
+    let value = mean_of(of, |r| r.value(metric))?;
+    let bound = |pick: fn((f64, f64)) -> f64| {
+        mean_of(of, |r| r.interval(metric).map(pick)).unwrap_or(value)
+    };
+    Some(Interval { value, lo: bound(|i| i.0), hi: bound(|i| i.1) })
 }
 
 /// Draws `audit.svg` and `audit.png` from `audit.csv` and `audit_epsilons.csv`, and
@@ -106,14 +101,9 @@ pub fn plot_audit(dir: &Path, methods_csv: &[MethodRow]) -> anyhow::Result<Vec<P
         methods.push(Audited {
             label,
             reference: is_reference(&row.method, &row.params),
-            forget_quality: interval_of(
-                &of,
-                |r| r.forget_quality,
-                |r| r.forget_quality_lo,
-                |r| r.forget_quality_hi,
-            ),
+            forget_quality: interval_of(&of, Metric::ForgetQuality),
             f_tied_best: all(|r| r.f_tied_best),
-            ulira: interval_of(&of, |r| r.ulira_acc, |r| r.ulira_acc_lo, |r| r.ulira_acc_hi),
+            ulira: interval_of(&of, Metric::UliraAcc),
             ulira_tied_best: all(|r| r.ulira_tied_best),
             epsilon_shares: if total > 0 { shares } else { Vec::new() },
         });
