@@ -1,7 +1,7 @@
 //! Everything about the data and nothing about tensors: reading and validating IDX files
 //! ([`idx`]), loading the MNIST split into memory once, verified against its SHA-256 and
 //! normalised like torchvision ([`dataset`], [`Samples`]), drawing the forget / remain split
-//! ([`split`]) and deriving the independent random streams a run draws from ([`rng`]).
+//! ([`split`], or by memorization estimates: [`memorization`]) and deriving the independent random streams a run draws from ([`rng`]).
 //!
 //! This crate does no tensor work and knows no model: samples are rows of a flat `Vec<f32>`,
 //! addressed by index, so one copy can be shared by every job of a process.
@@ -16,6 +16,7 @@
 
 pub mod dataset;
 pub mod idx;
+pub mod memorization;
 pub mod rng;
 pub mod split;
 

@@ -1,37 +1,56 @@
 //! The forget / remain split: a seeded random `fraction` of the training samples of one class
 //! (part of a class, or the whole class with fraction 1), or of the whole training set (a
 //! random subset across classes), is to be forgotten; every other training sample remains.
-//! The test set is never split.
+//! The test set is never split. Or a set chosen beforehand ([`Chosen`]: the examples a
+//! population of models memorized most, `crate::memorization`), forgotten whole.
+
+use std::sync::Arc;
 
 use rand::seq::index;
 
 use crate::{DataError, rng::Rng};
 
 /// Which samples to forget: `floor(fraction * n)` of the `n` training samples of `class`, or
-/// of all `n` training samples when `class` is `None`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// of all `n` training samples when `class` is `None`; or, with `chosen`, exactly those
+/// (`class` then only says where they were chosen from, and `fraction` is 1).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ForgetSpec {
     pub class: Option<u8>,
     pub fraction: f64,
+    pub chosen: Option<Chosen>,
+}
+
+/// A forget set fixed before any seed draws: training-set indices, ascending, with the name
+/// and the key line that tell it apart (what chose it, e.g. a memorization population's key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chosen {
+    /// `memorization-high-600`.
+    pub name: String,
+    /// What determines the set, for cache keys: `memorization=high size=600 population=<hash>`.
+    pub key: String,
+    pub indices: Arc<[usize]>,
 }
 
 impl ForgetSpec {
     /// Part of one class (the notebook's scenario; fraction 1 forgets the whole class).
     pub fn class(class: u8, fraction: f64) -> Self {
-        Self { class: Some(class), fraction }
+        Self { class: Some(class), fraction, chosen: None }
     }
 
     /// A random subset across every class.
     pub fn random(fraction: f64) -> Self {
-        Self { class: None, fraction }
+        Self { class: None, fraction, chosen: None }
     }
 
-    /// The scenario's name: `class3-0.75`, `class3-all` or `random-0.1`.
+    /// The scenario's name: `class3-0.75`, `class3-all`, `random-0.1`, or a chosen set's
+    /// (`memorization-high-600`, `class3-memorization-high-600`).
     pub fn name(&self) -> String {
-        match self.class {
-            Some(c) if self.fraction == 1.0 => format!("class{c}-all"),
-            Some(c) => format!("class{c}-{}", self.fraction),
-            None => format!("random-{}", self.fraction),
+        match (&self.chosen, self.class) {
+            (Some(c), Some(class)) => format!("class{class}-{}", c.name),
+            (Some(c), None) => c.name.clone(),
+            (None, Some(c)) if self.fraction == 1.0 => format!("class{c}-all"),
+            (None, Some(c)) => format!("class{c}-{}", self.fraction),
+            (None, None) => format!("random-{}", self.fraction),
         }
     }
 }
@@ -52,7 +71,11 @@ pub struct ForgetSplit {
 
 /// The scenario's population, ascending: the training samples of `spec.class`, or every
 /// training sample for a random subset. The forget set is drawn from it.
+/// A chosen set is its own population.
 pub fn population(labels: &[u8], spec: &ForgetSpec) -> Vec<usize> {
+    if let Some(c) = &spec.chosen {
+        return c.indices.to_vec();
+    }
     (0..labels.len()).filter(|&i| spec.class.is_none_or(|c| labels[i] == c)).collect()
 }
 
@@ -62,6 +85,9 @@ pub fn forget_split(
     spec: &ForgetSpec,
     rng: &mut Rng,
 ) -> Result<ForgetSplit, DataError> {
+    if let Some(c) = &spec.chosen {
+        return chosen_within(labels.len(), &(0..labels.len()).collect::<Vec<_>>(), c);
+    }
     if !(spec.fraction > 0.0 && spec.fraction <= 1.0) {
         return Err(DataError::Split(format!("fraction {} is outside (0, 1]", spec.fraction)));
     }
@@ -130,11 +156,38 @@ pub fn shadow_split(
 ) -> Result<ForgetSplit, DataError> {
     let mut half_rng = crate::rng::stream(seed, &format!("shadow/{shadow}/half"));
     let half = crate::rng::subset(&mut half_rng, labels.len(), labels.len() / 2);
+    if let Some(c) = &spec.chosen {
+        return chosen_within(labels.len(), &half, c);
+    }
     let half_labels: Vec<u8> = half.iter().map(|&i| labels[i]).collect();
     let mut split_rng = crate::rng::stream(seed, &format!("shadow/{shadow}/split"));
     let within = forget_split(&half_labels, spec, &mut split_rng)?;
     let back = |v: Vec<usize>| v.into_iter().map(|j| half[j]).collect();
     Ok(ForgetSplit { forget: back(within.forget), remain: back(within.remain) })
+}
+
+/// The split of the training samples `seen` (ascending) by a chosen set: the chosen among
+/// them are forgotten, the others remain.
+fn chosen_within(n: usize, seen: &[usize], c: &Chosen) -> Result<ForgetSplit, DataError> {
+    if let Some(&i) = c.indices.iter().find(|&&i| i >= n) {
+        return Err(DataError::Split(format!(
+            "{} holds training example {i}, and the training set has {n}",
+            c.name
+        )));
+    }
+    let (forget, remain): (Vec<usize>, Vec<usize>) =
+        seen.iter().partition(|i| c.indices.binary_search(i).is_ok());
+    if forget.is_empty() || remain.len() < MIN_REMAIN {
+        return Err(DataError::Split(format!(
+            "{} leaves {} of {} samples to forget and {} to remain; at least 1 and \
+             {MIN_REMAIN} must",
+            c.name,
+            forget.len(),
+            seen.len(),
+            remain.len()
+        )));
+    }
+    Ok(ForgetSplit { forget, remain })
 }
 
 #[cfg(test)]
@@ -239,5 +292,39 @@ mod tests {
             [ForgetSpec::class(3, 0.75), ForgetSpec::class(3, 1.0), ForgetSpec::random(0.1)]
                 .map(|s| s.name());
         assert_eq!(names, ["class3-0.75", "class3-all", "random-0.1"]);
+    }
+
+    #[test]
+    fn a_chosen_set_is_forgotten_whole_and_within_a_shadow_s_half() {
+        let labels = labels();
+        let ids: Vec<usize> = (5..1000).step_by(25).collect();
+        let chosen = Chosen {
+            name: "memorization-high-40".into(),
+            key: "k".into(),
+            indices: ids.clone().into(),
+        };
+        let spec = ForgetSpec { class: None, fraction: 1.0, chosen: Some(chosen.clone()) };
+        let s = forget_split(&labels, &spec, &mut stream(0, "split")).unwrap();
+        assert_eq!(s.forget, ids);
+        assert_eq!(s.remain.len(), 960);
+        assert_eq!(population(&labels, &spec), ids);
+        let a = shadow_split(&labels, &spec, 0, 0).unwrap();
+        let plain = shadow_split(&labels, &ForgetSpec::random(0.5), 0, 0).unwrap();
+        let mut half = [&plain.forget[..], &plain.remain[..]].concat();
+        half.sort_unstable();
+        let want: Vec<usize> = ids.iter().copied().filter(|i| half.contains(i)).collect();
+        assert!(!want.is_empty() && want.len() < 40);
+        assert_eq!(a.forget, want, "the chosen in the shadow's half, the same half as ever");
+        assert_eq!(a.forget.len() + a.remain.len(), 500);
+        assert_eq!(spec.name(), "memorization-high-40");
+        let of3 = ForgetSpec { class: Some(3), ..spec.clone() };
+        assert_eq!(of3.name(), "class3-memorization-high-40");
+        let far = Chosen { indices: vec![1000].into(), ..chosen };
+        let far = ForgetSpec { chosen: Some(far), ..spec };
+        let err = forget_split(&labels, &far, &mut stream(0, "split")).unwrap_err().to_string();
+        assert!(
+            err.contains("holds training example 1000, and the training set has 1000"),
+            "{err}"
+        );
     }
 }

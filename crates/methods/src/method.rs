@@ -154,6 +154,9 @@ pub struct Context<'a> {
     /// The U-LiRA shadow it belongs to (`[audit] shadows`), if any: a shadow's streams are
     /// its own too (`<purpose>/s<k>`), as LiRA's shadow models are independently trained.
     pub shadow: Option<usize>,
+    /// The memorization population's model it is, if any (`data::memorization`): its streams
+    /// are its own (`<purpose>/m<k>`).
+    pub memorization: Option<usize>,
     pub device: Device,
     /// The engine that computes the steps (see [`AnyMethod::engine`]).
     pub engine: Engine,
@@ -172,6 +175,9 @@ impl Context<'_> {
         }
         if let Some(s) = self.shadow {
             purpose += &format!("/s{s}");
+        }
+        if let Some(m) = self.memorization {
+            purpose += &format!("/m{m}");
         }
         data::rng::stream(self.seed, &purpose)
     }

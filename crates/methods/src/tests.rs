@@ -250,8 +250,17 @@ fn engines_agree_to_float_rounding() {
     let (data, spec) = fixture(600, 0.75);
     let run_with = |engine, method: &AnyMethod, original: Option<&Classifier>| {
         let (data, spec, seed, device) = (&data, &spec, 7, Device::Cpu);
-        let ctx =
-            Context { data, spec, seed, replicate: 0, shadow: None, device, engine, original };
+        let ctx = Context {
+            data,
+            spec,
+            seed,
+            replicate: 0,
+            shadow: None,
+            memorization: None,
+            device,
+            engine,
+            original,
+        };
         let mut history = Vec::new();
         let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
         (model, history)
@@ -320,8 +329,17 @@ fn baselines_agree_across_engines() {
     });
     let (data, spec, device) = (&data, &spec, Device::Cpu);
     let engine = Engine::Autograd;
-    let ctx =
-        Context { data, spec, seed: 5, replicate: 0, shadow: None, device, engine, original: None };
+    let ctx = Context {
+        data,
+        spec,
+        seed: 5,
+        replicate: 0,
+        shadow: None,
+        memorization: None,
+        device,
+        engine,
+        original: None,
+    };
     let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
     for method in &methods {
         let run = |engine| {
@@ -390,6 +408,7 @@ fn the_last_epoch_callback_sees_the_final_model() {
             seed: 7,
             replicate: 0,
             shadow: None,
+            memorization: None,
             device: Device::Cpu,
             engine,
             original,
@@ -569,6 +588,7 @@ fn from_golden_original<R>(
         seed: 11,
         replicate: 0,
         shadow: None,
+        memorization: None,
         device,
         engine,
         original: None,
@@ -615,8 +635,17 @@ fn replicates_and_shadows_draw_their_own_streams() {
         let (data, spec) = (&data, &spec);
         let engine = Engine::default();
         let device = Device::Cpu;
-        let ctx =
-            Context { data, spec, seed: 7, replicate, shadow, device, engine, original: None };
+        let ctx = Context {
+            data,
+            spec,
+            seed: 7,
+            replicate,
+            shadow,
+            memorization: None,
+            device,
+            engine,
+            original: None,
+        };
         let purpose = match (replicate, shadow) {
             (0, None) => "x".to_owned(),
             (r, None) => format!("x/r{r}"),

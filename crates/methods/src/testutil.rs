@@ -93,6 +93,7 @@ pub(crate) fn train(
         seed: 7,
         replicate: 0,
         shadow: None,
+        memorization: None,
         device: Device::Cpu,
         engine,
         original,

@@ -90,6 +90,7 @@ pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Meas
                 seed: 0,
                 replicate: 0,
                 shadow: None,
+                memorization: None,
                 device,
                 engine,
                 original: None,

@@ -300,9 +300,10 @@ impl Cache {
     /// protocol counts as missing (it is redone and replaced).
     pub fn eval(&self, model_key: &str, split_key: &str) -> Option<Accuracy> {
         let bytes = std::fs::read(self.eval_path(model_key, split_key)).ok()?;
-        serde_json::from_slice(&bytes).ok().filter(|a: &Accuracy| {
-            a.mia.is_some() && a.mia_protocol == Some(methods::mia::PROTOCOL)
-        })
+        // (A memorization population's model has no MIA; it records the protocol all the same.)
+        serde_json::from_slice(&bytes)
+            .ok()
+            .filter(|a: &Accuracy| a.mia_protocol == Some(methods::mia::PROTOCOL))
     }
 
     pub fn store_eval(

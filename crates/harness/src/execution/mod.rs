@@ -1,6 +1,6 @@
 //! Running a checked experiment: its jobs and their keys ([`plan`], where external programs
 //! are found and their inputs hashed), the content-addressed model [`cache`] and its job
-//! [`lock`]s, the runner ([`run`]) and its [`schedule`] on a [`device`], with [`progress`]
+//! [`lock`]s, the [`memorization`] population that chooses hard forget sets, the runner ([`run`]) and its [`schedule`] on a [`device`], with [`progress`]
 //! bars; methods outside the process ([`external`]); what an interrupt stops ([`interrupt`]).
 
 pub mod cache;
@@ -8,6 +8,7 @@ pub mod device;
 pub mod external;
 pub mod interrupt;
 pub mod lock;
+pub mod memorization;
 pub mod plan;
 pub mod progress;
 pub mod run;

@@ -24,7 +24,8 @@
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
 //! | `replicate`| the replicate's number, from 1 (its streams are its own)      | replicates but the first |
 //! | `shadow`   | the U-LiRA shadow's number (its half of the training set, split and streams) | shadows' jobs |
-//! | `split`    | forget class (or `all`) and fraction (drawn from the seed)   | jobs that use the split|
+//! | `memorization` | the memorization population's model number (its half and streams) | that population's originals |
+//! | `split`    | forget class (or `all`) and fraction (drawn from the seed), or the chosen set (`memorization=high size=600 population=<key>`) | jobs that use the split|
 //! | `upstream` | the original model's key                                     | jobs from the original |
 //!
 //! So changing gamma changes only MI-unlearn keys, and changing the forget set leaves the
@@ -50,6 +51,8 @@ pub struct Job {
     pub replicate: usize,
     /// The U-LiRA shadow it belongs to, if any (see `data::split::shadow_split`).
     pub shadow: Option<usize>,
+    /// The model of the memorization population it is, if any (`data::memorization`).
+    pub memorization: Option<usize>,
     pub key: String,
     /// The key of the original model this job starts from.
     pub upstream: Option<String>,
@@ -72,6 +75,9 @@ impl Job {
         }
         if let Some(s) = self.shadow {
             label += &format!(" shadow={s}");
+        }
+        if let Some(m) = self.memorization {
+            label += &format!(" memorization={m}");
         }
         label
     }
@@ -104,7 +110,7 @@ impl Plan {
             let groups =
                 std::iter::once((None, exp.replicates())).chain((0..shadows).map(|s| (Some(s), 1)));
             for (shadow, replicates) in groups {
-                let run = |replicate| Run { seed, replicate, shadow };
+                let run = |replicate| Run { seed, replicate, shadow, memorization: None };
                 let is_original = |m: &&AnyMethod| m.role() == Role::Original;
                 let original = methods.iter().find(is_original).map(|m| job(m, run(0), None));
                 let upstream = original.as_ref().map(|o| o.key.clone());
@@ -126,6 +132,33 @@ impl Plan {
             }
         }
         Ok(Self { jobs })
+    }
+
+    /// The memorization population of `exp`'s scenario (`[forget] memorization`): its
+    /// `models` originals, model `k` trained on its own half of the training set
+    /// (`data::memorization::half`) with streams of its own. Their keys leave the experiment's
+    /// seeds and scenario out: every experiment with the same data, model and original
+    /// protocol shares them.
+    pub fn memorization(
+        exp: &Experiment,
+        data_fingerprint: &str,
+        device: &Resolved,
+        models: usize,
+    ) -> Self {
+        let original = exp.methods.iter().find(|m| m.role() == Role::Original);
+        let original = original.expect("validated: a memorization scenario has an original");
+        let jobs = (0..models)
+            .map(|k| {
+                let run = Run {
+                    seed: data::memorization::SEED,
+                    replicate: 0,
+                    shadow: None,
+                    memorization: Some(k),
+                };
+                job(exp, data_fingerprint, device, original, run, None)
+            })
+            .collect();
+        Self { jobs }
     }
 
     /// Shard `index` of `count`: the jobs whose position among the plan's keys in sorted order
@@ -169,30 +202,40 @@ pub fn methods(exp: &Experiment) -> Result<Vec<AnyMethod>, ConfigError> {
     Ok(methods)
 }
 
-/// Which run of a method a job is: its seed, replicate and shadow.
+/// Which run of a method a job is: its seed, replicate and shadow, or its place in the
+/// memorization population.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
     seed: u64,
     replicate: usize,
     shadow: Option<usize>,
+    memorization: Option<usize>,
 }
 
 /// The key of the forget / remain split of a seed (or of one of its shadows), for caching
 /// evaluations.
 pub fn split_key(exp: &Experiment, data_fingerprint: &str, job: &Job) -> String {
     let shadow = job.shadow.map_or_else(String::new, |s| format!("shadow {s}\n"));
+    let split = match job.memorization {
+        // A population's model is evaluated on the whole training set, whatever the scenario.
+        Some(k) => format!("memorization {k}"),
+        None => split_line(exp),
+    };
     let text = format!(
-        "schema {SCHEMA}\ndata {data_fingerprint}\nsplit {}\nseed {}\n{shadow}",
-        split_line(exp),
+        "schema {SCHEMA}\ndata {data_fingerprint}\nsplit {split}\nseed {}\n{shadow}",
         job.seed
     );
     sha256_hex(text.as_bytes())
 }
 
-/// `class=3 fraction=0.75`, or `class=all fraction=0.1` for a random subset across classes.
+/// `class=3 fraction=0.75`, or `class=all fraction=0.1` for a random subset across classes;
+/// for a chosen set, what chose it (`memorization=high size=600 ... population=<key>`).
 fn split_line(exp: &Experiment) -> String {
     let class = exp.forget.class.map_or_else(|| "all".to_owned(), |c| c.to_string());
-    format!("class={class} fraction={:?}", exp.forget.fraction)
+    match &exp.forget.chosen {
+        Some(c) => format!("class={class} {}", c.key),
+        None => format!("class={class} fraction={:?}", exp.forget.fraction),
+    }
 }
 
 fn job(
@@ -200,7 +243,7 @@ fn job(
     data_fingerprint: &str,
     device: &Resolved,
     method: &AnyMethod,
-    Run { seed, replicate, shadow }: Run,
+    Run { seed, replicate, shadow, memorization }: Run,
     upstream: Option<String>,
 ) -> Job {
     let mut d = format!(
@@ -237,6 +280,9 @@ fn job(
         // drew the seed's and stay apart in the cache.
         d += &format!("shadow {s} streams=own\n");
     }
+    if let Some(m) = memorization {
+        d += &format!("memorization {m}\n");
+    }
     if method.uses_split() {
         d += &format!("split {}\n", split_line(exp));
     }
@@ -248,6 +294,7 @@ fn job(
         seed,
         replicate,
         shadow,
+        memorization,
         key: sha256_hex(d.as_bytes()),
         upstream,
         description: d,

@@ -14,6 +14,7 @@ use methods::{Data, Images};
 
 use crate::execution::cache::{Accuracy, Cache, Entry, EpochRecord, Record};
 use crate::execution::lock::{JobLock, Lock};
+use crate::execution::memorization::{Population, choose_set, prepare};
 use crate::execution::plan::{Job, Plan, split_key};
 use crate::execution::progress::{Progress, Verbosity};
 use crate::execution::schedule::{JobFailed, schedule};
@@ -54,6 +55,18 @@ pub struct Outcome {
     /// The dataset, if a job loaded it (the audit reads its labels rather than loading and
     /// verifying it again).
     pub images: Option<Arc<Images>>,
+    /// The memorization population that chose the forget set (`[forget] memorization`).
+    pub memorization: Option<Arc<Population>>,
+}
+
+impl Outcome {
+    /// `exp` as it ran: with the forget set its memorization population chose.
+    pub fn experiment(&self, exp: &Experiment) -> Experiment {
+        match &self.memorization {
+            Some(p) => Experiment { forget: p.forget.clone(), ..exp.clone() },
+            None => exp.clone(),
+        }
+    }
 }
 
 impl Outcome {
@@ -117,9 +130,9 @@ impl<'a> Shared<'a> {
     fn evaluation(&self, job: &Job) -> Option<(Accuracy, Option<Arc<Vec<f32>>>)> {
         let split_key = split_key(self.exp, &self.fingerprint, job);
         let accuracy = self.cache.eval(&job.key, &split_key)?;
-        let confidences = match self.exp.audit {
-            Some(_) => Some(Arc::new(self.cache.confidences(&job.key, &split_key)?)),
-            None => None,
+        let confidences = match self.exp.audit.is_some() || job.memorization.is_some() {
+            true => Some(Arc::new(self.cache.confidences(&job.key, &split_key)?)),
+            false => None,
         };
         Some((accuracy, confidences))
     }
@@ -147,18 +160,66 @@ impl<'a> Shared<'a> {
     fn data(&self, job: &Job) -> anyhow::Result<Data> {
         let images = self.images()?;
         let labels = &images.dataset().train.labels;
-        let split = run_split(labels, &self.exp.forget, job.seed, job.shadow)?;
+        let split = match job.memorization {
+            // A population's model trains on its half; nothing is forgotten.
+            Some(k) => data::split::ForgetSplit {
+                forget: Vec::new(),
+                remain: data::memorization::half(labels.len(), k),
+            },
+            None => run_split(labels, &self.exp.forget, job.seed, job.shadow)?,
+        };
         Ok(Data::new(&images, &split, job.device))
     }
 }
 
-/// Runs every job of `exp`.
+/// `exp` with its forget set chosen (and the population that chose it) if it asks for one
+/// by memorization; else `exp` as it is. With `train`, the population's missing models are
+/// trained (and cached); without (`harness report`), a missing model is an error.
+fn resolve(
+    exp: &Experiment,
+    opts: &RunOptions,
+    train: bool,
+) -> anyhow::Result<(Experiment, Option<Arc<Population>>)> {
+    let Some(prepared) = prepare(exp, &opts.device)? else {
+        return Ok((exp.clone(), None));
+    };
+    let plan = prepared.plan.clone();
+    let models = plan.jobs.len();
+    let outcome = if train {
+        let opts = RunOptions { shard: None, ..opts.clone() };
+        execute_plan(exp, plan, &opts).context("training the memorization population")?
+    } else {
+        let (outcome, missing) = collect_plan(exp, plan, opts)?;
+        anyhow::ensure!(
+            missing.is_empty(),
+            "{}: {} of the memorization population's {models} models are not in the cache; run \
+             the experiment first",
+            exp.source.display(),
+            missing.len()
+        );
+        outcome
+    };
+    let outputs: Vec<(String, Option<Arc<Vec<f32>>>)> =
+        outcome.results.into_iter().map(|r| (r.job.label(), r.confidences)).collect();
+    let (exp, population) = choose_set(exp, prepared, &outputs)?;
+    Ok((exp, Some(Arc::new(population))))
+}
+
+/// Runs every job of `exp` (after its memorization population, if it chooses its forget set
+/// by one: [`resolve`]).
 pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
+    let (exp, memorization) = resolve(exp, opts, true)?;
     let fingerprint = data::dataset::fingerprint(&exp.load);
-    let mut plan = Plan::new(exp, &fingerprint, &opts.device)?;
+    let mut plan = Plan::new(&exp, &fingerprint, &opts.device)?;
     if let Some((index, count)) = opts.shard {
         plan = plan.shard(index, count);
     }
+    Ok(Outcome { memorization, ..execute_plan(&exp, plan, opts)? })
+}
+
+/// Runs every job of `plan`, whose scenario is `exp`'s.
+pub fn execute_plan(exp: &Experiment, plan: Plan, opts: &RunOptions) -> anyhow::Result<Outcome> {
+    let fingerprint = data::dataset::fingerprint(&exp.load);
     let threads = opts.threads.max(1);
     tch::set_num_threads(threads as i32);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -173,11 +234,14 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
             Some(a) => format!(", {} replicates and {} shadows each", a.replicates, a.shadows),
             None => String::new(),
         };
+        let what = match plan.jobs.iter().all(|j| j.memorization.is_some()) {
+            true => "originals on random halves: the memorization population".to_owned(),
+            false => format!("{} seeds{replicates}", exp.seeds.len()),
+        };
         eprintln!(
-            "{}: {} jobs ({} seeds{replicates}), {} at a time x {} libtorch thread(s), cache {}",
+            "{}: {} jobs ({what}), {} at a time x {} libtorch thread(s), cache {}",
             exp.source.display(),
             plan.jobs.len(),
-            exp.seeds.len(),
             opts.jobs,
             opts.threads,
             opts.cache.display()
@@ -205,7 +269,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
     });
     shared.progress.finish();
     let images = shared.images.into_inner().expect("no job panicked while loading");
-    Ok(Outcome { plan, results: results?, images })
+    Ok(Outcome { plan, results: results?, images, memorization: None })
 }
 
 /// Draws every split the plan's jobs use before any of them trains, so that a forget or
@@ -213,7 +277,7 @@ pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
 /// the section (the limits are `data::split`'s).
 fn check_splits(exp: &Experiment, plan: &Plan, labels: &[u8]) -> anyhow::Result<()> {
     let runs: std::collections::BTreeSet<(u64, Option<usize>)> =
-        plan.jobs.iter().map(|j| (j.seed, j.shadow)).collect();
+        plan.jobs.iter().filter(|j| j.memorization.is_none()).map(|j| (j.seed, j.shadow)).collect();
     for (seed, shadow) in runs {
         run_split(labels, &exp.forget, seed, shadow).map_err(|e| {
             let whose = match shadow {
@@ -234,8 +298,20 @@ fn check_splits(exp: &Experiment, plan: &Plan, labels: &[u8]) -> anyhow::Result<
 /// model is cached but whose evaluation is not is evaluated); and the jobs with no finished
 /// run.
 pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, Vec<Job>)> {
+    let (exp, memorization) = resolve(exp, opts, false)?;
     let fingerprint = data::dataset::fingerprint(&exp.load);
-    let plan = Plan::new(exp, &fingerprint, &opts.device)?;
+    let plan = Plan::new(&exp, &fingerprint, &opts.device)?;
+    let (outcome, missing) = collect_plan(&exp, plan, opts)?;
+    Ok((Outcome { memorization, ..outcome }, missing))
+}
+
+/// [`collect`] for the jobs of `plan`, whose scenario is `exp`'s.
+pub fn collect_plan(
+    exp: &Experiment,
+    plan: Plan,
+    opts: &RunOptions,
+) -> anyhow::Result<(Outcome, Vec<Job>)> {
+    let fingerprint = data::dataset::fingerprint(&exp.load);
     let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
@@ -259,7 +335,7 @@ pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, 
         results.push(RunResult { job: job.clone(), record, accuracy, confidences, trained: false });
     }
     let images = shared.images.into_inner().expect("no job panicked while loading");
-    Ok((Outcome { plan, results, images }, missing))
+    Ok((Outcome { plan, results, images, memorization: None }, missing))
 }
 
 /// The job's cache entry, if it holds a trustworthy one; a corrupt entry is reported, with
@@ -421,6 +497,7 @@ fn train(
         seed: job.seed,
         replicate: job.replicate,
         shadow: job.shadow,
+        memorization: job.memorization,
         device: job.device,
         engine: job.engine,
         original: original.as_ref(),
@@ -519,6 +596,9 @@ fn final_evaluation(
     exp: &Experiment,
     outputs: Option<Outputs>,
 ) -> (Accuracy, Option<Vec<f32>>) {
+    if job.memorization.is_some() {
+        return member_evaluation(model, data, job);
+    }
     let outputs = outputs
         .unwrap_or_else(|| methods::engine::outputs(model, data, job.engine, exp.audit.is_some()));
     let mia = outputs.mia(data, job.seed);
@@ -534,6 +614,38 @@ fn final_evaluation(
         population.iter().map(|&i| outputs.train_confidence[i] as f32).collect()
     });
     (accuracy, confidences)
+}
+
+/// A memorization population's model: its accuracy on its half (`remain`), on the other half
+/// (`forget`: held out, not forgotten) and on the test set; and per training example its
+/// logit-scaled confidence, then 1 or 0 for classified correctly (`2 n` values, as cached).
+fn member_evaluation(
+    model: &model::Classifier,
+    data: &Data,
+    job: &Job,
+) -> (Accuracy, Option<Vec<f32>>) {
+    let outputs = methods::engine::outputs(model, data, job.engine, true);
+    let n = outputs.train_correct.len();
+    let mut seen = vec![false; n];
+    for &i in data.remain() {
+        seen[i as usize] = true;
+    }
+    let share = |on: bool| {
+        let ok = (0..n).filter(|&i| seen[i] == on && outputs.train_correct[i]).count();
+        100.0 * ok as f64 / (0..n).filter(|&i| seen[i] == on).count().max(1) as f64
+    };
+    let test = outputs.test_correct.iter().filter(|&&ok| ok).count();
+    let accuracy = Accuracy {
+        remain: share(true),
+        forget: share(false),
+        test: 100.0 * test as f64 / outputs.test_correct.len().max(1) as f64,
+        mia: None,
+        mia_attack_acc: None,
+        mia_protocol: Some(methods::mia::PROTOCOL),
+    };
+    let mut values: Vec<f32> = outputs.train_confidence.iter().map(|&c| c as f32).collect();
+    values.extend(outputs.train_correct.iter().map(|&ok| f32::from(u8::from(ok))));
+    (accuracy, Some(values))
 }
 
 fn finish(s: &Shared<'_>, job: &Job, how: &str, a: &Accuracy) {

@@ -59,7 +59,11 @@ pub struct Experiment {
     pub seeds: Vec<u64>,
     pub data_dir: PathBuf,
     pub load: LoadOptions,
+    /// The scenario; with `memorization`, its chosen set is filled in by the execution stage
+    /// (`execution::memorization::resolve`), which trains the population.
     pub forget: ForgetSpec,
+    /// `[forget] memorization`, if the forget set is chosen by memorization.
+    pub memorization: Option<Memorization>,
     pub model: ClassifierSpec,
     /// Every built-in method and parameter set, in the catalog's order (the original first).
     pub methods: Vec<AnyMethod>,
@@ -79,6 +83,102 @@ pub struct Experiment {
     pub audit: Option<Audit>,
     /// The configuration with every default written out, as TOML.
     pub resolved: String,
+}
+
+/// A checked `[forget]` choice by memorization (see [`raw::RawForget`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memorization {
+    pub level: data::memorization::Level,
+    pub size: usize,
+    pub models: usize,
+}
+
+/// The memorization population's size when `[forget] models` is left out.
+pub const MEMORIZATION_MODELS: usize = 64;
+
+/// The scenario of a `[forget]` table: by `fraction`, or by `memorization` with `size`
+/// (`fraction` 1 of the chosen set); an error names the key.
+fn forget_spec(
+    f: &raw::RawForget,
+) -> Result<(ForgetSpec, Option<Memorization>), (&'static str, String)> {
+    if let Some(class) = f.class.filter(|&c| c >= data::dataset::CLASSES) {
+        return Err((
+            "forget.class",
+            format!(
+                "is {class}; classes are 0 to 9 (leave `class` out to forget a random subset of every class)"
+            ),
+        ));
+    }
+    let Some(level) = f.memorization else {
+        if f.size.is_some() || f.models.is_some() {
+            let key = if f.size.is_some() { "forget.size" } else { "forget.models" };
+            return Err((key, "goes with `memorization`; give `fraction` alone, or add `memorization = \"high\"` (or \"mid\", \"low\")".into()));
+        }
+        let Some(fraction) = f.fraction else {
+            return Err((
+                "forget.fraction",
+                "is missing; give a fraction in (0, 1], or `memorization` with `size`".into(),
+            ));
+        };
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(("forget.fraction", format!("is {fraction}; it must be in (0, 1]")));
+        }
+        if f.class.is_none() && fraction == 1.0 {
+            return Err((
+                "forget.fraction",
+                format!(
+                    "is 1 with no `class`: it forgets the whole training set and leaves nothing to \
+                     remain (at least {} samples must); give a fraction below 1, or a `class` to \
+                     forget all of",
+                    data::split::MIN_REMAIN
+                ),
+            ));
+        }
+        return Ok((ForgetSpec { class: f.class, fraction, chosen: None }, None));
+    };
+    if let Some(fraction) = f.fraction {
+        return Err((
+            "forget.fraction",
+            format!(
+                "is {fraction} beside `memorization`, which chooses the set by `size`; give one of them"
+            ),
+        ));
+    }
+    let size = match f.size {
+        Some(n) if n >= 1 => n,
+        Some(n) => return Err(("forget.size", format!("is {n}; it must be at least 1"))),
+        None => {
+            return Err((
+                "forget.size",
+                "is missing: `memorization` chooses `size` examples (e.g. 600)".into(),
+            ));
+        }
+    };
+    let models = f.models.unwrap_or(MEMORIZATION_MODELS);
+    if !(data::memorization::MIN_MODELS..=MAX_POPULATION).contains(&models) {
+        return Err((
+            "forget.models",
+            format!(
+                "is {models}; a memorization estimate takes {} to {MAX_POPULATION} models (e.g. 64)",
+                data::memorization::MIN_MODELS
+            ),
+        ));
+    }
+    let spec = ForgetSpec { class: f.class, fraction: 1.0, chosen: None };
+    Ok((spec, Some(Memorization { level, size, models })))
+}
+
+/// A scenario's name before any set is chosen: `class3-0.75`, `memorization-high-600`.
+fn scenario_name(f: &raw::RawForget) -> String {
+    let spec =
+        ForgetSpec { class: f.class, fraction: f.fraction.unwrap_or(f64::NAN), chosen: None };
+    match (f.memorization, f.size) {
+        (Some(level), Some(size)) => {
+            let class = f.class.map_or_else(String::new, |c| format!("class{c}-"));
+            format!("{class}memorization-{}-{size}", level.name())
+        }
+        _ => spec.name(),
+    }
 }
 
 /// The largest population an audit may ask for (the competition's is 512): a bigger value is
@@ -195,8 +295,7 @@ impl Suite {
                 cell.data.dataset = Some(OneOrList::One(*dataset));
                 cell.forget = OneOrList::One(scenario.clone());
                 if !single {
-                    let spec = ForgetSpec { class: scenario.class, fraction: scenario.fraction };
-                    cell.name = Some(format!("{}-{}", dataset.name(), spec.name()));
+                    cell.name = Some(format!("{}-{}", dataset.name(), scenario_name(scenario)));
                 }
                 let exp = validate(cell, path, text)?;
                 if cells.iter().any(|c: &Experiment| c.name == exp.name) {
@@ -282,32 +381,7 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
     let OneOrList::One(raw_forget) = &raw.forget else {
         unreachable!("a suite's cells have one scenario each")
     };
-    let forget = ForgetSpec { class: raw_forget.class, fraction: raw_forget.fraction };
-    if let Some(class) = forget.class.filter(|&c| c >= data::dataset::CLASSES) {
-        return Err(invalid(
-            "forget.class",
-            format!(
-                "is {class}; classes are 0 to 9 (leave `class` out to forget a random subset of every class)"
-            ),
-        ));
-    }
-    if !(forget.fraction > 0.0 && forget.fraction <= 1.0) {
-        return Err(invalid(
-            "forget.fraction",
-            format!("is {}; it must be in (0, 1]", forget.fraction),
-        ));
-    }
-    if forget.class.is_none() && forget.fraction == 1.0 {
-        return Err(invalid(
-            "forget.fraction",
-            format!(
-                "is 1 with no `class`: it forgets the whole training set and leaves nothing to \
-                 remain (at least {} samples must); give a fraction below 1, or a `class` to \
-                 forget all of",
-                data::split::MIN_REMAIN
-            ),
-        ));
-    }
+    let (forget, memorization) = forget_spec(raw_forget).map_err(|(k, p)| invalid(k, p))?;
 
     let base = match raw.model.arch.get_or_insert_default() {
         Arch::Mlp => ClassifierSpec::default(),
@@ -336,6 +410,14 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
         Some(c) => Some(c.validate().map_err(|(key, problem)| invalid(&key, problem))?),
         None => None,
     };
+    if memorization.is_some() && !sections.methods.iter().any(|m| m.role() == Role::Original) {
+        return Err(invalid(
+            "forget.memorization",
+            "needs the original's section ([methods.original]): its protocol trains the \
+             memorization population"
+                .into(),
+        ));
+    }
     let audit = match raw.audit.as_mut() {
         Some(a) => Some(validate_audit(a, &sections.methods, &forget, &invalid)?),
         None => None,
@@ -356,6 +438,7 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
         load,
         eval_every: sections.eval_every,
         forget,
+        memorization,
         model,
         methods: sections.methods,
         external: sections.external,

@@ -96,7 +96,18 @@ pub struct RawForget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<u8>,
     /// Of the class's training samples, or of the whole training set without `class`.
-    pub fraction: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// Instead of `fraction`: the `size` examples (of `class`, or of every class) that a
+    /// population of `models` originals trained on random halves memorized most (`high`),
+    /// least (`low`), or nearest the median (`mid`); see `data::memorization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memorization: Option<data::memorization::Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// The memorization population's size (default 64, at least 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

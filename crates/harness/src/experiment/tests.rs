@@ -344,3 +344,43 @@ fn a_file_with_several_datasets_or_scenarios_is_a_suite_of_cells() {
         &["line 4", "unknown variant `cifar`, expected `mnist` or `fashion-mnist`"],
     );
 }
+
+#[test]
+fn forget_sets_chosen_by_memorization() {
+    let with = |forget: &str| MINIMAL.replace("class = 3\nfraction = 0.75\n", forget);
+    let exp = parse(&with("memorization = \"high\"\nsize = 600\n")).unwrap();
+    let m = exp.memorization.unwrap();
+    assert_eq!((m.level, m.size, m.models), (data::memorization::Level::High, 600, 64));
+    assert_eq!((exp.forget.class, exp.forget.fraction, exp.forget.chosen), (None, 1.0, None));
+    let exp = parse(&with("class = 3\nmemorization = \"low\"\nsize = 50\nmodels = 8\n")).unwrap();
+    assert_eq!(exp.memorization.unwrap().models, 8);
+    assert!(exp.resolved.contains("memorization = \"low\""), "{}", exp.resolved);
+    check_err(
+        &with("memorization = \"high\"\nsize = 600\nfraction = 0.5\n"),
+        &["`forget.fraction` is 0.5 beside `memorization`", "give one of them"],
+    );
+    check_err(&with("memorization = \"high\"\n"), &["`forget.size` is missing"]);
+    check_err(&with("memorization = \"high\"\nsize = 0\n"), &["`forget.size` is 0"]);
+    check_err(
+        &with("memorization = \"high\"\nsize = 10\nmodels = 4\n"),
+        &["`forget.models` is 4; a memorization estimate takes 8 to"],
+    );
+    check_err(&with("fraction = 0.5\nsize = 10\n"), &["`forget.size` goes with `memorization`"]);
+    check_err(&with("class = 3\n"), &["`forget.fraction` is missing"]);
+    check_err(&with("memorization = \"most\"\nsize = 1\n"), &["unknown variant `most`"]);
+    let no_original = with("memorization = \"high\"\nsize = 6\n")
+        .replace("[methods.original]\nepochs = 100\n", "")
+        .replace("[methods.finetune]\nepochs = [10, 100]\n[methods.mi_unlearn]\ngamma = [1, 2.5, 4]\nepochs = 5\n", "");
+    check_err(&no_original, &["`forget.memorization` needs the original's section"]);
+    // Two scenarios of a suite are named by what they choose.
+    let suite = Suite::parse(
+        &MINIMAL.replace(
+            "[forget]\nclass = 3\nfraction = 0.75\n",
+            "[[forget]]\nmemorization = \"high\"\nsize = 60\n[[forget]]\nclass = 3\nmemorization = \"low\"\nsize = 60\n",
+        ),
+        Path::new("experiments/x.toml"),
+    )
+    .unwrap();
+    let names: Vec<&str> = suite.cells.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["mnist-memorization-high-60", "mnist-class3-memorization-low-60"]);
+}

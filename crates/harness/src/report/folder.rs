@@ -244,6 +244,11 @@ pub fn write(
     for dir in [out.to_owned(), out.join("arrays"), out.join("arrays/shadows")] {
         results::fsutil::sweep_temporaries(&dir);
     }
+    // The scenario as it ran (with the forget set a memorization population chose).
+    let exp = &outcome.experiment(exp);
+    if let Some(p) = &outcome.memorization {
+        crate::report::memorization::write(out, p)?;
+    }
     let audit = match (exp.audit, &outcome.images) {
         (None, _) => None,
         (Some(_), Some(images)) => Some(crate::report::audit::score(

@@ -12,12 +12,15 @@
 //!   axis, accuracies on the right, against epoch, means with ±1 std bands);
 //! - `audit`: when the folder has `audit.csv` (an `[audit]` experiment): per method and
 //!   parameter set, the forgetting quality F against its noise floor, U-LiRA's accuracy
-//!   against 0.5, and how the forget examples' epsilons fall into the score's buckets.
+//!   against 0.5, and how the forget examples' epsilons fall into the score's buckets;
+//! - `memorization`: when the folder has `memorization_gallery.csv` (a forget set chosen by
+//!   memorization): the most and least memorized training images and the scores' histogram.
 
 mod audit;
 mod chart;
 mod history;
 mod leaderboard;
+mod memorization;
 mod runs;
 mod sweep;
 #[cfg(test)]

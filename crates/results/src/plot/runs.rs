@@ -93,6 +93,7 @@ pub fn plot_dir(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if dir.join("audit.csv").exists() {
         written.extend(plot_audit(dir, &methods)?);
     }
+    written.extend(super::memorization::plot_memorization(dir)?);
     remove_stale_figures(dir, &written)?;
     Ok(written)
 }
