@@ -50,6 +50,16 @@ params = { epochs = 1 }
     };
     assert_ne!(identity["checkpoint"], original["checkpoint"]);
     assert_eq!(model_sha(identity), model_sha(original), "the same model, bit for bit");
+    // PyTorch's bits depend on the CPU: the external jobs' keys carry its class, the native
+    // engine's do not.
+    let described = |r: &Row| {
+        let path = tmp.path().join("cache/v2/models").join(&r["checkpoint"]).join("record.json");
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        record["description"].as_str().unwrap().to_owned()
+    };
+    assert!(described(identity).contains("\nengine native\ncpu "), "{}", described(identity));
+    assert!(!described(original).contains("\ncpu "), "{}", described(original));
     assert_eq!(identity["params"], "external");
     let (builtin, torch) = (row("finetune"), row("torch_finetune"));
     assert_eq!(torch["params"], "epochs=1");

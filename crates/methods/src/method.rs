@@ -269,6 +269,13 @@ pub trait DynMethod: Send + Sync {
         self.start().uses_split()
     }
 
+    /// Whether its trained bits depend on the class of CPU it runs on whatever the engine
+    /// (a program outside the process: PyTorch's CPU kernels differ on Intel and AMD). Its
+    /// keys then carry the CPU's class, as autograd's do.
+    fn cpu_dependent(&self) -> bool {
+        false
+    }
+
     /// The engine that trains (and evaluates) it on a `spec` model when `asked` is asked
     /// for: every method runs on any engine on the plain MLP, on libtorch's autograd with a
     /// convolutional stem (the native engine is the MLP's).

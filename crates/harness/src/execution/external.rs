@@ -96,6 +96,10 @@ impl DynMethod for External {
         shown.join(" ")
     }
 
+    fn cpu_dependent(&self) -> bool {
+        true
+    }
+
     fn start(&self) -> Start {
         Start::Original
     }

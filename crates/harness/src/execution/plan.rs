@@ -18,7 +18,7 @@
 //! | `device`   | the kind of device it is trained on: `cpu`, `cuda`, `mps`    | every job              |
 //! | `nondeterministic` | present when that device does not reproduce runs bit for bit (GPUs) | GPU jobs |
 //! | `engine`   | how steps are computed, unless the reference `autograd`      | every job              |
-//! | `cpu`      | the CPU's class (`methods::engine::cpu_class`), whose kernels decide autograd's bits | autograd jobs on the CPU |
+//! | `cpu`      | the CPU's class (`methods::engine::cpu_class`), whose kernels decide autograd's bits | autograd and external jobs on the CPU |
 //! | `method`   | method name                                                  | every job              |
 //! | `param`    | each parameter, in the method's fixed order                  | every job              |
 //! | `seed`     | the run's seed (all its random streams derive from it)       | every job              |
@@ -263,9 +263,12 @@ fn job(
     };
     if engine != methods::Engine::Autograd {
         d += &format!("engine {}\n", engine.name());
-    } else if device.device == tch::Device::Cpu {
-        // libtorch's CPU kernels give other bits on another class of CPU: a cache shared by
-        // such machines keeps their models apart.
+    }
+    if device.device == tch::Device::Cpu
+        && (engine == methods::Engine::Autograd || method.cpu_dependent())
+    {
+        // libtorch's CPU kernels (and an external program's) give other bits on another
+        // class of CPU: a cache shared by such machines keeps their models apart.
         d += &format!("cpu {}\n", methods::engine::cpu_class());
     }
     for (name, value) in method.key() {
