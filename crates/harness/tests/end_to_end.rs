@@ -102,6 +102,26 @@ fn slice_trains_caches_and_reproduces_across_jobs() {
     assert!((num(mi4, "forget_gap_std") - (gaps[0] - gaps[1]).abs() / 2f64.sqrt()).abs() < 1e-9);
     assert!((num(mi4, "forget_abs_gap_mean") - (gaps[0].abs() + gaps[1].abs()) / 2.0).abs() < 1e-9);
     assert!(tmp.path().join("out1/config.toml").exists());
+    // The folder explains itself: the command that regenerates it, the summary, the figures.
+    let readme = std::fs::read_to_string(tmp.path().join("out1/README.md")).unwrap();
+    for line in [
+        &format!("cargo run --release -p harness -- {exp}\n"),
+        "| method | parameters | runs | remain % | forget % | test % | forget gap | MIA % | avg gap | MI |",
+        "| mi_unlearn | gamma=4 epochs=2 | 2 |",
+    ] {
+        assert!(readme.contains(line), "{line} in\n{readme}");
+    }
+    let gap = format!("{:.2} ± {:.2}", num(mi4, "forget_gap_mean"), num(mi4, "forget_gap_std"));
+    assert!(readme.contains(&gap), "{gap} in\n{readme}");
+    let pngs = std::fs::read_dir(tmp.path().join("out1"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|f| f.ends_with(".png"))
+        .collect::<Vec<_>>();
+    assert!(!pngs.is_empty());
+    for png in &pngs {
+        assert!(readme.contains(&format!("![{png}]({png})")), "{png} embedded");
+    }
 
     // A second run trains nothing and writes the same numbers.
     let (ok, stdout2, stderr) = harness(&[exp, "--cache", &p("cache1"), "--out", &p("out1b")]);
@@ -383,6 +403,12 @@ epochs = 1
     assert!(stdout.contains("rank  method"), "{stdout}");
     for ext in ["svg", "png"] {
         assert!(tmp.path().join(format!("out/leaderboard.{ext}")).exists());
+    }
+    let readme = std::fs::read_to_string(tmp.path().join("out/README.md")).unwrap();
+    assert!(readme.contains("rank  method") && readme.contains("![leaderboard.png]"), "{readme}");
+    for cell in cells {
+        assert!(readme.contains(&format!("- [{cell}]({cell}/)")), "{readme}");
+        assert!(tmp.path().join(format!("out/{cell}/README.md")).exists());
     }
     // From the cache, the same leaderboard; `plot` redraws its figure from the CSV alone.
     let before = std::fs::read(tmp.path().join("out/leaderboard.csv")).unwrap();

@@ -215,7 +215,7 @@ fn report_cell(
     let (summary, figures) = crate::report::folder::write(out, &outcome, exp)?;
     print!("{}", crate::report::folder::table(&summary));
     eprintln!(
-        "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary,methods}}.csv, config.toml and {} figure files",
+        "{}: {} of {} runs from {}; wrote {}/{{runs,history,summary,methods}}.csv, config.toml, README.md and {} figure files",
         path.display(),
         outcome.results.len(),
         outcome.plan.jobs.len(),
@@ -274,7 +274,9 @@ fn write_leaderboard(
     }
     let board = results::leaderboard::build(summaries, suite.cells[0].rank_by, &methods);
     let files = results::leaderboard::write(out, &board, &methods)?;
-    print!("{}", results::leaderboard::table(&board));
+    let table = results::leaderboard::table(&board);
+    crate::report::readme::write_suite(out, suite, &table, &files)?;
+    print!("{table}");
     eprintln!(
         "leaderboard over {} cells: wrote {}",
         summaries.len(),
@@ -380,8 +382,12 @@ pub(crate) fn run_experiment(
         Some(_) => ", audit.csv, audit_epsilons.csv, arrays/",
         None => "",
     };
+    let memorization = match exp.memorization {
+        Some(_) => ", memorization.csv, memorization_gallery.csv, memorization/",
+        None => "",
+    };
     eprintln!(
-        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary,methods}}.csv{audit}, config.toml and {} figure files; peak memory {}",
+        "{} runs in {:.1}s{from_cache}; wrote {}/{{runs,history,summary,methods}}.csv{audit}{memorization}, config.toml, README.md and {} figure files; peak memory {}",
         outcome.results.len(),
         t0.elapsed().as_secs_f64(),
         out.display(),

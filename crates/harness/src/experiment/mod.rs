@@ -55,6 +55,8 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
 #[derive(Debug, Clone)]
 pub struct Experiment {
     pub name: String,
+    /// The file's `description`, if any.
+    pub description: Option<String>,
     pub source: PathBuf,
     pub seeds: Vec<u64>,
     pub data_dir: PathBuf,
@@ -432,6 +434,7 @@ fn validate(mut raw: RawExperiment, path: &Path, text: &str) -> Result<Experimen
     let resolved = toml::to_string_pretty(&raw).expect("a parsed experiment serialises");
     Ok(Experiment {
         name,
+        description: raw.description.clone(),
         source: path.to_owned(),
         seeds: raw.seeds,
         data_dir,

@@ -287,6 +287,7 @@ pub fn write(
     let header = "# The experiment as run, every default written out (written by harness).\n";
     write_atomic(&out.join("config.toml"), format!("{header}{}", exp.resolved).as_bytes())?;
     let figures = results::plot::plot_dir(out)?;
+    crate::report::readme::write(out, exp, &summary, &figures)?;
     Ok((summary, figures.len()))
 }
 
