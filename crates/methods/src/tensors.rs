@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 use crate::sparse::SparseRows;
 
 /// The dataset, held once per process and shared by every job: the images as loaded, the
-/// native engine's sparse form of them, and the libtorch engines' tensors on each device in
+/// native engine's sparse form of them, and the autograd engine's tensors on each device in
 /// use, each built on first use. (Tensors are `Send` but not `Sync`: jobs take shallow
 /// clones, which share the storage, under the lock.)
 #[derive(Debug)]
@@ -55,7 +55,7 @@ impl Images {
 
 /// One job's view of the data: the shared [`Images`], the job's remain and forget sets as
 /// index lists into the training set (batches are gathered by index, so the remain set costs
-/// no second copy of the images), and, for the libtorch engines only, the sets as tensors on
+/// no second copy of the images), and, for the autograd engine only, the sets as tensors on
 /// the job's device (shared with every job on that device through [`Images`]).
 #[derive(Debug)]
 pub struct Data {

@@ -299,7 +299,7 @@ pub fn compute(request: &Request) -> anyhow::Result<Scores> {
 }
 
 /// The CSV columns of `score.csv`, one row per scored population.
-const COLUMNS: &str = "population,models,examples,forget_quality,lo,hi,examples_lo,examples_hi,halves,halves_sd,eps_median,eps_p90,relative_to_reference,final_score";
+pub const COLUMNS: &str = "population,models,examples,forget_quality,lo,hi,examples_lo,examples_hi,halves,halves_sd,eps_median,eps_p90,relative_to_reference,final_score";
 
 fn row(
     what: &str,
@@ -438,8 +438,8 @@ fn write(out: &Path, scores: &Scores) -> anyhow::Result<()> {
 }
 
 /// The CSV columns of `difference.csv`: F of `--unlearned` less F of `--versus`, paired.
-const DIFFERENCE_COLUMNS: &str =
+pub const DIFFERENCE_COLUMNS: &str =
     "forget_quality_difference,lo,hi,examples_lo,examples_hi,halves_sd,tied";
 
 /// The CSV columns of `curve.csv`: F against N, one row per population and size.
-const CURVE_COLUMNS: &str = "population,models,draws,forget_quality_mean,forget_quality_sd,forget_quality_min,forget_quality_max";
+pub const CURVE_COLUMNS: &str = "population,models,draws,forget_quality_mean,forget_quality_sd,forget_quality_min,forget_quality_max";
