@@ -175,6 +175,35 @@ command = ["python", "-c", "pass"]
     let fine = with_external(tmp.path(), "fine", "");
     let (ok, _, stderr) = harness(&[&fine, "--cache", &p("cache"), "--out", &p("fine")]);
     assert!(ok && stderr.contains("everything from the cache"), "{stderr}");
+    assert!(stderr.is_empty() || !stderr.contains("kept"), "{stderr}");
+
+    // UNLEARN_BENCH_KEEP_FAILED keeps a failed run's job folder, and the error names it.
+    let crash = with_external(
+        tmp.path(),
+        "crash",
+        "[methods.external.crashes]\ncommand = [\"python\", \"-c\", \"import sys; print('boom', file=sys.stderr); sys.exit(3)\"]\n",
+    );
+    let jobs = tmp.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let run = |keep: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .current_dir(workspace())
+            .env("UNLEARN_BENCH_KEEP_FAILED", keep)
+            .env("TMPDIR", &jobs)
+            .args([crash.as_str(), "--cache", &p("cache"), "--out", &p("crash")])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let stderr = run("");
+    assert!(stderr.contains("set UNLEARN_BENCH_KEEP_FAILED=1 to keep its job folder"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&jobs).unwrap().count(), 0, "removed");
+    let stderr = run("1");
+    let kept = stderr.split("its job folder is kept for debugging: ").nth(1).expect(&stderr);
+    let kept = std::path::Path::new(kept.split(')').next().unwrap());
+    assert!(kept.starts_with(&jobs), "{}", kept.display());
+    assert!(std::fs::read_to_string(kept.join("stderr.log")).unwrap().contains("boom"));
+    assert!(kept.join("job.json").exists() && kept.join("original.safetensors").exists());
 }
 
 #[test]

@@ -23,6 +23,9 @@ use crate::experiment::sections::ExternalSpec;
 pub const CONTRACT: u32 = 1;
 /// The start of a job folder's name, in the temporary directory.
 const JOB_FOLDER: &str = "unlearn-bench-external";
+/// Set (to anything but empty or `0`), a failed run's job folder is kept, and its error names
+/// it: the inputs, the command's `stdout.log` and `stderr.log`, what it wrote.
+pub const KEEP_FAILED: &str = "UNLEARN_BENCH_KEEP_FAILED";
 /// The lines of a failed command's stderr that its error shows.
 const STDERR_LINES: usize = 20;
 
@@ -133,8 +136,30 @@ impl External {
         let _folder = interrupt::registry().cleanup(move || {
             let _ = std::fs::remove_dir_all(&path);
         });
-        let job = self.write_job(dir.path(), ctx, original)?;
-        let (stdout, stderr) = (dir.path().join("stdout.log"), dir.path().join("stderr.log"));
+        let result = self.run_in(dir.path(), ctx, original);
+        match result {
+            Err(why)
+                if std::env::var_os(KEEP_FAILED).is_some_and(|v| !v.is_empty() && v != "0") =>
+            {
+                let kept = dir.keep();
+                Err(format!("{why} (its job folder is kept for debugging: {})", kept.display()))
+            }
+            Err(why) => {
+                Err(format!("{why} (set {KEEP_FAILED}=1 to keep its job folder for debugging)"))
+            }
+            ok => ok,
+        }
+    }
+
+    /// [`External::run`] in the job folder `dir`.
+    fn run_in(
+        &self,
+        dir: &Path,
+        ctx: &Context<'_>,
+        original: &Classifier,
+    ) -> Result<Classifier, String> {
+        let job = self.write_job(dir, ctx, original)?;
+        let (stdout, stderr) = (dir.join("stdout.log"), dir.join("stderr.log"));
         let file = |p: &Path| {
             std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
         };
@@ -174,7 +199,7 @@ impl External {
         if !status.success() {
             return Err(format!("the command exited with {status}{}", tail(&stderr)));
         }
-        let output = dir.path().join("unlearned.safetensors");
+        let output = dir.join("unlearned.safetensors");
         if !output.exists() {
             return Err(format!(
                 "the command exited 0 but wrote no model (job.json's \"output\", {}){}",
@@ -356,6 +381,9 @@ pub fn read_model(path: &Path, like: &Classifier) -> Result<Classifier, String> 
     let mut problems = Vec::new();
     let mut seen = Vec::new();
     for (name, t) in &tensors {
+        if expected.contains_key(name) {
+            seen.push(name.clone());
+        }
         match expected.get(name) {
             None => problems.push(format!("unexpected tensor {name:?}")),
             Some(e) if e.size() != t.size() => problems.push(format!(
@@ -369,7 +397,7 @@ pub fn read_model(path: &Path, like: &Classifier) -> Result<Classifier, String> 
             Some(_) if !bool::try_from(t.isfinite().all()).unwrap_or(false) => {
                 problems.push(format!("{name} has NaN or infinite values"))
             }
-            Some(_) => seen.push(name.clone()),
+            Some(_) => {}
         }
     }
     let mut missing: Vec<&String> = expected.keys().filter(|n| !seen.contains(n)).collect();
@@ -443,6 +471,7 @@ mod tests {
             .collect();
         let err = write("shape.safetensors", reshaped).unwrap_err();
         assert!(err.contains("fc2.weight has shape [6], the model's is [2, 3]"), "{err}");
+        assert!(!err.contains("missing"), "a tensor that is there is not missing: {err}");
         let doubles: Vec<_> = good()
             .into_iter()
             .map(|(n, t)| if n == "fc1.weight" { (n, t.to_kind(Kind::Double)) } else { (n, t) })
@@ -455,6 +484,7 @@ mod tests {
             .collect();
         let err = write("inf.safetensors", infinite).unwrap_err();
         assert!(err.contains("fc2.bias has NaN or infinite values"), "{err}");
+        assert!(!err.contains("missing"), "only what is wrong with it: {err}");
         std::fs::write(dir.path().join("junk.safetensors"), b"not a model").unwrap();
         let err = read_model(&dir.path().join("junk.safetensors"), &like).unwrap_err();
         assert!(err.contains("is not a safetensors file"), "{err}");
