@@ -51,7 +51,8 @@ fn heading(name: &str, description: Option<&str>, source: &Path) -> String {
         "Written by unlearn-bench's harness from `{source}` (the experiment as run, every default \
          written out, is `config.toml`). To regenerate this folder:\n\n```sh\ncargo run --release \
          -p harness -- {source}\n```\n\n(`cargo run --release -p harness -- report {source}` \
-         writes it from the model cache alone). The repository's README describes every file.\n\n"
+         writes it from the model cache alone). The repository's docs/results.md describes \
+         every file.\n\n"
     );
     t
 }
