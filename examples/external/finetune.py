@@ -16,11 +16,19 @@ generator = torch.Generator().manual_seed(1_000_003 * job["seed"] + job["replica
 model = MLP(job)
 optimizer = torch.optim.Adam(model.parameters(), lr=params["lr"])
 loss_fn = torch.nn.CrossEntropyLoss()
+losses = []
 for _ in range(params["epochs"]):
     order = torch.randperm(len(x), generator=generator)
+    total, batches = 0.0, 0
     for start in range(0, len(x), params["batch_size"]):
         batch = order[start : start + params["batch_size"]]
         optimizer.zero_grad()
-        loss_fn(model(x[batch]), y[batch]).backward()
+        loss = loss_fn(model(x[batch]), y[batch])
+        loss.backward()
         optimizer.step()
+        total, batches = total + loss.item(), batches + 1
+    losses.append(total / batches)
 save_torch(job, model)
+# Optional: each epoch's mean loss, which the harness records as the run's final loss.
+with open(job["losses"], "w") as f:
+    f.write("epoch,loss\n" + "".join(f"{e},{l!r}\n" for e, l in enumerate(losses, 1)))

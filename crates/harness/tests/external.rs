@@ -72,7 +72,11 @@ params = { epochs = 1 }
     let history = read_csv(&tmp.path().join("out/history.csv"));
     let torch_epochs: Vec<_> = history.iter().filter(|r| r["method"] == "torch_finetune").collect();
     assert_eq!(torch_epochs.len(), 1);
-    assert_eq!(torch_epochs[0]["loss"], "NaN", "the harness sees no losses of its run");
+    // Its losses.csv: the last epoch's mean loss, a cross-entropy of a model that fits.
+    let loss = num(torch_epochs[0], "loss");
+    assert!(loss > 0.0 && loss < 0.5 && num(torch_epochs[0], "ce") == loss, "{loss}");
+    let identity_epochs: Vec<_> = history.iter().filter(|r| r["method"] == "identity").collect();
+    assert_eq!(identity_epochs[0]["loss"], "NaN", "the harness sees no losses it is not given");
 
     // Cached like any other job: the rerun trains nothing.
     let (ok, _, stderr) =

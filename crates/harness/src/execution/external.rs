@@ -26,6 +26,8 @@ const JOB_FOLDER: &str = "unlearn-bench-external";
 /// Set (to anything but empty or `0`), a failed run's job folder is kept, and its error names
 /// it: the inputs, the command's `stdout.log` and `stderr.log`, what it wrote.
 pub const KEEP_FAILED: &str = "UNLEARN_BENCH_KEEP_FAILED";
+/// The per-epoch losses a command may write in its job folder ([`read_losses`]).
+const LOSSES: &str = "losses.csv";
 /// The lines of a failed command's stderr that its error shows.
 const STDERR_LINES: usize = 20;
 
@@ -112,17 +114,19 @@ impl DynMethod for External {
         ctx: &Context<'_>,
         on_epoch: &mut methods::loops::OnEpoch<'_>,
     ) -> Result<Classifier, Failed> {
-        let model = self.run(ctx).map_err(Failed)?;
-        // The harness sees no losses of an external method.
-        let stats = EpochStats { loss: f64::NAN, ce: f64::NAN, mi: None, steps: 0 };
+        let (model, losses) = self.run(ctx).map_err(Failed)?;
+        // Unknown (NaN) unless the command wrote its losses (`losses.csv`).
+        let (loss, ce) = losses.unwrap_or((f64::NAN, f64::NAN));
+        let stats = EpochStats { loss, ce, mi: None, steps: 0 };
         on_epoch(1, &model, &stats);
         Ok(model)
     }
 }
 
 impl External {
-    /// Writes the job folder, runs the command, reads back its model.
-    fn run(&self, ctx: &Context<'_>) -> Result<Classifier, String> {
+    /// Writes the job folder, runs the command, reads back its model (and its last epoch's
+    /// loss and cross-entropy, if it wrote `losses.csv`).
+    fn run(&self, ctx: &Context<'_>) -> Result<(Classifier, Option<(f64, f64)>), String> {
         let original = ctx.original.expect("an unlearning method gets the original");
         let temp = std::env::temp_dir();
         static SWEPT: std::sync::Once = std::sync::Once::new();
@@ -157,7 +161,7 @@ impl External {
         dir: &Path,
         ctx: &Context<'_>,
         original: &Classifier,
-    ) -> Result<Classifier, String> {
+    ) -> Result<(Classifier, Option<(f64, f64)>), String> {
         let job = self.write_job(dir, ctx, original)?;
         let (stdout, stderr) = (dir.join("stdout.log"), dir.join("stderr.log"));
         let file = |p: &Path| {
@@ -207,7 +211,9 @@ impl External {
                 tail(&stderr)
             ));
         }
-        read_model(&output, original).map_err(|why| format!("{why}{}", tail(&stderr)))
+        let model =
+            read_model(&output, original).map_err(|why| format!("{why}{}", tail(&stderr)))?;
+        Ok((model, read_losses(&dir.join(LOSSES))?))
     }
 
     /// The job folder's inputs: `original.safetensors`, `remain.npy`, `forget.npy`,
@@ -278,6 +284,7 @@ impl External {
             "remain": path("remain.npy"),
             "forget": path("forget.npy"),
             "output": path("unlearned.safetensors"),
+            "losses": path(LOSSES),
         });
         let text = serde_json::to_string_pretty(&job).expect("JSON");
         write("job.json", text.into_bytes())?;
@@ -370,6 +377,44 @@ fn program(word: &str) -> Result<PathBuf, String> {
         std::env::split_paths(&paths).map(|d| d.join(word)).find(|p| p.is_file())
     });
     found.ok_or_else(|| format!("names {word}, which is not a program on PATH"))
+}
+
+/// The last row's `loss` and `ce` (`ce` defaults to `loss`) of the per-epoch losses a command
+/// may write (`epoch,loss[,ce]`, epochs 1, 2, ... in order, finite values); `None` if it wrote
+/// none.
+fn read_losses(path: &Path) -> Result<Option<(f64, f64)>, String> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct Row {
+        epoch: usize,
+        loss: f64,
+        ce: Option<f64>,
+    }
+    let bad = |why: String| {
+        format!(
+            "{}: {why} (the contract: a header `epoch,loss` or `epoch,loss,ce`, then one row per epoch from 1, finite numbers)",
+            path.display()
+        )
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let mut last = None;
+    for (i, row) in reader.deserialize::<Row>().enumerate() {
+        let row = row.map_err(|e| bad(e.to_string()))?;
+        if row.epoch != i + 1 {
+            return Err(bad(format!("row {} is epoch {}, not {}", i + 1, row.epoch, i + 1)));
+        }
+        let ce = row.ce.unwrap_or(row.loss);
+        if !(row.loss.is_finite() && ce.is_finite()) {
+            return Err(bad(format!(
+                "epoch {} has a loss of {} and a CE of {ce}",
+                row.epoch, row.loss
+            )));
+        }
+        last = Some((row.loss, ce));
+    }
+    last.map(Some).ok_or_else(|| bad("it has no rows".into()))
 }
 
 /// `like`'s architecture with the parameters of the safetensors file at `path`, which must
@@ -488,6 +533,23 @@ mod tests {
         std::fs::write(dir.path().join("junk.safetensors"), b"not a model").unwrap();
         let err = read_model(&dir.path().join("junk.safetensors"), &like).unwrap_err();
         assert!(err.contains("is not a safetensors file"), "{err}");
+    }
+
+    #[test]
+    fn losses_are_read_from_their_last_epoch_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            let path = dir.path().join("losses.csv");
+            std::fs::write(&path, text).unwrap();
+            read_losses(&path)
+        };
+        assert_eq!(read_losses(&dir.path().join("none.csv")), Ok(None));
+        assert_eq!(write("epoch,loss\n1,0.5\n2,0.25\n"), Ok(Some((0.25, 0.25))));
+        assert_eq!(write("epoch,loss,ce\n1,0.5,0.4\n"), Ok(Some((0.5, 0.4))));
+        assert!(write("epoch,loss\n2,0.5\n").unwrap_err().contains("row 1 is epoch 2, not 1"));
+        assert!(write("epoch,loss\n1,NaN\n").unwrap_err().contains("epoch 1 has a loss of NaN"));
+        assert!(write("epoch,loss\n").unwrap_err().contains("it has no rows"));
+        assert!(write("epoch\n1\n").unwrap_err().contains("the contract: a header"));
     }
 
     fn leak(s: String) -> &'static str {
