@@ -1,7 +1,8 @@
 //! Docs that cannot go stale: the README and `docs/` checked against the code and the
 //! committed results. A column added to a row type without its line in docs/results.md, a
-//! key of an experiment file without its line in docs/experiments.md, or a quoted table that
-//! no longer matches the committed CSV file fails here (with the text to paste).
+//! key of an experiment file without its line in docs/experiments.md, a quoted table that no
+//! longer matches the committed CSV file (with the text to paste), or a quoted mean ± std or
+//! value [interval] that is no committed result fails here.
 
 use std::path::{Path, PathBuf};
 
@@ -374,4 +375,86 @@ fn the_docs_links_lead_somewhere() {
             assert!(target.exists(), "{} links {link}, which does not exist", path.display());
         }
     }
+}
+
+/// Every number quoted with its spread (`92.7 ± 1.3`) or its interval (`0.526 [0.524,
+/// 0.528]`) in the write-ups is one of the committed results, as rounded: a mean and standard
+/// deviation of a `summary.csv`, a value and interval of an `audit.csv`, or a paired difference
+/// of an `audit_pairs.csv` (either way round). Quotes of other sources are marked `(cited`, within a few words.
+#[test]
+fn quoted_numbers_are_the_committed_results() {
+    type Row = std::collections::HashMap<String, String>;
+    let mut known = std::collections::HashSet::new();
+    let num = |s: &str| s.parse::<f64>().ok();
+    let formats = |d: usize, vs: &[f64]| vs.iter().map(|v| format!("{v:.d$}")).collect::<Vec<_>>();
+    for entry in walkdir::WalkDir::new(root().join("results")) {
+        let path = entry.unwrap().into_path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !["summary.csv", "audit.csv", "audit_pairs.csv"].contains(&name.as_str()) {
+            continue;
+        }
+        let rows: Vec<Row> =
+            csv::Reader::from_path(&path).unwrap().deserialize().map(Result::unwrap).collect();
+        for row in &rows {
+            for (column, value) in row {
+                let Some(v) = num(value) else { continue };
+                let base = column.strip_suffix("_mean").unwrap_or(column);
+                if let Some(s) = row.get(&format!("{base}_std")).and_then(|s| num(s)) {
+                    for d in 0..=4 {
+                        let f = formats(d, &[v, s]);
+                        known.insert(format!("{} ± {}", f[0], f[1]));
+                    }
+                }
+                let (lo, hi) = match column.as_str() {
+                    "difference" => ("lo".to_owned(), "hi".to_owned()),
+                    c => (format!("{c}_lo"), format!("{c}_hi")),
+                };
+                if let (Some(l), Some(h)) =
+                    (row.get(&lo).and_then(|s| num(s)), row.get(&hi).and_then(|s| num(s)))
+                {
+                    for d in 0..=4 {
+                        for (a, b, c) in [(v, l, h), (-v, -h, -l)] {
+                            let f = formats(d, &[a, b, c]);
+                            known.insert(format!("{} [{}, {}]", f[0], f[1], f[2]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let (mut checked, mut stale) = (0, Vec::new());
+    for doc in ["README.md", "docs/findings.md", "docs/audit.md"] {
+        let text = read(doc).replace('\n', " ");
+        let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+        let clean = |w: &str| {
+            let punctuation = |c: char| "()%,;:*`.".contains(c);
+            w.trim_start_matches(punctuation).trim_end_matches(punctuation).to_owned()
+        };
+        let decimal = |w: &str| w.contains('.') && w.parse::<f64>().is_ok();
+        for i in 0..words.len().saturating_sub(2) {
+            let a = clean(words[i]);
+            if !decimal(&a) {
+                continue;
+            }
+            let quote = if words[i + 1] == "±" {
+                format!("{a} ± {}", clean(words[i + 2]))
+            } else if words[i + 1].starts_with('[') && i + 2 < words.len() {
+                let lo = words[i + 1].trim_start_matches('[').trim_end_matches(',');
+                let hi = words[i + 2].split(']').next().unwrap();
+                format!("{a} [{lo}, {hi}]")
+            } else {
+                continue;
+            };
+            let context = words[i.saturating_sub(8)..(i + 16).min(words.len())].join(" ");
+            if context.contains("(cited") {
+                continue;
+            }
+            if !known.contains(&quote) {
+                stale.push(format!("{doc}: \"{quote}\" is no committed result: ...{context}..."));
+            }
+            checked += 1;
+        }
+    }
+    assert!(stale.is_empty(), "{}", stale.join("\n"));
+    assert!(checked > 50, "{checked} quotes checked");
 }
