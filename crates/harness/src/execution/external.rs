@@ -424,11 +424,7 @@ pub fn read_model(path: &Path, like: &Classifier) -> Result<Classifier, String> 
         .map_err(|e| format!("{} is not a safetensors file: {e}", path.display()))?;
     let expected = like.var_store().variables();
     let mut problems = Vec::new();
-    let mut seen = Vec::new();
     for (name, t) in &tensors {
-        if expected.contains_key(name) {
-            seen.push(name.clone());
-        }
         match expected.get(name) {
             None => problems.push(format!("unexpected tensor {name:?}")),
             Some(e) if e.size() != t.size() => problems.push(format!(
@@ -445,7 +441,8 @@ pub fn read_model(path: &Path, like: &Classifier) -> Result<Classifier, String> 
             Some(_) => {}
         }
     }
-    let mut missing: Vec<&String> = expected.keys().filter(|n| !seen.contains(n)).collect();
+    let mut missing: Vec<&String> =
+        expected.keys().filter(|n| !tensors.iter().any(|(t, _)| t == *n)).collect();
     missing.sort();
     problems.extend(missing.into_iter().map(|n| format!("tensor {n:?} is missing")));
     if !problems.is_empty() {

@@ -35,6 +35,13 @@ pub struct Population {
 /// Images per side of the gallery.
 pub const GALLERY: usize = 24;
 
+impl Population {
+    /// `exp` with the forget set this population chose.
+    pub fn scenario(&self, exp: &Experiment) -> Experiment {
+        Experiment { forget: self.forget.clone(), ..exp.clone() }
+    }
+}
+
 /// What [`prepare`] checked and planned, for [`choose_set`] once the models are trained.
 #[derive(Debug)]
 pub struct Prepared {
@@ -43,7 +50,8 @@ pub struct Prepared {
     halves: Vec<Vec<usize>>,
     pool: Vec<usize>,
     key: String,
-    dataset: data::ImageDataset,
+    /// The dataset, loaded once: the runner trains from it (`Shared`'s images).
+    pub images: Arc<methods::Images>,
 }
 
 /// The population's plan if `exp` chooses its forget set by memorization (`None` if not).
@@ -55,8 +63,8 @@ pub fn prepare(exp: &Experiment, device: &Resolved) -> anyhow::Result<Option<Pre
     let Some(m) = exp.memorization else {
         return Ok(None);
     };
-    let dataset = data::dataset::load(&exp.data_dir, &exp.load)?;
-    let labels = &dataset.train.labels;
+    let images = methods::Images::new(Arc::new(data::dataset::load(&exp.data_dir, &exp.load)?));
+    let labels = &images.dataset().train.labels;
     let n = labels.len();
     let invalid = |key: &str, problem: String| ConfigError::Invalid {
         path: exp.source.clone(),
@@ -102,18 +110,19 @@ pub fn prepare(exp: &Experiment, device: &Resolved) -> anyhow::Result<Option<Pre
     let plan = Plan::memorization(exp, &fingerprint, device, m.models);
     let keys: String = plan.jobs.iter().map(|j| format!("{}\n", j.key)).collect();
     let key = sha256_hex(keys.as_bytes());
-    Ok(Some(Prepared { plan, memorization: m, halves, pool, key, dataset }))
+    Ok(Some(Prepared { plan, memorization: m, halves, pool, key, images }))
 }
 
-/// `exp` with the forget set its population chose, and the population, from each of the
+/// The population and the forget set it chose ([`Population::scenario`]), from each of the
 /// plan's models' cached outputs (in plan order; see `run::member_evaluation`).
 pub fn choose_set(
     exp: &Experiment,
     prepared: Prepared,
     outputs: &[(String, Option<Arc<Vec<f32>>>)],
-) -> anyhow::Result<(Experiment, Population)> {
-    let Prepared { memorization: m, halves, pool, key, dataset, .. } = prepared;
-    let n = dataset.train.labels.len();
+) -> anyhow::Result<Population> {
+    let Prepared { memorization: m, halves, pool, key, images, .. } = prepared;
+    let train = &images.dataset().train;
+    let n = train.labels.len();
     let (mut correct, mut confidence) = (Vec::new(), Vec::new());
     for (label, values) in outputs {
         let c = values.as_ref().with_context(|| format!("{label} has no outputs"))?;
@@ -126,7 +135,7 @@ pub fn choose_set(
     let scores = estimate(&halves, &correct, &confidence);
     let indices = choose(&scores, &pool, m.level, m.size);
     let chosen = Chosen {
-        name: format!("memorization-{}-{}", m.level.name(), m.size),
+        name: m.name(),
         key: format!("memorization={} size={} population={key}", m.level.name(), m.size),
         indices: indices.into(),
     };
@@ -138,7 +147,6 @@ pub fn choose_set(
         gallery.extend(order.iter().take(GALLERY).enumerate().map(|(r, &i)| (side, r + 1, i)));
     }
     let (mean, std) = exp.load.kind.mean_std();
-    let train = &dataset.train;
     let grey = |x: f32| ((x * std + mean) * 255.0).round().clamp(0.0, 255.0) as u8;
     let pixels = gallery
         .iter()
@@ -146,7 +154,6 @@ pub fn choose_set(
             train.features[i * train.dim..(i + 1) * train.dim].iter().map(|&x| grey(x)).collect()
         })
         .collect();
-    let resolved = Experiment { forget: forget.clone(), ..exp.clone() };
     let labels = train.labels.clone();
-    Ok((resolved, Population { models: m.models, key, scores, labels, forget, gallery, pixels }))
+    Ok(Population { models: m.models, key, scores, labels, forget, gallery, pixels })
 }

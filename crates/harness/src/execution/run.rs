@@ -62,10 +62,7 @@ pub struct Outcome {
 impl Outcome {
     /// `exp` as it ran: with the forget set its memorization population chose.
     pub fn experiment(&self, exp: &Experiment) -> Experiment {
-        match &self.memorization {
-            Some(p) => Experiment { forget: p.forget.clone(), ..exp.clone() },
-            None => exp.clone(),
-        }
+        self.memorization.as_ref().map_or_else(|| exp.clone(), |p| p.scenario(exp))
     }
 }
 
@@ -86,18 +83,20 @@ struct Shared<'a> {
 }
 
 impl<'a> Shared<'a> {
+    /// `images`: the dataset if the caller loaded it already, else the first job that needs it
+    /// loads it.
     fn new(
         exp: &'a Experiment,
         opts: &RunOptions,
         fingerprint: String,
-        total: usize,
-        verbosity: Verbosity,
+        (total, verbosity): (usize, Verbosity),
+        images: Option<Arc<Images>>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             exp,
             cache: Cache::open(&opts.cache)?,
             fingerprint,
-            images: Mutex::new(None),
+            images: Mutex::new(images),
             done: AtomicUsize::new(0),
             total,
             progress: Progress::new(total, verbosity),
@@ -130,9 +129,10 @@ impl<'a> Shared<'a> {
     fn evaluation(&self, job: &Job) -> Option<(Accuracy, Option<Arc<Vec<f32>>>)> {
         let split_key = split_key(self.exp, &self.fingerprint, job);
         let accuracy = self.cache.eval(&job.key, &split_key)?;
-        let confidences = match self.exp.audit.is_some() || job.memorization.is_some() {
-            true => Some(Arc::new(self.cache.confidences(&job.key, &split_key)?)),
-            false => None,
+        let confidences = if self.exp.audit.is_some() || job.memorization.is_some() {
+            Some(Arc::new(self.cache.confidences(&job.key, &split_key)?))
+        } else {
+            None
         };
         Some((accuracy, confidences))
     }
@@ -175,21 +175,18 @@ impl<'a> Shared<'a> {
 /// `exp` with its forget set chosen (and the population that chose it) if it asks for one
 /// by memorization; else `exp` as it is. With `train`, the population's missing models are
 /// trained (and cached); without (`harness report`), a missing model is an error.
-fn resolve(
-    exp: &Experiment,
-    opts: &RunOptions,
-    train: bool,
-) -> anyhow::Result<(Experiment, Option<Arc<Population>>)> {
+fn resolve(exp: &Experiment, opts: &RunOptions, train: bool) -> anyhow::Result<Resolved> {
     let Some(prepared) = prepare(exp, &opts.device)? else {
-        return Ok((exp.clone(), None));
+        return Ok(Resolved { exp: exp.clone(), population: None, images: None });
     };
-    let plan = prepared.plan.clone();
+    let (plan, images) = (prepared.plan.clone(), prepared.images.clone());
     let models = plan.jobs.len();
     let outcome = if train {
         let opts = RunOptions { shard: None, ..opts.clone() };
-        execute_plan(exp, plan, &opts).context("training the memorization population")?
+        execute_plan(exp, plan, &opts, Some(images.clone()))
+            .context("training the memorization population")?
     } else {
-        let (outcome, missing) = collect_plan(exp, plan, opts)?;
+        let (outcome, missing) = collect_plan(exp, plan, opts, Some(images.clone()))?;
         anyhow::ensure!(
             missing.is_empty(),
             "{}: {} of the memorization population's {models} models are not in the cache; run \
@@ -201,24 +198,41 @@ fn resolve(
     };
     let outputs: Vec<(String, Option<Arc<Vec<f32>>>)> =
         outcome.results.into_iter().map(|r| (r.job.label(), r.confidences)).collect();
-    let (exp, population) = choose_set(exp, prepared, &outputs)?;
-    Ok((exp, Some(Arc::new(population))))
+    let population = choose_set(exp, prepared, &outputs)?;
+    Ok(Resolved {
+        exp: population.scenario(exp),
+        population: Some(Arc::new(population)),
+        images: Some(images),
+    })
+}
+
+/// An experiment as it runs ([`resolve`]): with its chosen forget set, the population that
+/// chose it and the dataset that population loaded, if it has one.
+struct Resolved {
+    exp: Experiment,
+    population: Option<Arc<Population>>,
+    images: Option<Arc<Images>>,
 }
 
 /// Runs every job of `exp` (after its memorization population, if it chooses its forget set
 /// by one: [`resolve`]).
 pub fn execute(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<Outcome> {
-    let (exp, memorization) = resolve(exp, opts, true)?;
+    let Resolved { exp, population, images } = resolve(exp, opts, true)?;
     let fingerprint = data::dataset::fingerprint(&exp.load);
     let mut plan = Plan::new(&exp, &fingerprint, &opts.device)?;
     if let Some((index, count)) = opts.shard {
         plan = plan.shard(index, count);
     }
-    Ok(Outcome { memorization, ..execute_plan(&exp, plan, opts)? })
+    Ok(Outcome { memorization: population, ..execute_plan(&exp, plan, opts, images)? })
 }
 
-/// Runs every job of `plan`, whose scenario is `exp`'s.
-pub fn execute_plan(exp: &Experiment, plan: Plan, opts: &RunOptions) -> anyhow::Result<Outcome> {
+/// Runs every job of `plan`, whose scenario is `exp`'s (from `images` if loaded already).
+fn execute_plan(
+    exp: &Experiment,
+    plan: Plan,
+    opts: &RunOptions,
+    images: Option<Arc<Images>>,
+) -> anyhow::Result<Outcome> {
     let fingerprint = data::dataset::fingerprint(&exp.load);
     let threads = opts.threads.max(1);
     tch::set_num_threads(threads as i32);
@@ -234,9 +248,10 @@ pub fn execute_plan(exp: &Experiment, plan: Plan, opts: &RunOptions) -> anyhow::
             Some(a) => format!(", {} replicates and {} shadows each", a.replicates, a.shadows),
             None => String::new(),
         };
-        let what = match plan.jobs.iter().all(|j| j.memorization.is_some()) {
-            true => "originals on random halves: the memorization population".to_owned(),
-            false => format!("{} seeds{replicates}", exp.seeds.len()),
+        let what = if plan.jobs.iter().all(|j| j.memorization.is_some()) {
+            "originals on random halves: the memorization population".to_owned()
+        } else {
+            format!("{} seeds{replicates}", exp.seeds.len())
         };
         eprintln!(
             "{}: {} jobs ({what}), {} at a time x {} libtorch thread(s), cache {}",
@@ -247,7 +262,7 @@ pub fn execute_plan(exp: &Experiment, plan: Plan, opts: &RunOptions) -> anyhow::
             opts.cache.display()
         );
     }
-    let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), opts.verbosity)?;
+    let shared = Shared::new(exp, opts, fingerprint, (plan.jobs.len(), opts.verbosity), images)?;
     // Missing or corrupt data fails before anything is trained or cached; a run that the
     // cache holds entirely never loads the data.
     // (Presence only: each job checks its entry's hash itself when it runs.)
@@ -298,21 +313,23 @@ fn check_splits(exp: &Experiment, plan: &Plan, labels: &[u8]) -> anyhow::Result<
 /// model is cached but whose evaluation is not is evaluated); and the jobs with no finished
 /// run.
 pub fn collect(exp: &Experiment, opts: &RunOptions) -> anyhow::Result<(Outcome, Vec<Job>)> {
-    let (exp, memorization) = resolve(exp, opts, false)?;
+    let Resolved { exp, population, images } = resolve(exp, opts, false)?;
     let fingerprint = data::dataset::fingerprint(&exp.load);
     let plan = Plan::new(&exp, &fingerprint, &opts.device)?;
-    let (outcome, missing) = collect_plan(&exp, plan, opts)?;
-    Ok((Outcome { memorization, ..outcome }, missing))
+    let (outcome, missing) = collect_plan(&exp, plan, opts, images)?;
+    Ok((Outcome { memorization: population, ..outcome }, missing))
 }
 
-/// [`collect`] for the jobs of `plan`, whose scenario is `exp`'s.
-pub fn collect_plan(
+/// [`collect`] for the jobs of `plan`, whose scenario is `exp`'s (from `images` if loaded
+/// already).
+fn collect_plan(
     exp: &Experiment,
     plan: Plan,
     opts: &RunOptions,
+    images: Option<Arc<Images>>,
 ) -> anyhow::Result<(Outcome, Vec<Job>)> {
     let fingerprint = data::dataset::fingerprint(&exp.load);
-    let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet)?;
+    let shared = Shared::new(exp, opts, fingerprint, (plan.jobs.len(), Verbosity::Quiet), images)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
         // A record without every evaluation this experiment asks for (one trained by an

@@ -11,7 +11,7 @@ pub mod sections;
 use std::path::{Path, PathBuf};
 
 use data::dataset::LoadOptions;
-use data::split::ForgetSpec;
+use data::split::{Chosen, ForgetSpec};
 use methods::{AnyMethod, Engine, Role};
 use model::ClassifierSpec;
 use results::check::CheckSpec;
@@ -95,6 +95,13 @@ pub struct Memorization {
     pub models: usize,
 }
 
+impl Memorization {
+    /// The chosen set's name: `memorization-high-600`.
+    pub fn name(&self) -> String {
+        format!("memorization-{}-{}", self.level.name(), self.size)
+    }
+}
+
 /// The memorization population's size when `[forget] models` is left out.
 pub const MEMORIZATION_MODELS: usize = 64;
 
@@ -171,15 +178,15 @@ fn forget_spec(
 }
 
 /// A scenario's name before any set is chosen: `class3-0.75`, `memorization-high-600`.
+/// (A table in error gets a placeholder: checking the cell reports the error.)
 fn scenario_name(f: &raw::RawForget) -> String {
-    let spec =
-        ForgetSpec { class: f.class, fraction: f.fraction.unwrap_or(f64::NAN), chosen: None };
-    match (f.memorization, f.size) {
-        (Some(level), Some(size)) => {
-            let class = f.class.map_or_else(String::new, |c| format!("class{c}-"));
-            format!("{class}memorization-{}-{size}", level.name())
+    match forget_spec(f) {
+        Ok((spec, None)) => spec.name(),
+        Ok((spec, Some(m))) => {
+            let chosen = Chosen { name: m.name(), key: String::new(), indices: Vec::new().into() };
+            ForgetSpec { chosen: Some(chosen), ..spec }.name()
         }
-        _ => spec.name(),
+        Err(_) => "invalid".to_owned(),
     }
 }
 
