@@ -263,3 +263,69 @@ fn a_circle_is_found() {
     assert_eq!(circle(&edges).unwrap(), ["a", "b", "c", "a"]);
     assert_eq!(expand("a::{b, c::{d, e}};"), ["a::b", "a::c::d", "a::c::e"]);
 }
+
+/// A file's code before its test module (`#[cfg(test)] mod tests`, at the end of a file).
+fn non_test(text: &str) -> &str {
+    text.split("#[cfg(test)]\nmod tests").next().unwrap()
+}
+
+/// Every crate's source files but the test-only ones (`tests.rs`, `testutil.rs`).
+fn sources() -> Vec<std::path::PathBuf> {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for krate in ["data", "model", "methods", "results", "harness"] {
+        files.extend(walk(&crates.join(krate).join("src")).into_iter().filter(|f| {
+            !matches!(f.file_stem().and_then(|s| s.to_str()), Some("tests" | "testutil"))
+        }));
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let long: Vec<String> = sources()
+        .iter()
+        .filter_map(|f| {
+            let n = non_test(&std::fs::read_to_string(f).unwrap()).lines().count();
+            (n > 600).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these by responsibility (tests apart): {long:?}");
+}
+
+/// The built-in method names `code` quotes as a value (`"retrain"`, not a JSON key
+/// `"original":`).
+fn quoted_names<'a>(code: &str, names: &[&'a str]) -> Vec<&'a str> {
+    let code: Vec<&str> = code.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+    let code = code.join("\n");
+    let quoted = |name: &str| {
+        let q = format!("\"{name}\"");
+        code.match_indices(&q).any(|(i, _)| !code[i + q.len()..].starts_with(':'))
+    };
+    names.iter().copied().filter(|n| quoted(n)).collect()
+}
+
+/// The harness and the results crate know methods by their roles and swept parameters
+/// (`methods::Role`), never by name: outside the catalog and tests no code there matches a
+/// built-in method's name.
+#[test]
+fn the_harness_and_results_match_no_method_by_name() {
+    let names: Vec<&str> = methods::catalog::ALL.iter().map(|r| r.name).collect();
+    assert!(names.contains(&"retrain") && names.contains(&"mi_unlearn"), "{names:?}");
+    let found: Vec<String> = sources()
+        .iter()
+        .filter(|f| {
+            let f = f.to_string_lossy();
+            f.contains("/harness/src/") || f.contains("/results/src/")
+        })
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let hits = quoted_names(non_test(&text), &names);
+            (!hits.is_empty()).then(|| format!("{}: {hits:?}", f.display()))
+        })
+        .collect();
+    assert!(found.is_empty(), "method names matched outside the catalog: {found:?}");
+    let sample = "// \"scrub\" in a comment\nif m == \"retrain\" {}\njson!({\"original\": p})";
+    assert_eq!(quoted_names(sample, &names), ["retrain"]);
+}
