@@ -29,7 +29,7 @@ inputs = ["examples/external/identity.py", "examples/external/unlearn_job.py"]
 [methods.external.torch_finetune]
 command = ["python", "examples/external/finetune.py"]
 inputs = ["examples/external/finetune.py", "examples/external/unlearn_job.py"]
-params = { epochs = 1 }
+params = { epochs = 2 }
 "#,
     );
     let (ok, _, stderr) =
@@ -62,7 +62,7 @@ params = { epochs = 1 }
     assert!(!described(original).contains("\ncpu "), "{}", described(original));
     assert_eq!(identity["params"], "external");
     let (builtin, torch) = (row("finetune"), row("torch_finetune"));
-    assert_eq!(torch["params"], "epochs=1");
+    assert_eq!((torch["params"].as_str(), torch["epochs"].as_str()), ("epochs=2", "2"));
     assert_ne!(model_sha(torch), model_sha(original), "PyTorch trained the model");
     // Another implementation with its own random numbers: the same within seed noise.
     for (column, tolerance) in [("remain_acc", 2.0), ("test_acc", 3.0), ("forget_acc", 15.0)] {
@@ -71,11 +71,16 @@ params = { epochs = 1 }
     }
     let history = read_csv(&tmp.path().join("out/history.csv"));
     let torch_epochs: Vec<_> = history.iter().filter(|r| r["method"] == "torch_finetune").collect();
-    assert_eq!(torch_epochs.len(), 1);
-    // Its losses.csv: the last epoch's mean loss, a cross-entropy of a model that fits.
-    let loss = num(torch_epochs[0], "loss");
-    assert!(loss > 0.0 && loss < 0.5 && num(torch_epochs[0], "ce") == loss, "{loss}");
+    // Its losses.csv: a row per epoch, a cross-entropy of a model that fits, falling; the
+    // accuracies of the last epoch alone (the only model the harness sees), the final ones.
+    let column = |c: &str| torch_epochs.iter().map(|r| r[c].clone()).collect::<Vec<_>>();
+    assert_eq!(column("epoch"), ["1", "2"]);
+    let (first, last) = (num(torch_epochs[0], "loss"), num(torch_epochs[1], "loss"));
+    assert!(0.0 < last && last < first && first < 0.5, "{first} then {last}");
+    assert_eq!(column("ce"), column("loss"), "`ce` is `loss` when left out");
+    assert_eq!(column("test_acc"), ["", torch["test_acc"].as_str()]);
     let identity_epochs: Vec<_> = history.iter().filter(|r| r["method"] == "identity").collect();
+    assert_eq!(identity_epochs.len(), 1);
     assert_eq!(identity_epochs[0]["loss"], "NaN", "the harness sees no losses it is not given");
 
     // Cached like any other job: the rerun trains nothing.
@@ -237,6 +242,12 @@ fn bad_declarations_exit_2_naming_the_file_and_key() {
             "[methods.external.x]\ncommand = [\"no-such-program-here\"]\n",
             "methods.external.x.command",
             "not a program on PATH",
+        ),
+        (
+            "fractional_epochs",
+            "[methods.external.x]\ncommand = [\"python3\"]\nparams = { epochs = [1, 2.5] }\n",
+            "methods.external.x.params.epochs",
+            "is 2.5; `epochs` is the method's epoch count, a whole number from 1",
         ),
         (
             "builtin_name",

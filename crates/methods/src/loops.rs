@@ -14,7 +14,9 @@ use crate::params::{Count, Rate};
 use crate::tensors::Data;
 
 /// Called after each epoch with its number (from 1), the model and the epoch's statistics.
-pub type OnEpoch<'a> = dyn FnMut(usize, &Classifier, &EpochStats) + 'a;
+/// The model is `None` for an epoch of a method that hands back only its final model (an
+/// external command's losses: [`crate::DynMethod::models_each_epoch`]).
+pub type OnEpoch<'a> = dyn FnMut(usize, Option<&Classifier>, &EpochStats) + 'a;
 
 /// How long and with what a method trains: `epochs` epochs, each stepping a fresh
 /// `optimizer`.
@@ -47,7 +49,7 @@ pub(crate) fn train(
     for epoch in 1..=schedule.epochs.get() {
         let steps = one_epoch(step.as_mut());
         step.sync();
-        on_epoch(epoch, model, &step.take_totals().mean(steps));
+        on_epoch(epoch, Some(model), &step.take_totals().mean(steps));
     }
 }
 

@@ -269,6 +269,13 @@ pub trait DynMethod: Send + Sync {
         self.start().uses_split()
     }
 
+    /// Whether it shows its model after every epoch (`on_epoch` gets one), so that any epoch can
+    /// be evaluated; one that hands back only its final model (an external command) is
+    /// evaluated after its last epoch alone.
+    fn models_each_epoch(&self) -> bool {
+        true
+    }
+
     /// Whether its trained bits depend on the class of CPU it runs on whatever the engine
     /// (a program outside the process: PyTorch's CPU kernels differ on Intel and AMD). Its
     /// keys then carry the CPU's class, as autograd's do.

@@ -28,6 +28,9 @@ const JOB_FOLDER: &str = "unlearn-bench-external";
 pub const KEEP_FAILED: &str = "UNLEARN_BENCH_KEEP_FAILED";
 /// The per-epoch losses a command may write in its job folder ([`read_losses`]).
 const LOSSES: &str = "losses.csv";
+
+/// Each epoch's loss and cross-entropy, as a command wrote them.
+type Losses = Vec<(f64, f64)>;
 /// The lines of a failed command's stderr that its error shows.
 const STDERR_LINES: usize = 20;
 
@@ -72,7 +75,7 @@ impl DynMethod for External {
     }
 
     fn epochs(&self) -> usize {
-        1
+        self.spec.epochs
     }
 
     fn key(&self) -> Vec<(String, String)> {
@@ -109,24 +112,36 @@ impl DynMethod for External {
         Start::Original
     }
 
+    fn models_each_epoch(&self) -> bool {
+        false
+    }
+
     fn train(
         &self,
         ctx: &Context<'_>,
         on_epoch: &mut methods::loops::OnEpoch<'_>,
     ) -> Result<Classifier, Failed> {
         let (model, losses) = self.run(ctx).map_err(Failed)?;
-        // Unknown (NaN) unless the command wrote its losses (`losses.csv`).
-        let (loss, ce) = losses.unwrap_or((f64::NAN, f64::NAN));
-        let stats = EpochStats { loss, ce, mi: None, steps: 0 };
-        on_epoch(1, &model, &stats);
+        let epochs = self.spec.epochs;
+        let stats = |(loss, ce)| EpochStats { loss, ce, mi: None, steps: 0 };
+        match losses {
+            // Every epoch's losses; only the last epoch's model exists.
+            Some(losses) => {
+                for (epoch, &pair) in (1..=epochs).zip(&losses) {
+                    on_epoch(epoch, (epoch == epochs).then_some(&model), &stats(pair));
+                }
+            }
+            // Unknown (NaN): the command wrote no `losses.csv`.
+            None => on_epoch(epochs, Some(&model), &stats((f64::NAN, f64::NAN))),
+        }
         Ok(model)
     }
 }
 
 impl External {
-    /// Writes the job folder, runs the command, reads back its model (and its last epoch's
-    /// loss and cross-entropy, if it wrote `losses.csv`).
-    fn run(&self, ctx: &Context<'_>) -> Result<(Classifier, Option<(f64, f64)>), String> {
+    /// Writes the job folder, runs the command, reads back its model (and every epoch's loss
+    /// and cross-entropy, if it wrote `losses.csv`).
+    fn run(&self, ctx: &Context<'_>) -> Result<(Classifier, Option<Losses>), String> {
         let original = ctx.original.expect("an unlearning method gets the original");
         let temp = std::env::temp_dir();
         static SWEPT: std::sync::Once = std::sync::Once::new();
@@ -161,7 +176,7 @@ impl External {
         dir: &Path,
         ctx: &Context<'_>,
         original: &Classifier,
-    ) -> Result<(Classifier, Option<(f64, f64)>), String> {
+    ) -> Result<(Classifier, Option<Losses>), String> {
         let job = self.write_job(dir, ctx, original)?;
         let (stdout, stderr) = (dir.join("stdout.log"), dir.join("stderr.log"));
         let file = |p: &Path| {
@@ -213,7 +228,7 @@ impl External {
         }
         let model =
             read_model(&output, original).map_err(|why| format!("{why}{}", tail(&stderr)))?;
-        Ok((model, read_losses(&dir.join(LOSSES))?))
+        Ok((model, read_losses(&dir.join(LOSSES), self.spec.epochs)?))
     }
 
     /// The job folder's inputs: `original.safetensors`, `remain.npy`, `forget.npy`,
@@ -379,10 +394,10 @@ fn program(word: &str) -> Result<PathBuf, String> {
     found.ok_or_else(|| format!("names {word}, which is not a program on PATH"))
 }
 
-/// The last row's `loss` and `ce` (`ce` defaults to `loss`) of the per-epoch losses a command
-/// may write (`epoch,loss[,ce]`, epochs 1, 2, ... in order, finite values); `None` if it wrote
-/// none.
-fn read_losses(path: &Path) -> Result<Option<(f64, f64)>, String> {
+/// Each epoch's `loss` and `ce` (`ce` defaults to `loss`) from the per-epoch losses a command
+/// may write (`epoch,loss[,ce]`, one row for each of its `epochs` in order, finite values);
+/// `None` if it wrote none.
+fn read_losses(path: &Path, epochs: usize) -> Result<Option<Losses>, String> {
     if !path.exists() {
         return Ok(None);
     }
@@ -394,12 +409,12 @@ fn read_losses(path: &Path) -> Result<Option<(f64, f64)>, String> {
     }
     let bad = |why: String| {
         format!(
-            "{}: {why} (the contract: a header `epoch,loss` or `epoch,loss,ce`, then one row per epoch from 1, finite numbers)",
+            "{}: {why} (the contract: a header `epoch,loss` or `epoch,loss,ce`, then one row per epoch from 1 to the method's `epochs` ({epochs}), finite numbers)",
             path.display()
         )
     };
     let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
-    let mut last = None;
+    let mut losses = Vec::new();
     for (i, row) in reader.deserialize::<Row>().enumerate() {
         let row = row.map_err(|e| bad(e.to_string()))?;
         if row.epoch != i + 1 {
@@ -412,9 +427,12 @@ fn read_losses(path: &Path) -> Result<Option<(f64, f64)>, String> {
                 row.epoch, row.loss
             )));
         }
-        last = Some((row.loss, ce));
+        losses.push((row.loss, ce));
     }
-    last.map(Some).ok_or_else(|| bad("it has no rows".into()))
+    if losses.len() != epochs {
+        return Err(bad(format!("it has {} row(s) for {epochs} epoch(s)", losses.len())));
+    }
+    Ok(Some(losses))
 }
 
 /// `like`'s architecture with the parameters of the safetensors file at `path`, which must
@@ -533,20 +551,28 @@ mod tests {
     }
 
     #[test]
-    fn losses_are_read_from_their_last_epoch_and_checked() {
+    fn losses_are_read_for_every_epoch_and_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let write = |text: &str| {
+        let write = |text: &str, epochs: usize| {
             let path = dir.path().join("losses.csv");
             std::fs::write(&path, text).unwrap();
-            read_losses(&path)
+            read_losses(&path, epochs)
         };
-        assert_eq!(read_losses(&dir.path().join("none.csv")), Ok(None));
-        assert_eq!(write("epoch,loss\n1,0.5\n2,0.25\n"), Ok(Some((0.25, 0.25))));
-        assert_eq!(write("epoch,loss,ce\n1,0.5,0.4\n"), Ok(Some((0.5, 0.4))));
-        assert!(write("epoch,loss\n2,0.5\n").unwrap_err().contains("row 1 is epoch 2, not 1"));
-        assert!(write("epoch,loss\n1,NaN\n").unwrap_err().contains("epoch 1 has a loss of NaN"));
-        assert!(write("epoch,loss\n").unwrap_err().contains("it has no rows"));
-        assert!(write("epoch\n1\n").unwrap_err().contains("the contract: a header"));
+        assert_eq!(read_losses(&dir.path().join("none.csv"), 2), Ok(None));
+        let two = write("epoch,loss\n1,0.5\n2,0.25\n", 2);
+        assert_eq!(two, Ok(Some(vec![(0.5, 0.5), (0.25, 0.25)])));
+        assert_eq!(write("epoch,loss,ce\n1,0.5,0.4\n", 1), Ok(Some(vec![(0.5, 0.4)])));
+        let short = write("epoch,loss\n1,0.5\n", 3).unwrap_err();
+        assert!(
+            short.contains("it has 1 row(s) for 3 epoch(s)") && short.contains("(3)"),
+            "{short}"
+        );
+        let err = write("epoch,loss\n2,0.5\n", 1).unwrap_err();
+        assert!(err.contains("row 1 is epoch 2, not 1"), "{err}");
+        let err = write("epoch,loss\n1,NaN\n", 1).unwrap_err();
+        assert!(err.contains("epoch 1 has a loss of NaN"), "{err}");
+        assert!(write("epoch,loss\n", 1).unwrap_err().contains("it has 0 row(s) for 1 epoch(s)"));
+        assert!(write("epoch\n1\n", 1).unwrap_err().contains("the contract: a header"));
     }
 
     fn leak(s: String) -> &'static str {

@@ -56,16 +56,17 @@ pub fn train(
         if !stats.loss.is_finite() && stats.steps > 0 && non_finite_loss.is_none() {
             non_finite_loss = Some((epoch, stats.loss));
         }
-        let metrics = match exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch) {
-            false => None,
+        let asked = exp.evaluates_after(&job.method, epoch) || evaluated_before(epoch);
+        let metrics = match m.filter(|_| asked) {
+            None => None,
             // The last epoch's model is the final one: one pass serves both.
-            true if epoch == last => {
+            Some(m) if epoch == last => {
                 let all = outputs(m, data, job.engine, exp.audit.is_some());
                 let metrics = all.metrics(data);
                 final_outputs = Some(all);
                 Some(metrics.into())
             }
-            true => Some(evaluate(m, data, job.engine).into()),
+            Some(m) => Some(evaluate(m, data, job.engine).into()),
         };
         let record = EpochRecord { epoch, loss: stats.loss, ce: stats.ce, mi: stats.mi, metrics };
         progress.detail(format_args!("  {label} epoch {epoch}: {}", describe(&record)));

@@ -218,10 +218,12 @@ impl Experiment {
     }
 
     /// Whether a run of `method` is evaluated after `epoch` for its history (the original,
-    /// whose key leaves out the split, never is).
+    /// whose key leaves out the split, never is; a method that hands back only its final
+    /// model, after its last epoch alone).
     pub fn evaluates_after(&self, method: &AnyMethod, epoch: usize) -> bool {
         let every = self.eval_every.iter().find(|(m, _)| m == method.name()).map_or(1, |e| e.1);
-        method.uses_split() && (epoch.is_multiple_of(every) || epoch == method.epochs())
+        let last = epoch == method.epochs();
+        method.uses_split() && (last || (epoch.is_multiple_of(every) && method.models_each_epoch()))
     }
 
     /// The one cell of `suite` (read from `path`), for the commands that take a file of one

@@ -152,6 +152,9 @@ pub struct ExternalSpec {
     pub timeout_s: f64,
     /// This run's parameters, one point of the section's grid, in declaration order.
     pub params: Vec<(String, Value)>,
+    /// Its epochs: `params.epochs` if given (a whole number), else 1. The `epochs` column,
+    /// and how many rows its `losses.csv` must have.
+    pub epochs: usize,
 }
 
 /// Reads `[methods.external.<name>]`: its command, its input files, its timeout and its
@@ -260,14 +263,31 @@ fn read_external(
     let name: Arc<str> = Arc::from(name);
     let specs = points
         .into_iter()
-        .map(|point| ExternalSpec {
-            name: name.clone(),
-            command: command.clone(),
-            inputs: inputs.clone(),
-            timeout_s,
-            params: point.into_iter().collect(),
+        .map(|point| {
+            let epochs = match point.get("epochs") {
+                None => 1,
+                Some(Value::Integer(n)) if (1..=MAX_COUNT as i64).contains(n) => *n as usize,
+                Some(v) => {
+                    return Err((
+                        key("params.epochs"),
+                        format!(
+                            "is {v}; `epochs` is the method's epoch count, a whole number from 1 \
+                             to {MAX_COUNT} (name another parameter for anything else)"
+                        ),
+                    ));
+                }
+            };
+            let params = point.into_iter().collect();
+            Ok(ExternalSpec {
+                name: name.clone(),
+                command: command.clone(),
+                inputs: inputs.clone(),
+                timeout_s,
+                params,
+                epochs,
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut resolved = section.clone();
     resolved.insert("timeout_s".into(), Value::Float(timeout_s));
     Ok((specs, resolved))

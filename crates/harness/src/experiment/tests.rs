@@ -384,3 +384,17 @@ fn forget_sets_chosen_by_memorization() {
     let names: Vec<&str> = suite.cells.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["mnist-memorization-high-60", "mnist-class3-memorization-low-60"]);
 }
+
+#[test]
+fn an_external_method_s_epochs_are_its_epochs_parameter() {
+    let text = format!(
+        "{MINIMAL}[methods.external.a]\ncommand = [\"python\"]\nparams = {{ epochs = [2, 5], lr = 0.1 }}\n\
+         [methods.external.b]\ncommand = [\"python\"]\n"
+    );
+    let exp = parse(&text).unwrap();
+    let epochs: Vec<(&str, usize)> = exp.external.iter().map(|s| (&*s.name, s.epochs)).collect();
+    assert_eq!(epochs, [("a", 2), ("a", 5), ("b", 1)]);
+    let zero = text.replace("epochs = [2, 5]", "epochs = 0");
+    check_err(&zero, &["x.toml", "`methods.external.a.params.epochs` is 0", "a whole number"]);
+    check_err(&text.replace("[2, 5]", "\"auto\""), &["params.epochs` is \"auto\""]);
+}

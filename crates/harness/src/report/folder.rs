@@ -204,13 +204,18 @@ pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
         .collect()
 }
 
-/// One [`HistoryRow`] per evaluated epoch of every run.
+/// One [`HistoryRow`] per evaluated epoch of every run, and per epoch a method that hands
+/// back only its final model reported losses for (its accuracies NaN but the last epoch's).
 pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
     results
         .iter()
         .flat_map(|r| {
+            let losses_alone = !r.job.method.models_each_epoch();
             r.record.history.iter().filter_map(move |e| {
-                let m = e.metrics?;
+                if e.metrics.is_none() && !losses_alone {
+                    return None;
+                }
+                let m = e.metrics;
                 Some(HistoryRow {
                     method: r.job.method.name().to_owned(),
                     gamma: gamma(&r.job.method),
@@ -218,9 +223,9 @@ pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
                     seed: r.job.seed,
                     replicate: r.job.replicate,
                     epoch: e.epoch,
-                    remain_acc: m.remain,
-                    forget_acc: m.forget,
-                    test_acc: m.test,
+                    remain_acc: m.map(|m| m.remain),
+                    forget_acc: m.map(|m| m.forget),
+                    test_acc: m.map(|m| m.test),
                     loss: e.loss,
                     ce: e.ce,
                     mi: e.mi,

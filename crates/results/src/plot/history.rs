@@ -53,9 +53,9 @@ impl History {
             epochs,
             over: over_runs(rows.iter().map(|r| (r.seed, r.replicate))),
             mi: curve(&|r| r.mi),
-            forget: curve(&|r| Some(r.forget_acc)),
-            remain: curve(&|r| Some(r.remain_acc)),
-            test: curve(&|r| Some(r.test_acc)),
+            forget: curve(&|r| r.forget_acc),
+            remain: curve(&|r| r.remain_acc),
+            test: curve(&|r| r.test_acc),
         })
     }
 }

@@ -48,9 +48,9 @@ fn fixture(dir: &Path) {
                     checkpoint: format!("mi_unlearn-{:?}-{seed}", Some(gamma)),
                     seed,
                     epoch,
-                    remain_acc: 99.8,
-                    forget_acc: forget(e),
-                    test_acc: 97.5,
+                    remain_acc: Some(99.8),
+                    forget_acc: Some(forget(e)),
+                    test_acc: Some(97.5),
                     mi: Some(mi(e)),
                     ..HistoryRow::default()
                 });

@@ -84,12 +84,13 @@ pub struct HistoryRow {
     #[serde(default)]
     pub replicate: usize,
     pub epoch: usize,
-    #[serde(serialize_with = "cell::num")]
-    pub remain_acc: f64,
-    #[serde(serialize_with = "cell::num")]
-    pub forget_acc: f64,
-    #[serde(serialize_with = "cell::num")]
-    pub test_acc: f64,
+    /// Empty for an epoch whose model the harness never saw (an external method's losses).
+    #[serde(serialize_with = "cell::opt")]
+    pub remain_acc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub forget_acc: Option<f64>,
+    #[serde(serialize_with = "cell::opt")]
+    pub test_acc: Option<f64>,
     #[serde(serialize_with = "cell::num")]
     pub loss: f64,
     #[serde(serialize_with = "cell::num")]
