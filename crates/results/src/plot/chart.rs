@@ -223,12 +223,13 @@ pub(super) type BarChart<'a, DB> = ChartContext<
 >;
 
 /// A horizontal bar panel of `n` rows (the first at the top) over `x`, captioned, with `ticks`
-/// x labels of `decimals` decimals (by default 1 below 10, else 0): what the leaderboard's and
-/// the audit's panels are drawn on.
+/// x labels of `decimals` decimals (by default 1 below 10, else 0), none past `last` (room for
+/// the bars' texts beyond a bounded value): what the leaderboard's and the audit's panels are
+/// drawn on.
 pub(super) fn bar_panel<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     caption: &str,
-    x: Range<f64>,
+    (x, last): (Range<f64>, f64),
     n: usize,
     ticks: usize,
     decimals: Option<usize>,
@@ -247,7 +248,7 @@ pub(super) fn bar_panel<'a, DB: DrawingBackend>(
         .x_labels(ticks)
         .x_label_formatter(&|v| {
             let decimals = decimals.unwrap_or(if x_max < 10.0 { 1 } else { 0 });
-            format!("{v:.decimals$}")
+            if *v > last + 1e-9 { String::new() } else { format!("{v:.decimals$}") }
         })
         .label_style(font(15.0))
         .bold_line_style(GRID)
