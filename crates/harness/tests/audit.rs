@@ -15,10 +15,6 @@ fn audited(dir: &std::path::Path, name: &str, audit: &str) -> String {
     slice(dir, name, "", &format!("{methods}{audit}")).display().to_string()
 }
 
-fn array(path: &std::path::Path) -> (Vec<usize>, Vec<f32>) {
-    npy::from_bytes(&std::fs::read(path).unwrap()).unwrap()
-}
-
 #[test]
 fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     if !have_mnist() {
@@ -136,15 +132,14 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
 
     // The arrays: anyone can score them again and get audit.csv's F.
     let dir = tmp.path().join("audit/arrays");
-    let (shape, forget) =
-        npy::from_bytes::<i64>(&std::fs::read(dir.join("forget_seed0.npy")).unwrap()).unwrap();
+    let (shape, forget) = npy_array::<i64>(&dir.join("forget_seed0.npy"));
     let examples = shape[0];
     assert_eq!(examples, num(original, "examples") as usize);
     assert!(forget.windows(2).all(|w| w[0] < w[1]) && forget.iter().all(|&i| i < 3000));
-    let (rshape, retrain) = array(&dir.join("retrain_epochs2_seed0.npy"));
-    let (fshape, finetune) = array(&dir.join("finetune_epochs1_seed0.npy"));
+    let (rshape, retrain) = npy_array::<f32>(&dir.join("retrain_epochs2_seed0.npy"));
+    let (fshape, finetune) = npy_array::<f32>(&dir.join("finetune_epochs1_seed0.npy"));
     assert_eq!((rshape, fshape.clone()), (vec![6, examples], vec![6, examples]));
-    assert_eq!(array(&dir.join("original_epochs2_seed0.npy")).0, vec![1, examples]);
+    assert_eq!(npy_array::<f32>(&dir.join("original_epochs2_seed0.npy")).0, vec![1, examples]);
     let column =
         |a: &[f32], j: usize| (0..6).map(|r| f64::from(a[r * examples + j])).collect::<Vec<_>>();
     let eps: Vec<f64> =
@@ -168,9 +163,7 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     assert!(scored > 1000.0 && audit.iter().all(|r| num(r, "ulira_scored") == scored));
     assert!(audit.iter().all(|r| num(r, "ulira_targets") == 8.0));
     // The committed decisions: anyone recomputes each target's accuracy from them.
-    let (dshape, decisions) =
-        npy::from_bytes::<i16>(&std::fs::read(dir.join("ulira/decisions_seed0.npy")).unwrap())
-            .unwrap();
+    let (dshape, decisions) = npy_array::<i16>(&dir.join("ulira/decisions_seed0.npy"));
     assert_eq!(dshape, vec![scored as usize, 3]);
     let scores = npy::read(&std::fs::read(dir.join("ulira/retrain_epochs2_seed0.npy")).unwrap())
         .unwrap()
@@ -190,12 +183,8 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
     let shadow_runs = read_csv(&tmp.path().join("audit/shadows.csv"));
     assert_eq!(shadow_runs.len(), 8 * 3);
     assert!(shadow_runs.iter().all(|r| r["replicate"] == "0" && !r["shadow"].is_empty()));
-    let (mshape, membership) =
-        npy::from_bytes::<i8>(&std::fs::read(dir.join("shadows/membership_seed0.npy")).unwrap())
-            .unwrap();
-    let (pshape, population) =
-        npy::from_bytes::<i64>(&std::fs::read(dir.join("shadows/population.npy")).unwrap())
-            .unwrap();
+    let (mshape, membership) = npy_array::<i8>(&dir.join("shadows/membership_seed0.npy"));
+    let (pshape, population) = npy_array::<i64>(&dir.join("shadows/population.npy"));
     assert_eq!(mshape, vec![8, pshape[0]]);
     assert!(forget.iter().all(|i| population.binary_search(i).is_ok()));
     // Each shadow forgot 75% of the threes of its half (of 3000 images).
@@ -205,7 +194,10 @@ fn replicates_are_scored_and_their_arrays_rescore_the_same() {
             (row.iter().filter(|&&m| m > 0).count(), row.iter().filter(|&&m| m == 2).count());
         assert_eq!(forgot, seen * 3 / 4, "shadow {k}");
     }
-    assert_eq!(array(&dir.join("shadows/finetune_epochs1_seed0.npy")).0, vec![8, pshape[0]]);
+    assert_eq!(
+        npy_array::<f32>(&dir.join("shadows/finetune_epochs1_seed0.npy")).0,
+        vec![8, pshape[0]]
+    );
 
     // Again, everything from the cache: the same files.
     let (ok, _, stderr) = harness(&[&audited, "--cache", &p("cache"), "--out", &p("again")]);

@@ -215,11 +215,7 @@ fn check_quotes(name: &str, doc: &str) -> usize {
         if let Some(spec) = line.strip_prefix("<!-- table ").and_then(|l| l.strip_suffix(" -->")) {
             let (file, cells) = spec.split_once(": ").unwrap();
             let rows: Vec<std::collections::HashMap<String, String>> =
-                csv::Reader::from_path(root().join(file))
-                    .unwrap()
-                    .deserialize()
-                    .map(Result::unwrap)
-                    .collect();
+                read_rows(&root().join(file));
             let specs: Vec<&str> = cells.split(" | ").collect();
             let want: Vec<String> = rows
                 .iter()
@@ -293,12 +289,9 @@ fn check_quotes(name: &str, doc: &str) -> usize {
 /// (tied), empty on the diagonal.
 fn pair_matrix(file: &str, metric: &str) -> Vec<Vec<String>> {
     type Row = std::collections::HashMap<String, String>;
-    let read = |p: &Path| -> Vec<Row> {
-        csv::Reader::from_path(p).unwrap().deserialize().map(Result::unwrap).collect()
-    };
     let path = root().join(file);
-    let pairs = read(&path);
-    let audit = read(&path.with_file_name("audit.csv"));
+    let pairs: Vec<Row> = read_rows(&path);
+    let audit: Vec<Row> = read_rows(&path.with_file_name("audit.csv"));
     let ids: Vec<(&str, &str)> =
         audit.iter().map(|r| (r["method"].as_str(), r["params"].as_str())).collect();
     let verdict = |a: (&str, &str), b: (&str, &str)| -> String {
@@ -393,8 +386,7 @@ fn quoted_numbers_are_the_committed_results() {
         if !["summary.csv", "audit.csv", "audit_pairs.csv"].contains(&name.as_str()) {
             continue;
         }
-        let rows: Vec<Row> =
-            csv::Reader::from_path(&path).unwrap().deserialize().map(Result::unwrap).collect();
+        let rows: Vec<Row> = read_rows(&path);
         for row in &rows {
             for (column, value) in row {
                 let Some(v) = num(value) else { continue };

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use results::npy;
 
 /// The slice's experiment with `forget` as its scenario and an audit.
 fn chosen(dir: &std::path::Path, name: &str, forget: &str) -> String {
@@ -20,10 +19,6 @@ fn chosen(dir: &std::path::Path, name: &str, forget: &str) -> String {
     path.display().to_string()
 }
 
-fn array<T: npy::Element>(path: &std::path::Path) -> (Vec<usize>, Vec<T>) {
-    npy::from_bytes(&std::fs::read(path).unwrap()).unwrap()
-}
-
 #[test]
 fn a_population_chooses_the_forget_set_and_is_shared() {
     if !have_mnist() {
@@ -36,11 +31,11 @@ fn a_population_chooses_the_forget_set_and_is_shared() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("16 jobs (originals on random halves"), "{stderr}");
     let out = tmp.path().join("high");
-    let (shape, scores) = array::<f32>(&out.join("memorization/scores.npy"));
+    let (shape, scores) = npy_array::<f32>(&out.join("memorization/scores.npy"));
     assert_eq!(shape, [3000]);
-    let (_, models_in) = array::<i16>(&out.join("memorization/models_in.npy"));
+    let (_, models_in) = npy_array::<i16>(&out.join("memorization/models_in.npy"));
     assert!(models_in.iter().all(|&c| (1..16).contains(&c)), "both sides of every example");
-    let (_, picked) = array::<i64>(&out.join("memorization/chosen.npy"));
+    let (_, picked) = npy_array::<i64>(&out.join("memorization/chosen.npy"));
     assert_eq!(picked.len(), 40);
     let is_picked = |i: usize| picked.contains(&(i as i64));
     let lowest_picked = picked.iter().map(|&i| scores[i as usize]).fold(f32::MAX, f32::min);
@@ -49,7 +44,7 @@ fn a_population_chooses_the_forget_set_and_is_shared() {
     assert!(lowest_picked >= best_left, "the 40 highest: {lowest_picked} < {best_left}");
     assert!(lowest_picked > 0.3, "memorized examples: {lowest_picked}");
     // The audit forgot exactly them: the forget set's indices in its arrays.
-    let (_, forget) = array::<i64>(&out.join("arrays/forget_seed0.npy"));
+    let (_, forget) = npy_array::<i64>(&out.join("arrays/forget_seed0.npy"));
     assert_eq!(forget, picked);
     let summary = read_csv(&out.join("memorization.csv"));
     let all = summary.iter().find(|r| r["class"] == "all").unwrap();
@@ -65,7 +60,7 @@ fn a_population_chooses_the_forget_set_and_is_shared() {
     let top = &gallery[0];
     assert_eq!((top["side"].as_str(), top["rank"].as_str()), ("most", "1"));
     assert_eq!(num(top, "memorization") as f32, scores.iter().copied().fold(f32::MIN, f32::max));
-    assert_eq!(array::<u8>(&out.join("memorization/gallery.npy")).0, [48, 784]);
+    assert_eq!(npy_array::<u8>(&out.join("memorization/gallery.npy")).0, [48, 784]);
     assert!(out.join("memorization.png").exists() && out.join("memorization.svg").exists());
     let runs = read_csv(&out.join("runs.csv"));
     assert!(runs.iter().all(|r| r["checkpoint"].len() == 64));
@@ -80,7 +75,7 @@ fn a_population_chooses_the_forget_set_and_is_shared() {
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("memorization=3: trained"), "the population is shared: {stderr}");
     assert!(!stderr.contains("original epochs=2 seed=0: trained"), "{stderr}");
-    let (_, low_picked) = array::<i64>(&tmp.path().join("low/memorization/chosen.npy"));
+    let (_, low_picked) = npy_array::<i64>(&tmp.path().join("low/memorization/chosen.npy"));
     assert!(low_picked.iter().all(|i| !picked.contains(i)));
     let key = |dir: &str| {
         read_csv(&tmp.path().join(dir).join("memorization.csv"))[0]["population"].clone()

@@ -164,7 +164,20 @@ pub struct Context<'a> {
     pub original: Option<&'a Classifier>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// A plain run of `seed` on `engine`: replicate 0, no shadow, not in a memorization
+    /// population, with no original (set the fields that differ with `..Context::new(..)`).
+    pub fn new(
+        data: &'a Data,
+        spec: &'a ClassifierSpec,
+        seed: u64,
+        device: Device,
+        engine: Engine,
+    ) -> Self {
+        let (replicate, shadow, memorization, original) = (0, None, None, None);
+        Self { data, spec, seed, replicate, shadow, memorization, device, engine, original }
+    }
+
     /// The run's random stream for `purpose` (e.g. `shuffle/<name>`): the same whichever
     /// thread runs the job and whatever runs beside it, and different for every replicate
     /// and every shadow.

@@ -250,17 +250,7 @@ fn engines_agree_to_float_rounding() {
     let (data, spec) = fixture(600, 0.75);
     let run_with = |engine, method: &AnyMethod, original: Option<&Classifier>| {
         let (data, spec, seed, device) = (&data, &spec, 7, Device::Cpu);
-        let ctx = Context {
-            data,
-            spec,
-            seed,
-            replicate: 0,
-            shadow: None,
-            memorization: None,
-            device,
-            engine,
-            original,
-        };
+        let ctx = Context { original, ..Context::new(data, spec, seed, device, engine) };
         let mut history = Vec::new();
         let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
         (model, history)
@@ -329,17 +319,7 @@ fn baselines_agree_across_engines() {
     });
     let (data, spec, device) = (&data, &spec, Device::Cpu);
     let engine = Engine::Autograd;
-    let ctx = Context {
-        data,
-        spec,
-        seed: 5,
-        replicate: 0,
-        shadow: None,
-        memorization: None,
-        device,
-        engine,
-        original: None,
-    };
+    let ctx = Context::new(data, spec, 5, device, engine);
     let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
     for method in &methods {
         let run = |engine| {
@@ -402,17 +382,7 @@ fn the_last_epoch_callback_sees_the_final_model() {
     let (first, _) = train(&original(2), &data, &spec, None);
     for engine in Engine::ALL {
         let (data, spec, original) = (&data, &spec, Some(&first));
-        let ctx = Context {
-            data,
-            spec,
-            seed: 7,
-            replicate: 0,
-            shadow: None,
-            memorization: None,
-            device: Device::Cpu,
-            engine,
-            original,
-        };
+        let ctx = Context { original, ..Context::new(data, spec, 7, Device::Cpu, engine) };
         let mi = small_mi_unlearn();
         let mut seen = Vec::new();
         let model = mi
@@ -583,17 +553,7 @@ fn from_golden_original<R>(
     then: impl FnOnce(&Classifier, &Context<'_>) -> R,
 ) -> R {
     let device = Device::Cpu;
-    let mut ctx = Context {
-        data,
-        spec,
-        seed: 11,
-        replicate: 0,
-        shadow: None,
-        memorization: None,
-        device,
-        engine,
-        original: None,
-    };
+    let mut ctx = Context::new(data, spec, 11, device, engine);
     let first = original(4).train(&ctx, &mut |_, _, _| {}).unwrap();
     ctx.original = Some(&first);
     then(&first, &ctx)
@@ -636,17 +596,7 @@ fn replicates_and_shadows_draw_their_own_streams() {
         let (data, spec) = (&data, &spec);
         let engine = Engine::default();
         let device = Device::Cpu;
-        let ctx = Context {
-            data,
-            spec,
-            seed: 7,
-            replicate,
-            shadow,
-            memorization: None,
-            device,
-            engine,
-            original: None,
-        };
+        let ctx = Context { replicate, shadow, ..Context::new(data, spec, 7, device, engine) };
         let purpose = match (replicate, shadow) {
             (0, None) => "x".to_owned(),
             (r, None) => format!("x/r{r}"),

@@ -87,17 +87,7 @@ pub(crate) fn train(
     original: Option<&Classifier>,
 ) -> (Classifier, Vec<EpochStats>) {
     let engine = Engine::default();
-    let ctx = Context {
-        data,
-        spec,
-        seed: 7,
-        replicate: 0,
-        shadow: None,
-        memorization: None,
-        device: Device::Cpu,
-        engine,
-        original,
-    };
+    let ctx = Context { original, ..Context::new(data, spec, 7, Device::Cpu, engine) };
     let mut history = Vec::new();
     let model = method.train(&ctx, &mut |_, _, s| history.push(*s)).unwrap();
     (model, history)

@@ -84,17 +84,7 @@ pub fn micro(opts: &BenchOptions, log: &dyn Fn(&str)) -> anyhow::Result<Vec<Meas
         for &engine in &opts.engines {
             log(&format!("timing the {} engine with {threads} thread(s)...", engine.name()));
             let (data, spec, device) = (&data, &mlp, tch::Device::Cpu);
-            let mut ctx = Context {
-                data,
-                spec,
-                seed: 0,
-                replicate: 0,
-                shadow: None,
-                memorization: None,
-                device,
-                engine,
-                original: None,
-            };
+            let mut ctx = Context::new(data, spec, 0, device, engine);
             let epochs = methods::Count::try_from(opts.epochs as i64 + 1)
                 .map_err(|e| anyhow::anyhow!("--epochs {e}"))?;
             let train = AnyMethod::new(Original { epochs, ..Original::default() });

@@ -72,8 +72,8 @@ pub fn prepare(exp: &Experiment, device: &Resolved) -> anyhow::Result<Option<Pre
         problem,
         line: None,
     };
-    let pool: Vec<usize> =
-        (0..n).filter(|&i| exp.forget.class.is_none_or(|c| labels[i] == c)).collect();
+    // The scenario's population (no set is chosen yet): the class, or the whole training set.
+    let pool = data::split::population(labels, &exp.forget);
     let room = match exp.forget.class {
         Some(_) => pool.len(),
         None => n.saturating_sub(data::split::MIN_REMAIN),
@@ -114,7 +114,7 @@ pub fn prepare(exp: &Experiment, device: &Resolved) -> anyhow::Result<Option<Pre
 }
 
 /// The population and the forget set it chose ([`Population::scenario`]), from each of the
-/// plan's models' cached outputs (in plan order; see `run::member_evaluation`).
+/// plan's models' cached outputs (in plan order; see `train::member_evaluation`).
 pub fn choose_set(
     exp: &Experiment,
     prepared: Prepared,

@@ -64,9 +64,7 @@ impl Outcome {
     pub fn experiment(&self, exp: &Experiment) -> Experiment {
         self.memorization.as_ref().map_or_else(|| exp.clone(), |p| p.scenario(exp))
     }
-}
 
-impl Outcome {
     pub fn trained(&self) -> usize {
         self.results.iter().filter(|r| r.trained).count()
     }

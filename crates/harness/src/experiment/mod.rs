@@ -62,7 +62,7 @@ pub struct Experiment {
     pub data_dir: PathBuf,
     pub load: LoadOptions,
     /// The scenario; with `memorization`, its chosen set is filled in by the execution stage
-    /// (`execution::memorization::resolve`), which trains the population.
+    /// (`execution::run::resolve`), which trains the population.
     pub forget: ForgetSpec,
     /// `[forget] memorization`, if the forget set is chosen by memorization.
     pub memorization: Option<Memorization>,

@@ -205,18 +205,17 @@ pub fn run_rows(results: &[RunResult], audit: Option<&Audit>) -> Vec<RunRow> {
 }
 
 /// One [`HistoryRow`] per evaluated epoch of every run, and per epoch a method that hands
-/// back only its final model reported losses for (its accuracies NaN but the last epoch's).
+/// back only its final model reported losses for (its accuracies empty but the last epoch's).
 pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
     results
         .iter()
         .flat_map(|r| {
             let losses_alone = !r.job.method.models_each_epoch();
-            r.record.history.iter().filter_map(move |e| {
-                if e.metrics.is_none() && !losses_alone {
-                    return None;
-                }
+            let recorded =
+                r.record.history.iter().filter(move |e| e.metrics.is_some() || losses_alone);
+            recorded.map(|e| {
                 let m = e.metrics;
-                Some(HistoryRow {
+                HistoryRow {
                     method: r.job.method.name().to_owned(),
                     gamma: gamma(&r.job.method),
                     epochs: r.job.method.epochs(),
@@ -230,7 +229,7 @@ pub fn history_rows(results: &[RunResult]) -> Vec<HistoryRow> {
                     ce: e.ce,
                     mi: e.mi,
                     checkpoint: r.job.key.clone(),
-                })
+                }
             })
         })
         .collect()

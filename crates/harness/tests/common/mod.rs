@@ -142,3 +142,8 @@ pub fn harness_code_in_workspace(args: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stderr).unwrap(),
     )
 }
+
+/// The shape and elements of the `.npy` file at `path`.
+pub fn npy_array<T: results::npy::Element>(path: &Path) -> (Vec<usize>, Vec<T>) {
+    results::npy::from_bytes(&std::fs::read(path).unwrap()).unwrap()
+}
