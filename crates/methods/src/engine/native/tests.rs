@@ -388,6 +388,44 @@ fn adam_moments_of_a_dead_weight_never_go_subnormal_and_the_weights_do_not_notic
     assert_eq!((m[2], s[2]), (plain_m[2], plain_s[2]));
 }
 
+/// Adam's share of a training epoch on this machine: 938 steps over the first layer's
+/// 100,352 weights, as the backward pass applies them (docs/performance.md, "How far Zen 1
+/// is from its floor"): `cargo test --release -p methods adams_time -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, a few seconds"]
+fn adams_time_per_epoch_over_the_first_layer() {
+    let n = 784 * 128;
+    let mut rng = data::rng::stream(11, "adam");
+    let grad: Vec<f32> = (0..n).map(|_| rng.random_range(-1e-3..1e-3)).collect();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let mut value: Vec<f32> = (0..n).map(|_| rng.random_range(-0.05..0.05)).collect();
+        let (mut m, mut s) = (vec![0.0f32; n], vec![0.0f32; n]);
+        let mut adam = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0 };
+        let start = std::time::Instant::now();
+        for _ in 0..938 {
+            // Row by row, as `Net::backward` takes them.
+            let k = adam.next();
+            for (((v, g), m), s) in value
+                .chunks_exact_mut(128)
+                .zip(grad.chunks_exact(128))
+                .zip(m.chunks_exact_mut(128))
+                .zip(s.chunks_exact_mut(128))
+            {
+                k.apply(v, g, m, s);
+            }
+        }
+        times.push(start.elapsed().as_secs_f64());
+        assert!(value.iter().all(|v| v.is_finite()) && m.iter().any(|&m| m != 0.0));
+    }
+    times.sort_by(f64::total_cmp);
+    let per_update = times[1] / (938.0 * n as f64) * 1e9;
+    println!(
+        "Adam over the first layer: {:.3} s per epoch, {per_update:.2} ns per update (median of 3: {times:.3?})",
+        times[1]
+    );
+}
+
 #[test]
 fn loss_gradients_of_confident_rows_never_go_subnormal() {
     // Logits whose gaps make some exp() subnormal (gap > 87) or tiny (gap > 42).
