@@ -28,8 +28,7 @@ const JOB_FOLDER: &str = "unlearn-bench-external";
 pub const KEEP_FAILED: &str = "UNLEARN_BENCH_KEEP_FAILED";
 /// The per-epoch losses a command may write in its job folder ([`read_losses`]).
 const LOSSES: &str = "losses.csv";
-
-/// Each epoch's loss and cross-entropy, as a command wrote them.
+/// Each epoch's loss and cross-entropy, as a command wrote them in [`LOSSES`].
 type Losses = Vec<(f64, f64)>;
 /// The lines of a failed command's stderr that its error shows.
 const STDERR_LINES: usize = 20;

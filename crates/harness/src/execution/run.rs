@@ -87,7 +87,8 @@ impl<'a> Shared<'a> {
         exp: &'a Experiment,
         opts: &RunOptions,
         fingerprint: String,
-        (total, verbosity): (usize, Verbosity),
+        total: usize,
+        verbosity: Verbosity,
         images: Option<Arc<Images>>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
@@ -260,7 +261,7 @@ fn execute_plan(
             opts.cache.display()
         );
     }
-    let shared = Shared::new(exp, opts, fingerprint, (plan.jobs.len(), opts.verbosity), images)?;
+    let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), opts.verbosity, images)?;
     // Missing or corrupt data fails before anything is trained or cached; a run that the
     // cache holds entirely never loads the data.
     // (Presence only: each job checks its entry's hash itself when it runs.)
@@ -327,7 +328,7 @@ fn collect_plan(
     images: Option<Arc<Images>>,
 ) -> anyhow::Result<(Outcome, Vec<Job>)> {
     let fingerprint = data::dataset::fingerprint(&exp.load);
-    let shared = Shared::new(exp, opts, fingerprint, (plan.jobs.len(), Verbosity::Quiet), images)?;
+    let shared = Shared::new(exp, opts, fingerprint, plan.jobs.len(), Verbosity::Quiet, images)?;
     let (mut results, mut missing) = (Vec::new(), Vec::new());
     for job in &plan.jobs {
         // A record without every evaluation this experiment asks for (one trained by an
@@ -413,7 +414,7 @@ fn run_job(job: &Job, s: &Shared<'_>) -> anyhow::Result<RunResult> {
         }
         None => {
             let (model, record, outputs) =
-                train(job, (exp, &s.cache, &s.progress), &data, claim.thin.as_ref())?;
+                train(job, exp, &s.cache, &s.progress, &data, claim.thin.as_ref())?;
             (model, record, outputs, true)
         }
     };

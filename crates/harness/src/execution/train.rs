@@ -19,7 +19,9 @@ use crate::experiment::Experiment;
 /// stores it, replacing `thin`; returns the model, its record and its last epoch's outputs.
 pub fn train(
     job: &Job,
-    (exp, cache, progress): (&Experiment, &Cache, &Progress),
+    exp: &Experiment,
+    cache: &Cache,
+    progress: &Progress,
     data: &Data,
     thin: Option<&Record>,
 ) -> anyhow::Result<(model::Classifier, Record, Option<Outputs>)> {
@@ -166,23 +168,17 @@ fn member_evaluation(
     job: &Job,
 ) -> (Accuracy, Option<Vec<f32>>) {
     let outputs = methods::engine::outputs(model, data, job.engine, true);
-    let n = outputs.train_correct.len();
-    let mut seen = vec![false; n];
+    // The split forgets nothing: `forget` is the other half, the examples not in `remain`.
+    let mut held_out = vec![true; outputs.train_correct.len()];
     for &i in data.remain() {
-        seen[i as usize] = true;
+        held_out[i as usize] = false;
     }
-    let share = |on: bool| {
-        let ok = (0..n).filter(|&i| seen[i] == on && outputs.train_correct[i]).count();
-        100.0 * ok as f64 / (0..n).filter(|&i| seen[i] == on).count().max(1) as f64
-    };
-    let test = outputs.test_correct.iter().filter(|&&ok| ok).count();
+    let ok = held_out.iter().zip(&outputs.train_correct).filter(|&(&h, &ok)| h && ok).count();
+    let forget = 100.0 * ok as f64 / held_out.iter().filter(|&&h| h).count().max(1) as f64;
     let accuracy = Accuracy {
-        remain: share(true),
-        forget: share(false),
-        test: 100.0 * test as f64 / outputs.test_correct.len().max(1) as f64,
-        mia: None,
-        mia_attack_acc: None,
+        forget,
         mia_protocol: Some(methods::mia::PROTOCOL),
+        ..outputs.metrics(data).into()
     };
     let mut values: Vec<f32> = outputs.train_confidence.iter().map(|&c| c as f32).collect();
     values.extend(outputs.train_correct.iter().map(|&ok| f32::from(u8::from(ok))));

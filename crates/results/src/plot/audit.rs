@@ -240,14 +240,8 @@ pub(super) fn draw_audit<DB: DrawingBackend>(
         .filter_map(|(i, m)| Some((i, m.forget_quality?.value)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i);
-    let mut chart = bar_panel(
-        &areas[0],
-        "Forgetting quality F (higher is better)",
-        (0.0..end, 1.0),
-        n,
-        5,
-        Some(2),
-    )?;
+    let caption = "Forgetting quality F (higher is better)";
+    let mut chart = bar_panel(&areas[0], caption, 0.0..end, 1.0, n, 5, Some(2))?;
     if let Some(r) = reference {
         chart.draw_series(std::iter::once(Rectangle::new(
             [(r.lo, 0.0), (r.hi, n as f64)],
@@ -312,7 +306,7 @@ pub(super) fn draw_audit<DB: DrawingBackend>(
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(i, _)| i);
     let mut chart =
-        bar_panel(&areas[1], "U-LiRA attack accuracy (0.5: perfect)", (x, 1.0), n, 5, Some(3))?;
+        bar_panel(&areas[1], "U-LiRA attack accuracy (0.5: perfect)", x, 1.0, n, 5, Some(3))?;
     for (i, m) in methods.iter().enumerate() {
         let Some(u) = m.ulira else { continue };
         chart.draw_series(std::iter::once(bar(i, n, 0.5, u.value, ULIRA_COLOUR)))?;
@@ -339,7 +333,7 @@ pub(super) fn draw_audit<DB: DrawingBackend>(
 
     // The epsilons' buckets, stacked.
     let mut chart =
-        bar_panel(&areas[2], "Forget examples by epsilon", (0.0..1.05, 1.0), n, 5, Some(1))?;
+        bar_panel(&areas[2], "Forget examples by epsilon", 0.0..1.05, 1.0, n, 5, Some(1))?;
     for (i, m) in methods.iter().enumerate() {
         let mut from = 0.0;
         for (share, (_, colour)) in m.epsilon_shares.iter().zip(EPSILON_GROUPS) {

@@ -229,7 +229,8 @@ pub(super) type BarChart<'a, DB> = ChartContext<
 pub(super) fn bar_panel<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     caption: &str,
-    (x, last): (Range<f64>, f64),
+    x: Range<f64>,
+    last: f64,
     n: usize,
     ticks: usize,
     decimals: Option<usize>,

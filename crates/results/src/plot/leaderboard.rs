@@ -59,7 +59,7 @@ pub(super) fn draw_leaderboard<DB: DrawingBackend>(
         let percent =
             matches!(column, Metric::ForgetAcc | Metric::RemainAcc | Metric::TestAcc | Metric::Mia);
         let x_max = if percent { 100.0 } else { (max * 1.1).max(1e-3) };
-        let mut chart = bar_panel(area, desc, (0.0..x_max, x_max), n, 3, None)?;
+        let mut chart = bar_panel(area, desc, 0.0..x_max, x_max, n, 3, None)?;
         let colour = match column {
             Metric::ForgetAcc => FORGET_COLOUR,
             Metric::RemainAcc => REMAIN_COLOUR,
